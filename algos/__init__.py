@@ -1,0 +1,1 @@
+"""Pure RL algorithm pieces (spaces, distributions, normalizers, returns, models, APPO)."""

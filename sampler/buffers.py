@@ -1,0 +1,151 @@
+"""Shared-memory trajectory buffers and policy weights, allocated by the supervisor before any worker starts.
+
+Only indices travel between processes; the tensors here are shared. They use torch's file-descriptor
+sharing, so no named segment exists in /dev/shm: nothing can be left behind, even after SIGKILL.
+
+Each rollout worker owns a fixed range of trajectory buffers. A buffer's `state` moves
+WORKER -> LEARNER (the worker hands it over) -> FREE (the last consuming learner is done)
+-> WORKER (the worker takes it again). Only the owner moves FREE -> WORKER, so a restarted
+worker can reclaim its half-written buffers without racing the learners.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from algos.spaces import ActionSpec, ObsSpec
+
+FREE, WORKER, LEARNER = 0, 1, 2
+POISON_FLOAT = float("nan")
+POISON_INT = -(2**31)
+
+
+@dataclass(frozen=True)
+class BufferLayout:
+    num_workers: int
+    slots_per_worker: int  # envs x agents
+    buffers_per_slot: int
+    rollout: int
+
+    @property
+    def per_worker(self) -> int:
+        return self.slots_per_worker * self.buffers_per_slot
+
+    @property
+    def total(self) -> int:
+        return self.num_workers * self.per_worker
+
+    def worker_range(self, worker: int) -> range:
+        return range(worker * self.per_worker, (worker + 1) * self.per_worker)
+
+    def owner(self, traj: int) -> int:
+        return traj // self.per_worker
+
+
+def buffers_per_slot(batch_trajectories: int, num_workers: int, slots_per_worker: int) -> int:
+    """Enough buffers for the learner to hold a full batch while every slot keeps filling one."""
+    per_slot_for_batch = math.ceil(batch_trajectories / max(1, num_workers * slots_per_worker))
+    return max(2, per_slot_for_batch + 1) + 1
+
+
+class TrajectoryBuffers:
+    def __init__(
+        self,
+        layout: BufferLayout,
+        obs_specs: dict[str, ObsSpec],
+        action_spec: ActionSpec,
+        poison: bool = False,
+    ):
+        n, t = layout.total, layout.rollout
+        self.layout = layout
+        self.action_spec = action_spec
+
+        def alloc(shape, dtype):
+            return torch.zeros(shape, dtype=dtype).share_memory_()
+
+        self.obs = {
+            key: alloc((n, t + 1, *spec.shape), getattr(torch, spec.dtype)) for key, spec in obs_specs.items()
+        }
+        self.actions = alloc((n, t, *action_spec.action_shape()), action_spec.action_dtype())
+        self.action_masks = alloc((n, t + 1, action_spec.n), torch.bool) if action_spec.kind == "discrete" else None
+        self.log_probs = alloc((n, t), torch.float32)
+        self.values = alloc((n, t), torch.float32)
+        self.dist_params = alloc((n, t, action_spec.num_dist_params()), torch.float32)
+        self.policy_versions = alloc((n, t), torch.int64)
+        self.policy_ids = alloc((n, t), torch.int64)
+        self.rewards = alloc((n, t), torch.float32)
+        self.dones = alloc((n, t), torch.bool)
+        self.time_outs = alloc((n, t), torch.bool)
+        self.active = alloc((n, t), torch.bool)
+        self.state = alloc((n,), torch.int32)
+        self.consumers = alloc((n,), torch.int32)
+        if poison:
+            self.poison()
+
+    def step_tensors(self) -> dict[str, torch.Tensor]:
+        """Per-step tensors (everything indexed [trajectory, t] except observations and masks)."""
+        return {
+            "actions": self.actions,
+            "log_probs": self.log_probs,
+            "values": self.values,
+            "dist_params": self.dist_params,
+            "policy_versions": self.policy_versions,
+            "policy_ids": self.policy_ids,
+            "rewards": self.rewards,
+            "dones": self.dones,
+            "time_outs": self.time_outs,
+            "active": self.active,
+        }
+
+    def poison(self, trajectories=None) -> None:
+        """Fill data tensors with values no writer produces, so reads of unwritten data stand out."""
+        index = slice(None) if trajectories is None else torch.as_tensor(list(trajectories), dtype=torch.long)
+        for tensor in [*self.obs.values(), *self.step_tensors().values()]:
+            if tensor.dtype == torch.bool:
+                continue
+            tensor[index] = POISON_FLOAT if tensor.is_floating_point() else _int_poison(tensor.dtype)
+
+    def numpy_views(self) -> NumpyViews:
+        return NumpyViews(self)
+
+
+def _int_poison(dtype: torch.dtype) -> int:
+    return int(torch.iinfo(dtype).min)
+
+
+class NumpyViews:
+    """Numpy views of the shared tensors: per-step indexing in numpy is several times cheaper than in torch."""
+
+    def __init__(self, buffers: TrajectoryBuffers):
+        self.obs = {key: t.numpy() for key, t in buffers.obs.items()}
+        for name, tensor in buffers.step_tensors().items():
+            setattr(self, name, tensor.numpy())
+        self.action_masks = buffers.action_masks.numpy() if buffers.action_masks is not None else None
+        self.state = buffers.state.numpy()
+        self.consumers = buffers.consumers.numpy()
+
+
+class SharedWeights:
+    """Each policy's model state in shared memory, with a version counter; readers copy under the lock."""
+
+    def __init__(self, state_dicts: list[dict[str, torch.Tensor]], ctx):
+        self.tensors = [{k: v.detach().clone().cpu().share_memory_() for k, v in sd.items()} for sd in state_dicts]
+        self.versions = torch.zeros(len(state_dicts), dtype=torch.int64).share_memory_()
+        self.locks = [ctx.Lock() for _ in state_dicts]
+
+    def publish(self, policy: int, state_dict: dict[str, torch.Tensor], version: int) -> None:
+        with self.locks[policy]:
+            for key, tensor in self.tensors[policy].items():
+                tensor.copy_(state_dict[key].detach())
+            self.versions[policy] = version
+
+    def version(self, policy: int) -> int:
+        return int(self.versions[policy])
+
+    def load_into(self, policy: int, model: torch.nn.Module) -> int:
+        with self.locks[policy]:
+            model.load_state_dict(self.tensors[policy])
+            return int(self.versions[policy])

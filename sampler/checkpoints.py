@@ -1,0 +1,83 @@
+"""Checkpoints: `checkpoints/p<k>/ckpt_<version>_<env_frames>.pt` and `best.pt`, written atomically.
+
+A checkpoint holds everything needed to resume or to load a policy on its own: the format version,
+the env and model config, the spaces, the policy version and frames, the model, optimizer and
+normalizer state, and the policy's hyperparameters. It loads with `torch.load(weights_only=True)`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import torch
+
+from sampler.errors import ExperimentError
+
+FORMAT_VERSION = 1
+_NAME = re.compile(r"ckpt_(\d+)_(\d+)\.pt$")
+
+
+def policy_dir(folder: Path, policy: int) -> Path:
+    return folder / "checkpoints" / f"p{policy}"
+
+
+def list_checkpoints(folder: Path, policy: int) -> list[Path]:
+    """Periodic checkpoints of one policy, oldest first."""
+    found = []
+    for path in policy_dir(folder, policy).glob("ckpt_*.pt"):
+        match = _NAME.search(path.name)
+        if match:
+            found.append((int(match.group(1)), int(match.group(2)), path))
+    return [path for *_, path in sorted(found)]
+
+
+def latest_checkpoint(folder: Path, policy: int) -> Path | None:
+    found = list_checkpoints(folder, policy)
+    return found[-1] if found else None
+
+
+def save(payload: dict, folder: Path, policy: int, keep: int | None, best: bool = False) -> Path:
+    directory = policy_dir(folder, policy)
+    directory.mkdir(parents=True, exist_ok=True)
+    name = "best.pt" if best else f"ckpt_{payload['version']:09d}_{payload['env_frames']}.pt"
+    path = directory / name
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".pt")
+    os.close(fd)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    if not best and keep is not None:
+        for old in list_checkpoints(folder, policy)[:-keep]:
+            old.unlink(missing_ok=True)
+    return path
+
+
+def load(path: Path) -> dict:
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise ExperimentError(f"{path}: no such checkpoint") from None
+    except Exception as e:  # noqa: BLE001 - a corrupt file can raise almost anything
+        raise ExperimentError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e})") from None
+    if not isinstance(payload, dict) or payload.get("format_version") != FORMAT_VERSION:
+        raise ExperimentError(f"{path}: unknown checkpoint format (expected version {FORMAT_VERSION})")
+    return payload
+
+
+def check_compatible(payload: dict, path: Path, env_name: str, model_cfg: dict, obs_specs: dict,
+                     action_spec: dict) -> None:
+    """Refuse a checkpoint made for another env or model, naming what differs."""
+    checks = [
+        ("env", payload["env"]["name"], env_name),
+        ("observation space", payload["obs_specs"], obs_specs),
+        ("action space", payload["action_spec"], action_spec),
+        ("model", payload["model"], model_cfg),
+    ]
+    for what, saved, current in checks:
+        if saved != current:
+            raise ExperimentError(f"{path}: made for a different {what}: {saved} (now {current})")

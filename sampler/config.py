@@ -1,0 +1,280 @@
+"""The experiment config: one typed schema, built from defaults, env-family defaults, cfg.json and --set.
+
+Precedence: schema defaults < env-family defaults < cfg.json < --set section.key=value.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
+
+from algos.appo import AppoConfig
+from algos.models import ModelConfig
+from algos.pbt import PbtConfig
+from sampler.errors import ConfigError
+
+
+class RunConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    experiment: str | None = Field(
+        None, description="Experiment id: its folder under train_dir. Defaults to the cfg file's stem."
+    )
+    train_dir: str | None = Field(
+        None, description="Where experiments live (--train-dir and $SFTUI_TRAIN_DIR take precedence)."
+    )
+    train_for_env_steps: int = Field(10_000_000_000, ge=1, description="Stop after this many env frames.")
+    train_for_seconds: float = Field(
+        10_000_000_000.0, gt=0, description="Stop after this much training time, summed over resumes."
+    )
+    save_every_sec: float = Field(120.0, gt=0, description="Seconds between periodic checkpoints.")
+    keep_checkpoints: int = Field(2, ge=1, description="Periodic checkpoints kept per policy (best.pt is extra).")
+    save_best_after_env_steps: int = Field(
+        0, ge=0, description="Do not write best.pt before this many env frames."
+    )
+    seed: int | None = Field(None, description="Seed for envs and models; none picks one and records it.")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="Where inference and learning run: auto picks cuda when available."
+    )
+    imports: list[str] = Field(
+        default_factory=list, description="Modules every process imports first (custom envs and models)."
+    )
+    learner_threads: int = Field(1, ge=1, description="Torch threads of each learner process.")
+    stall_timeout_sec: float = Field(
+        60.0, gt=0, description="A worker silent for this long shows as stalled."
+    )
+    max_worker_restarts: int = Field(3, ge=0, description="Restarts allowed per crashed rollout worker.")
+    report_interval_sec: float = Field(5.0, gt=0, description="Seconds between headless progress lines.")
+    debug_poison: bool = Field(
+        False, description="Fill shared buffers with poison values so that unwritten data is caught."
+    )
+
+
+class SamplerConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    num_workers: int = Field(
+        default_factory=lambda: os.cpu_count() or 1, ge=1, description="Rollout worker processes."
+    )
+    num_envs_per_worker: int = Field(2, ge=1, description="Envs stepped by each rollout worker.")
+    worker_num_splits: int = Field(
+        2, ge=1, description="Env groups per worker: one steps while the other waits for actions."
+    )
+    num_policies: int = Field(1, ge=1, description="Policies trained side by side, each with its own learner.")
+    policy_workers_per_policy: int = Field(1, ge=1, description="Inference worker processes per policy.")
+    max_policy_lag: int = Field(
+        100, ge=1, description="Samples this many policy versions old or more are left out of the loss."
+    )
+    batched_sampling: bool = Field(False, description="Vectorized-env sampling (not available yet).")
+
+    @model_validator(mode="after")
+    def _check(self) -> SamplerConfig:
+        if self.num_envs_per_worker % self.worker_num_splits:
+            raise ValueError(
+                f"sampler.num_envs_per_worker ({self.num_envs_per_worker}) must be divisible by "
+                f"sampler.worker_num_splits ({self.worker_num_splits})"
+            )
+        if self.batched_sampling:
+            raise ValueError("batched sampling is not available yet; set sampler.batched_sampling to false")
+        return self
+
+
+class EnvCommon(BaseModel):
+    """Fields every env family shares. Each family adds its own sub-model under env.<family>."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(..., description="Env to train on: <family>_<id>, e.g. gym_CartPole-v1.")
+    frameskip: int = Field(1, ge=1, description="Env frames per agent step (counted in env frames).")
+    res_w: int = Field(128, ge=1, description="Observation width for image envs.")
+    res_h: int = Field(72, ge=1, description="Observation height for image envs.")
+    reward_shaping: dict[str, float] = Field(
+        default_factory=dict, description="Named reward-shaping coefficients."
+    )
+
+
+SECTIONS = ("run", "sampler", "env", "appo", "model", "pbt")
+
+
+def env_config_model() -> type[BaseModel]:
+    """EnvConfig: the common fields plus one sub-model per registered family."""
+    from sampler.families import registry
+
+    fields: dict[str, Any] = {}
+    for family in registry.families():
+        if family.settings_model is not None:
+            fields[family.prefix] = (family.settings_model, Field(default_factory=family.settings_model))
+    return create_model("EnvConfig", __base__=EnvCommon, **fields)
+
+
+def experiment_config_model() -> type[BaseModel]:
+    env_model = env_config_model()
+    return create_model(
+        "ExperimentConfig",
+        __config__=ConfigDict(extra="forbid"),
+        run=(RunConfig, Field(default_factory=RunConfig)),
+        sampler=(SamplerConfig, Field(default_factory=SamplerConfig)),
+        env=(env_model, ...),
+        appo=(AppoConfig, Field(default_factory=AppoConfig)),
+        model=(ModelConfig, Field(default_factory=ModelConfig)),
+        pbt=(PbtConfig, Field(default_factory=PbtConfig)),
+    )
+
+
+# ---- building -------------------------------------------------------------------------------------
+
+
+def read_cfg_file(path: Path) -> dict:
+    try:
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file; `sftui config ENV > cfg.json` writes a starting point") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read it ({e.strerror})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{path}: not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a JSON object with sections {', '.join(SECTIONS)}")
+    return data
+
+
+def parse_overrides(items: list[str]) -> dict:
+    """`section.key=value` strings into a nested dict. Values are JSON when they parse, else strings."""
+    out: dict = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or "." not in key:
+            raise ConfigError(f"--set {item!r}: expected section.key=value, e.g. --set appo.learning_rate=3e-4")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        node = out
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {item!r}: {part} is set twice in conflicting ways")
+        node[parts[-1]] = value
+    return out
+
+
+def deep_merge(base: dict, top: dict) -> dict:
+    out = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def import_modules(modules: list[str]) -> None:
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ImportError as e:
+            raise ConfigError(f"run.imports: cannot import {name!r} ({e}); is it on PYTHONPATH?") from None
+
+
+def build_config(raw: dict, overrides: dict | None = None, experiment_default: str | None = None):
+    """Validate raw settings (cfg.json contents) plus --set overrides into an ExperimentConfig."""
+    from sampler.families import registry
+
+    merged = deep_merge(raw, overrides or {})
+    _check_sections(merged)
+    env_name = merged.get("env", {}).get("name") if isinstance(merged.get("env"), dict) else None
+    if not env_name:
+        raise ConfigError("env.name is missing; set it, e.g. \"env\": {\"name\": \"gym_CartPole-v1\"}")
+    imports = merged.get("run", {}).get("imports", [])
+    if isinstance(imports, list) and all(isinstance(m, str) for m in imports):
+        import_modules(imports)
+    family = registry.family_for(str(env_name))
+    merged = deep_merge(family.defaults_for(str(env_name)), merged)
+    if experiment_default and not merged.get("run", {}).get("experiment"):
+        merged = deep_merge(merged, {"run": {"experiment": experiment_default}})
+    try:
+        cfg = experiment_config_model().model_validate(merged)
+    except ValidationError as e:
+        raise ConfigError(_describe_validation_error(e, merged)) from None
+    family.check(cfg)
+    return cfg
+
+
+def config_to_dict(cfg) -> dict:
+    return cfg.model_dump(mode="json")
+
+
+def _check_sections(merged: dict) -> None:
+    for key, value in merged.items():
+        if key not in SECTIONS:
+            raise ConfigError(f"{key}: unknown section{_suggest(key, SECTIONS)}; sections are {', '.join(SECTIONS)}")
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: must be a JSON object of settings, got {type(value).__name__}")
+
+
+def _describe_validation_error(error: ValidationError, merged: dict) -> str:
+    first = error.errors()[0]
+    loc = [str(p) for p in first["loc"]]
+    path = ".".join(loc)
+    if first["type"] == "extra_forbidden":
+        known = _known_keys(loc[:-1])
+        return f"{path}: unknown setting{_suggest(loc[-1], known)}; `sftui settings` lists them all"
+    message = first["msg"].removeprefix("Value error, ")
+    if first["type"] in ("value_error", "assertion_error") and not loc:
+        return message
+    if "input" in first and first["type"] != "missing":
+        return f"{path}: {message} (got {json.dumps(first['input'], default=str)})"
+    return f"{path}: {message}"
+
+
+def _known_keys(section_path: list[str]) -> list[str]:
+    model: Any = experiment_config_model()
+    for part in section_path:
+        field = model.model_fields.get(part)
+        if field is None or not isinstance(field.annotation, type):
+            return []
+        model = field.annotation
+    return list(model.model_fields) if hasattr(model, "model_fields") else []
+
+
+def _suggest(word: str, choices) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def describe_settings(env_name: str | None = None) -> list[tuple[str, str, Any, str]]:
+    """Every setting as (path, type, default, description), with the env family's defaults applied."""
+    defaults = config_to_dict(build_config({"env": {"name": env_name}})) if env_name else None
+    rows = []
+
+    def walk(model: type[BaseModel], prefix: str, values: dict | None) -> None:
+        for name, field in model.model_fields.items():
+            path = f"{prefix}{name}"
+            annotation = field.annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                walk(annotation, path + ".", values.get(name) if values else None)
+                continue
+            if values is not None:
+                default = values.get(name)
+            elif field.default_factory is not None:
+                default = field.default_factory()
+            else:
+                default = field.default if field.is_required() is False else "(required)"
+            rows.append((path, _type_name(annotation), default, field.description or ""))
+
+    walk(experiment_config_model(), "", defaults)
+    return rows
+
+
+def _type_name(annotation: Any) -> str:
+    text = getattr(annotation, "__name__", None) or str(annotation)
+    return text.replace("typing.", "")

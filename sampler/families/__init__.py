@@ -1,0 +1,1 @@
+"""Env families: `<family>_<id>` names, their defaults and their env builders."""

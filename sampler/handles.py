@@ -1,0 +1,97 @@
+"""The supervisor's view of one worker process: its pipe, liveness, rates and restarts."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import psutil
+
+from sampler.status import WorkerStatus
+
+
+@dataclass
+class WorkerHandle:
+    name: str
+    kind: str  # rollout | inference | learner
+    policy: int = 0
+    index: int = 0
+    incarnation: int = 0
+    restarts: int = 0
+    process: object = None
+    conn: object = None
+    state: str = "starting"
+    paused: bool = False
+    expected_exit: bool = False
+    last_error: str | None = None
+    last_beat: float = 0.0
+    steps: int = 0
+    steps_per_sec: float = 0.0
+    expecting: dict = field(default_factory=dict)
+    _rate_mark: tuple[float, int] = (0.0, 0)
+    _ps: object = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None else None
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.state not in ("dead", "exited")
+
+    def started(self) -> None:
+        self.state = "starting"
+        self.paused = False
+        self.expected_exit = False
+        self.last_beat = time.monotonic()
+        self._rate_mark = (self.last_beat, 0)
+        self.steps = 0
+        try:
+            self._ps = psutil.Process(self.process.pid)
+            self._ps.cpu_percent()
+        except psutil.NoSuchProcess:
+            self._ps = None
+
+    def send(self, cmd: str, **args) -> None:
+        try:
+            self.conn.send((cmd, args))
+        except (BrokenPipeError, OSError):
+            pass  # its sentinel reports the death
+
+    def beat(self, kind: str, payload: dict) -> None:
+        now = time.monotonic()
+        self.last_beat = now
+        if kind == "paused":
+            self.paused = True
+        elif kind == "resumed":
+            self.paused = False
+        if self.state in ("starting", "stalled") or kind in ("paused", "resumed"):
+            self.state = "paused" if self.paused else "running"
+        if "steps" in payload:
+            self.steps = payload["steps"]
+            mark_time, mark_steps = self._rate_mark
+            if now - mark_time >= 2.0:
+                self.steps_per_sec = (self.steps - mark_steps) / (now - mark_time)
+                self._rate_mark = (now, self.steps)
+
+    def check_stall(self, now: float, timeout: float) -> bool:
+        """Marks the worker stalled when its heartbeat is too old; True the first time."""
+        if self.state in ("running", "paused", "starting") and now - self.last_beat > timeout:
+            self.state = "stalled"
+            return True
+        return False
+
+    def exited(self) -> None:
+        self.state = "exited" if self.expected_exit else "dead"
+
+    def status(self) -> WorkerStatus:
+        cpu = 0.0
+        if self._ps is not None and self.alive:
+            try:
+                cpu = self._ps.cpu_percent()
+            except psutil.NoSuchProcess:
+                pass
+        return WorkerStatus(
+            name=self.name, kind=self.kind, pid=self.pid, state=self.state, cpu_percent=cpu,
+            steps_per_sec=self.steps_per_sec, restarts=self.restarts, last_error=self.last_error,
+        )

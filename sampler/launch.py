@@ -1,0 +1,122 @@
+"""From a cfg file to a ready experiment folder: validation, resume rules and --restart.
+
+Nothing is created until the config is valid and the folder may be used.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sampler.config import build_config, config_to_dict, deep_merge, parse_overrides
+from sampler.errors import ConfigError, ExperimentError
+from sampler.experiment import (
+    archive_folder,
+    derived_state,
+    is_live,
+    read_json,
+    resolve_train_dir,
+    write_json_atomic,
+)
+
+FROZEN_ON_RESUME = ("env", "model", "sampler.num_policies")
+
+
+@dataclass
+class Prepared:
+    cfg: object
+    folder: Path
+    resumed: bool = False
+    changes: list[str] = field(default_factory=list)
+    already_finished: str | None = None  # a message when there is nothing to do
+    archived: Path | None = None
+
+
+def prepare(raw: dict, set_items: list[str], *, train_dir: str | None = None, restart: bool = False,
+            experiment_default: str | None = None, create: bool = True) -> Prepared:
+    overrides = parse_overrides(set_items)
+    given = deep_merge(raw, overrides)
+    name = (given.get("run") or {}).get("experiment") or experiment_default
+    if not name:
+        raise ConfigError("run.experiment is missing; set it or name the cfg file after the experiment")
+    root = resolve_train_dir(train_dir, (given.get("run") or {}).get("train_dir"))
+    folder = root / name
+    exists = (folder / "cfg.json").is_file()
+    if exists and is_live(folder):
+        raise ExperimentError(f"{folder} is live: a run is training in it; `sftui stop {name}` first")
+
+    if exists and not restart:
+        prepared = _resume(folder, raw, overrides, name)
+    else:
+        cfg = build_config(raw, overrides, experiment_default=name)
+        prepared = Prepared(cfg=cfg, folder=folder)
+    if create and prepared.already_finished is None:
+        if exists and restart:
+            prepared.archived = archive_folder(folder)
+        _write_cfg(prepared)
+    return prepared
+
+
+def _resume(folder: Path, raw: dict, overrides: dict, name: str) -> Prepared:
+    saved = read_json(folder / "cfg.json")
+    if saved is None:
+        raise ExperimentError(f"{folder / 'cfg.json'} is unreadable; use --restart to start over")
+    changes = {k: v for k, v in _flatten(raw).items() if _flatten(saved).get(k, _MISSING) != v}
+    changes.update(_flatten(overrides))
+    for key in changes:
+        if any(key == frozen or key.startswith(frozen + ".") for frozen in FROZEN_ON_RESUME):
+            raise ConfigError(
+                f"{key}: cannot change on resume (was {json.dumps(_flatten(saved).get(key))}); "
+                "use --restart to start over, or a new run.experiment"
+            )
+    merged = saved
+    for key, value in changes.items():
+        merged = deep_merge(merged, _unflatten(key, value))
+    cfg = build_config(merged, experiment_default=name)
+    described = [f"{k}: {json.dumps(_flatten(saved).get(k))} -> {json.dumps(v)}" for k, v in changes.items()
+                 if _flatten(saved).get(k, _MISSING) != v]
+    prepared = Prepared(cfg=cfg, folder=folder, resumed=True, changes=described)
+    state, summary = derived_state(folder)
+    if state == "finished":
+        frames = int(summary.get("env_frames", 0))
+        elapsed = float(summary.get("elapsed_sec", 0.0))
+        if cfg.run.train_for_env_steps <= frames or cfg.run.train_for_seconds <= elapsed:
+            prepared.already_finished = (
+                f"{name} already finished at {frames:,} env frames; raise run.train_for_env_steps "
+                "(or run.train_for_seconds) or use --restart"
+            )
+    return prepared
+
+
+def _write_cfg(prepared: Prepared) -> None:
+    cfg = prepared.cfg
+    if cfg.run.seed is None:
+        cfg.run.seed = random.randrange(2**31)
+    prepared.folder.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(prepared.folder / "cfg.json", config_to_dict(cfg))
+
+
+_MISSING = object()
+
+
+def _flatten(data: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in data.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and value and not path.endswith("reward_shaping") and path != "env.gym.kwargs":
+            out.update(_flatten(value, path + "."))
+        else:
+            out[path] = value
+    return out
+
+
+def _unflatten(path: str, value) -> dict:
+    out: dict = {}
+    node = out
+    parts = path.split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+    return out

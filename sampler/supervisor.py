@@ -1,0 +1,509 @@
+"""The supervisor: one asyncio loop that owns a run's process tree, its shared memory and its folder.
+
+It spawns the workers, watches their pipes and sentinels, folds their reports into a RunStatus
+twice a second, serves the control socket, and stops the run cleanly on budget, signal or command.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import logging
+import multiprocessing as mp
+import os
+import signal
+import socket
+import time
+from pathlib import Path
+
+import psutil
+import torch
+
+from algos.models import ActorCritic
+from algos.spaces import obs_specs_to_dict
+from sampler.buffers import BufferLayout, SharedWeights, TrajectoryBuffers, buffers_per_slot
+from sampler.config import config_to_dict
+from sampler.control import ControlServer, socket_path_for
+from sampler.envs import EnvContext
+from sampler.errors import ControlError, ExperimentError
+from sampler.experiment import ExperimentLock, write_json_atomic
+from sampler.families.registry import make_env
+from sampler.handles import WorkerHandle
+from sampler.stats import StatsBoard
+from sampler.status import RunStatus
+from sampler.tensorboard import TensorboardWriter
+from sampler.workers.inference import inference_main
+from sampler.workers.learner import HPARAM_KEYS, learner_main
+from sampler.workers.rollout import rollout_main
+
+log = logging.getLogger("sftui")
+
+TICK_SEC = 0.5
+PERSIST_EVERY_SEC = 2.0
+BEST_CHECK_EVERY_SEC = 5.0
+MIN_EPISODES_FOR_BEST = 10
+COMMAND_TIMEOUT_SEC = 60.0
+EXIT_CODES = {"finished": 0, "stopped": 0, "failed": 1}
+
+
+class Supervisor:
+    def __init__(self, cfg, folder: Path, listeners=(), log_to_stderr: bool = True):
+        self.cfg = cfg
+        self.folder = Path(folder)
+        self.listeners = list(listeners)
+        self.log_to_stderr = log_to_stderr
+        self.ctx = mp.get_context("spawn")
+        self.state = "starting"
+        self.error: str | None = None
+        self.final_state = "stopped"
+        self.handles: list[WorkerHandle] = []
+        self.board = StatsBoard(cfg.run.experiment, cfg.sampler.num_policies,
+                                cfg.run.train_for_env_steps, cfg.run.train_for_seconds)
+        self.lock = ExperimentLock(self.folder)
+        self.elapsed_before = 0.0
+        self.running_since: float | None = None
+        self._stop = asyncio.Event()
+        self._waiters: dict[str, asyncio.Future] = {}
+        self._request_ids = 0
+        self._last_persist = self._last_save = self._last_best_check = time.monotonic()
+        self.server: ControlServer | None = None
+        self.tb: TensorboardWriter | None = None
+
+    # ---- entry ----------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        if not self.lock.acquire():
+            raise ExperimentError(f"{self.folder} is live: another run holds its lock")
+        try:
+            self._setup_logging()
+            return asyncio.run(self._main())
+        finally:
+            (self.folder / "run.json").unlink(missing_ok=True)
+            self.lock.release()
+
+    async def _main(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.request_stop, "stopped", f"received {signal.Signals(sig).name}")
+        ticker = None
+        try:
+            await self._start()
+            ticker = asyncio.create_task(self._tick_forever())
+            await self._stop.wait()
+        except Exception as e:  # noqa: BLE001 - a failed start is reported, then cleaned up
+            log.exception("run failed")
+            self.final_state, self.error = "failed", f"{type(e).__name__}: {e}"
+        finally:
+            if ticker is not None:
+                ticker.cancel()
+            await self._shutdown()
+        return EXIT_CODES[self.final_state]
+
+    def _setup_logging(self) -> None:
+        log.setLevel(logging.INFO)
+        log.handlers.clear()
+        file_handler = logging.FileHandler(self.folder / "log.txt")
+        file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        log.addHandler(file_handler)
+        if self.log_to_stderr:
+            stream = logging.StreamHandler()
+            stream.setFormatter(logging.Formatter("[sftui] %(message)s"))
+            log.addHandler(stream)
+        log.propagate = False
+
+    # ---- start ----------------------------------------------------------------------------------
+
+    async def _start(self) -> None:
+        cfg = self.cfg
+        torch.set_num_threads(1)
+        self._publish(persist=True)
+        probe = make_env(cfg, EnvContext(seed=cfg.run.seed))
+        obs_specs, action_spec, num_agents = probe.obs_specs, probe.action_spec, probe.num_agents
+        probe.close()
+        self.device = "cuda" if cfg.run.device == "cuda" or (
+            cfg.run.device == "auto" and torch.cuda.is_available()) else "cpu"
+
+        model_factory = functools.partial(ActorCritic, cfg.model, obs_specs, action_spec)
+        initial = []
+        for policy in range(cfg.sampler.num_policies):
+            torch.manual_seed(cfg.run.seed + policy)
+            initial.append(model_factory().state_dict())
+        slots = cfg.sampler.num_envs_per_worker * num_agents
+        batch_trajectories = cfg.appo.batch_size * cfg.appo.num_batches_per_epoch // cfg.appo.rollout
+        self.layout = BufferLayout(
+            num_workers=cfg.sampler.num_workers, slots_per_worker=slots, rollout=cfg.appo.rollout,
+            buffers_per_slot=buffers_per_slot(batch_trajectories, cfg.sampler.num_workers, slots),
+        )
+        self.buffers = TrajectoryBuffers(self.layout, obs_specs, action_spec, poison=cfg.run.debug_poison)
+        self.weights = SharedWeights(initial, self.ctx)
+        num_policies = cfg.sampler.num_policies
+        self.request_queues = [self.ctx.SimpleQueue() for _ in range(num_policies)]
+        self.learner_queues = [self.ctx.SimpleQueue() for _ in range(num_policies)]
+        self.reply_queues = [self.ctx.SimpleQueue() for _ in range(cfg.sampler.num_workers)]
+        self.consumers_lock = self.ctx.Lock()
+        self.model_factory = model_factory
+        self.cfg_dict = config_to_dict(cfg)
+        self.spec_dicts = {
+            "obs": obs_specs_to_dict(obs_specs),
+            "action": action_spec.to_dict(),
+            "model": cfg.model.model_dump(mode="json"),
+        }
+
+        self.server = ControlServer(socket_path_for(self.folder), self.handle_command, cfg.run.experiment)
+        await self.server.start()
+        write_json_atomic(self.folder / "run.json", {
+            "pid": os.getpid(), "hostname": socket.gethostname(), "socket": str(self.server.path),
+            "started_at": time.time(),
+        })
+        self.tb = TensorboardWriter(self.folder / "tb", num_policies)
+        log.info("starting %s: %s, %d workers x %d envs, %d policies, device %s", cfg.run.experiment,
+                 cfg.env.name, cfg.sampler.num_workers, cfg.sampler.num_envs_per_worker, num_policies, self.device)
+
+        learners = [self._spawn_learner(p) for p in range(num_policies)]
+        readies = await asyncio.gather(*(self._expect(h, "ready") for h in learners))
+        self.elapsed_before = max(r["elapsed_sec"] for r in readies)
+        for handle, ready in zip(learners, readies, strict=True):
+            policy = self.board.policies[handle.policy].status
+            policy.version, policy.env_frames = ready["version"], ready["env_frames"]
+            policy.hyperparameters = ready["hyperparameters"]
+        if self.board.env_frames:
+            log.info("resuming at %s env frames, %.0f s trained", f"{self.board.env_frames:,}", self.elapsed_before)
+        for policy in range(num_policies):
+            for i in range(cfg.sampler.policy_workers_per_policy):
+                self._spawn_inference(policy, i)
+        for index in range(cfg.sampler.num_workers):
+            self._spawn_rollout(index)
+        await asyncio.gather(*(self._expect(h, "heartbeat") for h in self.handles if h.kind == "rollout"))
+        self._set_state("running")
+        self._check_budget()
+
+    def _spawn(self, handle: WorkerHandle, target, *args) -> WorkerHandle:
+        parent, child = self.ctx.Pipe(duplex=True)
+        handle.conn = parent
+        handle.process = self.ctx.Process(target=target, args=(child, *args), name=handle.name, daemon=False)
+        handle.process.start()
+        child.close()
+        handle.started()
+        loop = asyncio.get_running_loop()
+        loop.add_reader(parent.fileno(), self._on_message, handle)
+        loop.add_reader(handle.process.sentinel, self._on_exit, handle)
+        if handle not in self.handles:
+            self.handles.append(handle)
+        return handle
+
+    def _spawn_learner(self, policy: int) -> WorkerHandle:
+        handle = WorkerHandle(f"learner_p{policy}", "learner", policy=policy)
+        return self._spawn(handle, learner_main, policy, self.cfg_dict, self.buffers, self.layout, self.weights,
+                           self.model_factory, self.learner_queues[policy], self.reply_queues,
+                           self.consumers_lock, str(self.folder), self.spec_dicts, self.device)
+
+    def _spawn_inference(self, policy: int, index: int) -> WorkerHandle:
+        handle = WorkerHandle(f"inference_p{policy}_{index}", "inference", policy=policy)
+        return self._spawn(handle, inference_main, handle.name, policy, self.cfg_dict, self.buffers, self.weights,
+                           self.model_factory, self.request_queues[policy], self.reply_queues, self.device)
+
+    def _spawn_rollout(self, index: int, handle: WorkerHandle | None = None) -> WorkerHandle:
+        handle = handle or WorkerHandle(f"rollout_{index}", "rollout", index=index)
+        return self._spawn(handle, rollout_main, index, handle.incarnation, self.cfg_dict, self.buffers, self.layout,
+                           self.request_queues, self.reply_queues[index], self.learner_queues)
+
+    async def _expect(self, handle: WorkerHandle, kind: str) -> dict:
+        future = asyncio.get_running_loop().create_future()
+        handle.expecting[kind] = future
+        return await future
+
+    # ---- worker reports -------------------------------------------------------------------------
+
+    def _on_message(self, handle: WorkerHandle) -> None:
+        try:
+            while handle.conn.poll():
+                kind, payload = handle.conn.recv()
+                self._handle_report(handle, kind, payload)
+        except (EOFError, OSError):
+            asyncio.get_running_loop().remove_reader(handle.conn.fileno())
+
+    def _handle_report(self, handle: WorkerHandle, kind: str, payload: dict) -> None:
+        handle.beat(kind, payload)
+        future = handle.expecting.pop(kind, None)
+        if future is not None and not future.done():
+            future.set_result(payload)
+        if kind == "heartbeat" and handle.kind == "rollout":
+            for policy, ret, length, objective, extra in payload.get("episodes", ()):
+                self.board.policies[policy].add_episode(ret, length, objective, extra)
+        elif kind == "train":
+            self.board.policies[handle.policy].add_training(payload)
+        elif kind == "hyperparameters":
+            self.board.policies[handle.policy].status.hyperparameters = payload["hyperparameters"]
+        elif kind == "paused":
+            self._resolve_when("paused", all(h.paused for h in self._alive()))
+        elif kind == "saved":
+            self.board.event("checkpoint", f"saved {Path(payload['path']).relative_to(self.folder)}")
+            waiter = self._waiters.pop(f"saved-{payload.get('request')}", None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(payload["path"])
+        elif kind == "error":
+            handle.last_error = payload["error"]
+            log.error("%s failed: %s\n%s", handle.name, payload["error"], payload.get("traceback", ""))
+
+    def _on_exit(self, handle: WorkerHandle) -> None:
+        loop = asyncio.get_running_loop()
+        loop.remove_reader(handle.process.sentinel)
+        if handle.conn is not None and not handle.conn.closed:
+            self._on_message(handle)
+            loop.remove_reader(handle.conn.fileno())
+        handle.process.join(timeout=1)
+        handle.exited()
+        if self.state in ("stopping",) or handle.expected_exit:
+            return
+        reason = handle.last_error or _describe_exit(handle.process.exitcode)
+        log.error("%s (pid %s) died: %s", handle.name, handle.pid, reason)
+        self.board.event("worker_died", f"{handle.name} died: {reason}")
+        if handle.kind == "rollout" and handle.restarts < self.cfg.run.max_worker_restarts:
+            handle.restarts += 1
+            handle.incarnation += 1
+            handle.last_error = reason
+            self.board.event("worker_restarted", f"{handle.name} restarted ({handle.restarts} so far)")
+            log.info("restarting %s (%d of %d allowed)", handle.name, handle.restarts,
+                     self.cfg.run.max_worker_restarts)
+            self._spawn_rollout(handle.index, handle)
+            if self.state == "paused":
+                handle.send("pause")
+            return
+        self.request_stop("failed", f"{handle.name} died: {reason}")
+        for future in handle.expecting.values():
+            if not future.done():
+                future.set_exception(RuntimeError(f"{handle.name} died: {reason}"))
+
+    def _alive(self) -> list[WorkerHandle]:
+        return [h for h in self.handles if h.alive]
+
+    def _resolve_when(self, key: str, condition: bool) -> None:
+        waiter = self._waiters.get(key)
+        if condition and waiter is not None and not waiter.done():
+            waiter.set_result(True)
+
+    # ---- commands -------------------------------------------------------------------------------
+
+    async def handle_command(self, cmd: str, args: dict):
+        if self.state not in ("running", "paused") and cmd != "stop":
+            raise ControlError(f"the run is {self.state}")
+        if cmd == "pause":
+            return await self.pause()
+        if cmd == "resume":
+            return self.resume()
+        if cmd == "save":
+            return await self.save_all()
+        if cmd == "stop":
+            self.request_stop("stopped", "stop command")
+            return {"state": "stopping"}
+        if cmd == "set":
+            return self.set_hyperparameters(args)
+        raise ControlError(f"unknown command {cmd!r}")
+
+    async def pause(self) -> dict:
+        if self.state == "paused":
+            return {"state": "paused"}
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters["paused"] = waiter
+        for handle in self._alive():
+            handle.paused = False
+            handle.send("pause")
+        try:
+            await asyncio.wait_for(waiter, COMMAND_TIMEOUT_SEC)
+        except TimeoutError:
+            busy = [h.name for h in self._alive() if not h.paused]
+            raise ControlError(f"workers did not become idle: {', '.join(busy)}") from None
+        finally:
+            self._waiters.pop("paused", None)
+        self._set_state("paused")
+        return {"state": "paused", "env_frames": self.board.env_frames}
+
+    def resume(self) -> dict:
+        if self.state != "paused":
+            return {"state": self.state}
+        for handle in self._alive():
+            handle.paused = False
+            handle.send("resume")
+        self._set_state("running")
+        return {"state": "running"}
+
+    async def save_all(self, best_policy: int | None = None) -> list[str]:
+        futures = []
+        for handle in self._alive():
+            if handle.kind != "learner" or (best_policy is not None and handle.policy != best_policy):
+                continue
+            self._request_ids += 1
+            future = asyncio.get_running_loop().create_future()
+            self._waiters[f"saved-{self._request_ids}"] = future
+            handle.send("save", env_frames=self.board.env_frames, elapsed_sec=self.elapsed_sec(),
+                        best=best_policy is not None, request=self._request_ids)
+            futures.append(future)
+        try:
+            return list(await asyncio.wait_for(asyncio.gather(*futures), COMMAND_TIMEOUT_SEC))
+        except TimeoutError:
+            raise ControlError("learners did not save in time") from None
+
+    def set_hyperparameters(self, args: dict) -> dict:
+        changes = args.get("hyperparameters") or {}
+        unknown = sorted(set(changes) - set(HPARAM_KEYS))
+        if not changes or unknown:
+            raise ControlError(f"set takes hyperparameters among {', '.join(HPARAM_KEYS)}; got {unknown or 'none'}")
+        try:
+            type(self.cfg.appo).model_validate({**self.cfg.appo.model_dump(), **changes})
+        except Exception as e:  # noqa: BLE001 - pydantic's message is the answer
+            raise ControlError(f"invalid value: {e}") from None
+        policies = [args["policy"]] if "policy" in args else range(self.cfg.sampler.num_policies)
+        for handle in self._alive():
+            if handle.kind == "learner" and handle.policy in policies:
+                handle.send("set", hyperparameters=changes, source="set")
+        self.board.event("set", f"policies {list(policies)}: {json.dumps(changes)}")
+        return {"policies": list(policies), "hyperparameters": changes}
+
+    def request_stop(self, final_state: str, reason: str) -> None:
+        if self._stop.is_set():
+            return
+        log.info("stopping (%s)", reason)
+        self.final_state = final_state
+        if final_state == "failed":
+            self.error = reason
+        self._stop.set()
+
+    # ---- periodic work --------------------------------------------------------------------------
+
+    def elapsed_sec(self) -> float:
+        running = time.monotonic() - self.running_since if self.running_since is not None else 0.0
+        return self.elapsed_before + running
+
+    def _set_state(self, state: str) -> None:
+        if state == "running" and self.running_since is None:
+            self.running_since = time.monotonic()
+        elif state != "running" and self.running_since is not None:
+            self.elapsed_before = self.elapsed_sec()
+            self.running_since = None
+        self.state = state
+        self.board.event("state", state)
+        log.info("state: %s", state)
+        self._publish(persist=True)
+
+    async def _tick_forever(self) -> None:
+        while True:
+            await asyncio.sleep(TICK_SEC)
+            try:
+                await self._tick()
+            except Exception:  # noqa: BLE001 - a reporting error must not kill the run
+                log.exception("status tick failed")
+
+    async def _tick(self) -> None:
+        now = time.monotonic()
+        for handle in self._alive():
+            if handle.check_stall(now, self.cfg.run.stall_timeout_sec):
+                self.board.event("worker_stalled", f"{handle.name} silent for {self.cfg.run.stall_timeout_sec:.0f} s")
+                log.warning("%s stalled", handle.name)
+        self._publish(persist=now - self._last_persist >= PERSIST_EVERY_SEC)
+        if self.state != "running":
+            return
+        self._check_budget()
+        if now - self._last_save >= self.cfg.run.save_every_sec:
+            self._last_save = now
+            asyncio.create_task(self._save_quietly())
+        if now - self._last_best_check >= BEST_CHECK_EVERY_SEC:
+            self._last_best_check = now
+            self._check_best()
+
+    async def _save_quietly(self, best_policy: int | None = None) -> None:
+        try:
+            await self.save_all(best_policy)
+        except ControlError as e:
+            log.warning("checkpoint not saved: %s", e)
+
+    def _check_budget(self) -> None:
+        if self.board.env_frames >= self.cfg.run.train_for_env_steps:
+            self.request_stop("finished", f"reached {self.board.env_frames:,} env frames")
+        elif self.elapsed_sec() >= self.cfg.run.train_for_seconds:
+            self.request_stop("finished", f"trained for {self.elapsed_sec():.0f} s")
+
+    def _check_best(self) -> None:
+        if self.board.env_frames < self.cfg.run.save_best_after_env_steps:
+            return
+        for policy in self.board.policies:
+            s = policy.status
+            if len(policy.returns) < MIN_EPISODES_FOR_BEST or s.episode_return is None:
+                continue
+            if s.best_return is None or s.episode_return > s.best_return + 1e-3:
+                s.best_return = s.episode_return
+                asyncio.create_task(self._save_quietly(best_policy=s.policy_id))
+
+    def _status(self) -> RunStatus:
+        workers = [h.status() for h in self.handles]
+        return self.board.status(self.state, self.elapsed_sec(), workers, self.error)
+
+    def _publish(self, persist: bool) -> None:
+        status = self._status()
+        data = status.to_dict()
+        for listener in self.listeners:
+            listener(status)
+        if self.server is not None:
+            self.server.publish(data)
+        if self.tb is not None:
+            self.tb.write(status)
+        if persist:
+            self._last_persist = time.monotonic()
+            with open(self.folder / "status.jsonl", "a") as f:
+                f.write(json.dumps(data) + "\n")
+            write_json_atomic(self.folder / "summary.json", {**data, "heartbeat_at": time.time()})
+
+    # ---- stop -----------------------------------------------------------------------------------
+
+    async def _shutdown(self) -> None:
+        self.state = "stopping"
+        self._publish(persist=True)
+        for handle in self._alive():
+            if handle.kind == "rollout":
+                handle.send("stop")
+        if any(h.kind == "learner" for h in self._alive()):
+            try:
+                paths = await self.save_all()
+                log.info("saved %s", ", ".join(str(Path(p).relative_to(self.folder)) for p in paths))
+            except (ControlError, RuntimeError) as e:
+                log.error("final checkpoint not saved: %s", e)
+        for handle in self._alive():
+            handle.send("stop")
+        await self._join_all()
+        if self.server is not None:
+            await self.server.close()
+        self.state = self.final_state
+        self.board.event("state", self.state)
+        self._publish(persist=True)
+        if self.tb is not None:
+            self.tb.close()
+        log.info("%s at %s env frames", self.state, f"{self.board.env_frames:,}")
+
+    async def _join_all(self, timeout: float = 15.0) -> None:
+        deadline = time.monotonic() + timeout
+        for handle in self.handles:
+            handle.expected_exit = True
+        while any(h.process.is_alive() for h in self.handles) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        for handle in self.handles:
+            if handle.process.is_alive():
+                log.warning("%s did not exit; killing it", handle.name)
+                _kill_tree(handle.process.pid)
+            handle.process.join(timeout=5)
+
+
+def _describe_exit(code: int | None) -> str:
+    if code is None:
+        return "unknown"
+    if code < 0:
+        return f"killed by {signal.Signals(-code).name}"
+    return f"exit code {code}"
+
+
+def _kill_tree(pid: int) -> None:
+    try:
+        parent = psutil.Process(pid)
+        for proc in [*parent.children(recursive=True), parent]:
+            proc.kill()
+    except psutil.NoSuchProcess:
+        pass

@@ -1,0 +1,1 @@
+"""The processes of a run: rollout, inference and learner workers."""

@@ -1,0 +1,126 @@
+"""What every worker process shares: start-up, the duplex pipe to the supervisor, and dying with it.
+
+A worker exits when its pipe to the supervisor closes, and the kernel kills it when the supervisor
+dies (PR_SET_PDEATHSIG), so nothing outlives a killed run.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import sys
+import time
+import traceback
+from multiprocessing.connection import Connection, wait
+
+PR_SET_PDEATHSIG = 1
+HEARTBEAT_SEC = 0.5
+
+
+class SupervisorGone(Exception):
+    """The supervisor's end of the pipe closed."""
+
+
+def die_with_parent() -> None:
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except OSError:
+        pass  # not Linux: the closed pipe still ends the worker
+
+
+def setup_process(cfg_dict: dict, torch_threads: int | None = None):
+    """Start-up of every worker; returns the config, rebuilt here so that run.imports register first.
+
+    `torch_threads` None means the learner's configured count.
+    """
+    die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is the supervisor's to handle
+    from sampler.config import build_config
+
+    cfg = build_config(cfg_dict)
+    threads = torch_threads or cfg.run.learner_threads
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    import torch
+
+    torch.set_num_threads(threads)
+    return cfg
+
+
+class WorkerBase:
+    """A worker's loop skeleton: wait on the pipe and its data sources, answer commands, send heartbeats."""
+
+    kind = "worker"
+
+    def __init__(self, name: str, pipe: Connection):
+        self.name = name
+        self.pipe = pipe
+        self.paused = False
+        self.stopping = False
+        self.steps = 0
+        self._last_beat = 0.0
+
+    def send(self, kind: str, **payload) -> None:
+        try:
+            self.pipe.send((kind, payload))
+        except (BrokenPipeError, OSError):
+            raise SupervisorGone from None
+
+    def wait(self, sources: list, timeout: float) -> list:
+        ready = wait([self.pipe, *sources], timeout)
+        if self.pipe in ready:
+            self._read_commands()
+        return ready
+
+    def _read_commands(self) -> None:
+        while True:
+            try:
+                if not self.pipe.poll():
+                    return
+                cmd, args = self.pipe.recv()
+            except (EOFError, OSError):
+                raise SupervisorGone from None
+            self.handle_command(cmd, args)
+
+    def handle_command(self, cmd: str, args: dict) -> None:
+        if cmd == "pause":
+            self.paused = True
+        elif cmd == "resume":
+            self.paused = False
+            self.send("resumed")
+        elif cmd == "stop":
+            self.stopping = True
+        else:
+            self.on_command(cmd, args)
+
+    def on_command(self, cmd: str, args: dict) -> None:
+        raise ValueError(f"{self.name}: unknown command {cmd!r}")
+
+    def heartbeat(self, extra=None) -> None:
+        """Sends steps and `extra()` (computed only when a beat is due) every HEARTBEAT_SEC."""
+        now = time.monotonic()
+        if now - self._last_beat >= HEARTBEAT_SEC:
+            self._last_beat = now
+            self.send("heartbeat", steps=self.steps, paused=self.paused, **(extra() if extra else {}))
+
+    def loop(self) -> None:
+        raise NotImplementedError
+
+
+def run_worker(make_worker, *args) -> None:
+    """Process entry: build the worker, run its loop, report any error up the pipe before exiting."""
+    pipe: Connection = args[0]
+    try:
+        worker = make_worker(*args)
+        worker.loop()
+        pipe.send(("exited", {}))
+    except SupervisorGone:
+        sys.exit(0)
+    except BaseException as e:  # noqa: BLE001 - everything is reported to the supervisor
+        detail = traceback.format_exc()
+        try:
+            pipe.send(("error", {"error": f"{type(e).__name__}: {e}", "traceback": detail}))
+        except (BrokenPipeError, OSError):
+            pass
+        sys.exit(1)

@@ -1,0 +1,198 @@
+"""Learner: assembles batches from trajectory indices, runs APPO, publishes versioned weights, saves checkpoints.
+
+Buffers go back to their rollout workers as soon as the batch is copied out, so sampling goes on
+while the learner trains. Samples acted on by a policy version `max_policy_lag` or more behind are
+masked out of the loss.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from algos.appo import AppoLearner, TrainBatch
+from sampler import checkpoints
+from sampler.buffers import FREE, BufferLayout, SharedWeights, TrajectoryBuffers
+from sampler.experiment import write_json_atomic
+from sampler.status import LAG_HISTOGRAM_EDGES
+from sampler.workers.base import WorkerBase, run_worker, setup_process
+from sampler.workers.rollout import FREE_TOKEN
+
+HPARAM_KEYS = (
+    "learning_rate", "gamma", "gae_lambda", "ppo_clip_ratio", "ppo_clip_value", "value_loss_coeff",
+    "exploration_loss_coeff", "max_grad_norm", "reward_scale",
+)
+
+
+def hparams_path(folder: Path, policy: int) -> Path:
+    return folder / "policies" / f"p{policy}" / "hparams.json"
+
+
+class LearnerWorker(WorkerBase):
+    kind = "learner"
+
+    def __init__(self, pipe, policy, cfg, buffers: TrajectoryBuffers, layout: BufferLayout,
+                 weights: SharedWeights, model_factory, trajectory_queue, reply_queues, consumers_lock,
+                 folder: str, spec_dicts: dict, device: str):
+        super().__init__(f"learner_p{policy}", pipe)
+        cfg = setup_process(cfg, torch_threads=None)
+        self.policy, self.cfg = policy, cfg
+        self.buffers, self.np, self.layout = buffers, buffers.numpy_views(), layout
+        self.weights = weights
+        self.queue, self.reply_queues, self.consumers_lock = trajectory_queue, reply_queues, consumers_lock
+        self.folder = Path(folder)
+        self.spec_dicts = spec_dicts
+        self.device = torch.device(device)
+        budget = cfg.run.train_for_env_steps // cfg.sampler.num_policies
+        self.learner = AppoLearner(model_factory().to(self.device), cfg.appo, self.device, total_env_frames=budget)
+        self.policy_env_frames = 0
+        self.elapsed_sec = 0.0
+        self._resume()
+        self.weights.publish(policy, self.learner.model.state_dict(), self.learner.version)
+        self.trajectories_per_batch = cfg.appo.batch_size * cfg.appo.num_batches_per_epoch // cfg.appo.rollout
+        self.pending: list[int] = []
+        self._paused_sent = False
+        self.send("ready", version=self.learner.version, env_frames=self.policy_env_frames,
+                  elapsed_sec=self.elapsed_sec, hyperparameters=self.hyperparameters())
+
+    # ---- state ----------------------------------------------------------------------------------
+
+    def hyperparameters(self) -> dict:
+        return {key: getattr(self.learner.cfg, key) for key in HPARAM_KEYS}
+
+    def _resume(self) -> None:
+        path = checkpoints.latest_checkpoint(self.folder, self.policy)
+        if path is not None:
+            payload = checkpoints.load(path)
+            checkpoints.check_compatible(payload, path, self.cfg.env.name, self.spec_dicts["model"],
+                                         self.spec_dicts["obs"], self.spec_dicts["action"])
+            self.learner.load_state_dict(payload["learner"])
+            self.policy_env_frames = int(payload["policy_env_frames"])
+            self.elapsed_sec = float(payload["elapsed_sec"])
+        saved = hparams_path(self.folder, self.policy)
+        if saved.exists():
+            self.learner.set_hyperparameters(**json.loads(saved.read_text()))
+        else:
+            write_json_atomic(saved, self.hyperparameters())
+
+    def _payload(self, env_frames: int, elapsed_sec: float) -> dict:
+        return {
+            "format_version": checkpoints.FORMAT_VERSION,
+            "env": {"name": self.cfg.env.name},
+            "model": self.spec_dicts["model"],
+            "obs_specs": self.spec_dicts["obs"],
+            "action_spec": self.spec_dicts["action"],
+            "policy": self.policy,
+            "version": self.learner.version,
+            "env_frames": int(env_frames),
+            "policy_env_frames": int(self.policy_env_frames),
+            "elapsed_sec": float(elapsed_sec),
+            "hyperparameters": self.hyperparameters(),
+            "learner": self.learner.state_dict(),
+            "saved_at": time.time(),
+        }
+
+    def save(self, env_frames: int, elapsed_sec: float, best: bool = False) -> str:
+        payload = self._payload(env_frames, elapsed_sec)
+        return str(checkpoints.save(payload, self.folder, self.policy, self.cfg.run.keep_checkpoints, best=best))
+
+    def on_command(self, cmd: str, args: dict) -> None:
+        if cmd == "save":
+            path = self.save(args["env_frames"], args["elapsed_sec"], best=args.get("best", False))
+            self.send("saved", path=path, best=args.get("best", False), request=args.get("request"))
+        elif cmd == "set":
+            self.set_hyperparameters(args["hyperparameters"], args.get("source", "set"))
+        else:
+            super().on_command(cmd, args)
+
+    def set_hyperparameters(self, changes: dict, source: str) -> None:
+        before = self.hyperparameters()
+        self.learner.set_hyperparameters(**changes)
+        after = self.hyperparameters()
+        saved = hparams_path(self.folder, self.policy)
+        write_json_atomic(saved, after)
+        with open(saved.parent / "history.jsonl", "a") as history:
+            history.write(json.dumps({"time": time.time(), "version": self.learner.version, "source": source,
+                                      "before": before, "after": after}) + "\n")
+        self.send("hyperparameters", hyperparameters=after)
+
+    # ---- the loop -------------------------------------------------------------------------------
+
+    def loop(self) -> None:
+        reader = self.queue._reader
+        while not self.stopping:
+            self.wait([reader], timeout=0.1)
+            while reader.poll():
+                self.pending.extend(self.queue.get())
+            while not self.paused and not self.stopping and len(self.pending) >= self.trajectories_per_batch:
+                batch, self.pending = (self.pending[:self.trajectories_per_batch],
+                                       self.pending[self.trajectories_per_batch:])
+                self._train(batch)
+                self._read_commands()
+            if self.paused and not self._paused_sent:
+                self.send("paused")
+            self._paused_sent = self.paused
+            self.heartbeat(lambda: {"version": self.learner.version, "env_frames": self.policy_env_frames})
+
+    def _train(self, trajectories: list[int]) -> None:
+        index = torch.as_tensor(trajectories, dtype=torch.long)
+        b = self.buffers
+        obs = {key: tensor.index_select(0, index) for key, tensor in b.obs.items()}
+        step = {name: tensor.index_select(0, index) for name, tensor in b.step_tensors().items()}
+        masks = b.action_masks.index_select(0, index)[:, :-1] if b.action_masks is not None else None
+        self._release(trajectories)
+
+        mine = step["policy_ids"] == self.policy
+        lag = self.learner.version - step["policy_versions"]
+        valids = mine & step["active"] & (lag < self.cfg.sampler.max_policy_lag)
+        batch = TrainBatch(
+            obs=obs, actions=step["actions"], log_probs=step["log_probs"], values=step["values"],
+            dist_params=step["dist_params"], rewards=step["rewards"], dones=step["dones"].float(),
+            time_outs=step["time_outs"].float(), valids=valids, action_masks=masks,
+        ).to(self.device)
+        stats = self.learner.train(batch, env_frames=self.policy_env_frames)
+        self.weights.publish(self.policy, self.learner.model.state_dict(), self.learner.version)
+
+        valid_count = int(valids.sum())
+        self.policy_env_frames += valid_count * self.cfg.env.frameskip
+        self.steps += valid_count
+        my_lag = lag[mine].float()
+        self.send(
+            "train",
+            version=self.learner.version,
+            env_frames=self.policy_env_frames,
+            samples=int(mine.sum()),
+            valid_samples=valid_count,
+            lag=_lag_summary(my_lag),
+            stats=stats,
+        )
+
+    def _release(self, trajectories: list[int]) -> None:
+        owners = set()
+        consumers, state = self.np.consumers, self.np.state
+        with self.consumers_lock:
+            for traj in trajectories:
+                consumers[traj] -= 1
+                if consumers[traj] <= 0:
+                    state[traj] = FREE
+                    owners.add(self.layout.owner(traj))
+        for owner in owners:
+            self.reply_queues[owner].put(FREE_TOKEN)
+
+
+def _lag_summary(lag: torch.Tensor) -> dict:
+    if lag.numel() == 0:
+        return {"min": 0.0, "avg": 0.0, "max": 0.0, "histogram": [0] * len(LAG_HISTOGRAM_EDGES)}
+    values = lag.numpy()
+    bins = np.searchsorted(np.asarray(LAG_HISTOGRAM_EDGES), values, side="right") - 1
+    histogram = np.bincount(np.clip(bins, 0, len(LAG_HISTOGRAM_EDGES) - 1), minlength=len(LAG_HISTOGRAM_EDGES))
+    return {"min": float(values.min()), "avg": float(values.mean()), "max": float(values.max()),
+            "histogram": histogram.tolist()}
+
+
+def learner_main(*args) -> None:
+    run_worker(LearnerWorker, *args)

@@ -1,0 +1,228 @@
+"""Rollout worker: steps its envs in splits, writes experience into shared buffers, sends only indices.
+
+While one split waits for the inference worker's actions, the other steps (double buffering).
+After `rollout` steps a split hands its trajectory indices to the learners and takes free buffers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from sampler.buffers import FREE, LEARNER, WORKER, BufferLayout, TrajectoryBuffers
+from sampler.envs import EnvContext
+from sampler.mapping import make_policy_mapping
+from sampler.workers.base import WorkerBase, run_worker, setup_process
+
+FREE_TOKEN = None  # a learner freed some of this worker's buffers
+
+
+@dataclass
+class Split:
+    index: int
+    envs: list  # (local env index, env)
+    slots: list[tuple[int, int]]  # (position in envs, agent)
+    traj: np.ndarray  # trajectory buffer per slot
+    policy: np.ndarray  # policy acting for each slot this episode
+    used_policies: list[set[int]]
+    ep_return: np.ndarray
+    ep_length: np.ndarray
+    t: int = 0
+    pending: set[int] = field(default_factory=set)  # policies whose actions are awaited
+    next_obs: list | None = None  # observations waiting for free buffers
+    next_infos: list | None = None
+
+
+class RolloutWorker(WorkerBase):
+    kind = "rollout"
+
+    def __init__(self, pipe, index, incarnation, cfg, buffers: TrajectoryBuffers, layout: BufferLayout,
+                 request_queues, reply_queue, learner_queues):
+        super().__init__(f"rollout_{index}", pipe)
+        cfg = setup_process(cfg, torch_threads=1)
+        from sampler.families.registry import make_env
+
+        self.index, self.incarnation, self.cfg = index, incarnation, cfg
+        self.buffers, self.np = buffers, buffers.numpy_views()
+        self.layout = layout
+        self.request_queues, self.reply_queue, self.learner_queues = request_queues, reply_queue, learner_queues
+        self.rollout = cfg.appo.rollout
+        self.frameskip = cfg.env.frameskip
+        self.mapping = make_policy_mapping(cfg, seed=(cfg.run.seed or 0) * 7919 + index)
+        self.episodes: list[tuple] = []
+        self.my_buffers = np.arange(layout.worker_range(index).start, layout.worker_range(index).stop)
+        self._reclaim_buffers()
+
+        n_envs = cfg.sampler.num_envs_per_worker
+        base_seed = (cfg.run.seed or 0) * 100_003 + index * n_envs
+        envs = [make_env(cfg, EnvContext(worker_index=index, env_index=i, seed=base_seed + i)) for i in range(n_envs)]
+        self.envs = envs
+        per_split = n_envs // cfg.sampler.worker_num_splits
+        self.splits = []
+        for s in range(cfg.sampler.worker_num_splits):
+            group = list(enumerate(envs))[s * per_split:(s + 1) * per_split]
+            slots = [(pos, agent) for pos, (_, env) in enumerate(group) for agent in range(env.num_agents)]
+            count = len(slots)
+            self.splits.append(Split(
+                index=s, envs=group, slots=slots,
+                traj=np.full(count, -1, np.int64),
+                policy=np.array([self.mapping.policy_for(index, i, a) for i, a in _env_agents(group, slots)]),
+                used_policies=[set() for _ in slots],
+                ep_return=np.zeros(count), ep_length=np.zeros(count, np.int64),
+            ))
+        self._paused_reported = False
+
+    def _reclaim_buffers(self) -> None:
+        """A restarted worker takes back what its predecessor held, but not what a learner holds."""
+        mine = self.np.state[self.my_buffers]
+        self.np.state[self.my_buffers[mine != LEARNER]] = FREE
+
+    # ---- the loop --------------------------------------------------------------------------------
+
+    def loop(self) -> None:
+        for split in self.splits:
+            obs, infos = [], []
+            for _, env in split.envs:
+                o, i = env.reset()
+                obs.extend(o)
+                infos.extend(i)
+            split.next_obs, split.next_infos = obs, infos
+            self._start_trajectories(split)
+        ready: list[Split] = []
+        reader = self.reply_queue._reader
+        while not self.stopping:
+            self.wait([reader], timeout=0.1)
+            while reader.poll():
+                message = self.reply_queue.get()
+                if message is FREE_TOKEN:
+                    continue
+                incarnation, split_index, policy = message
+                if incarnation != self.incarnation:
+                    continue  # an answer to this worker's crashed predecessor
+                split = self.splits[split_index]
+                split.pending.discard(policy)
+                if not split.pending:
+                    ready.append(split)
+            if not self.paused:
+                self._paused_reported = False
+                while ready:
+                    self._advance(ready.pop(0))
+                for split in self.splits:
+                    if split.next_obs is not None:
+                        self._start_trajectories(split)
+            elif not self._paused_reported and not any(s.pending for s in self.splits):
+                self._paused_reported = True
+                self.send("paused")
+            self.heartbeat(self._take_episodes)
+        for env in self.envs:
+            env.close()
+
+    def _take_episodes(self) -> dict:
+        episodes, self.episodes = self.episodes, []
+        return {"episodes": episodes}
+
+    # ---- one step of one split -------------------------------------------------------------------
+
+    def _advance(self, split: Split) -> None:
+        np_ = self.np
+        t = split.t
+        actions = np_.actions[split.traj, t]
+        obs, rewards, terminated, truncated, infos = [], [], [], [], []
+        slot = 0
+        for _, env in split.envs:
+            n = env.num_agents
+            o, r, te, tr, inf = env.step(list(actions[slot:slot + n]))
+            obs.extend(o)
+            rewards.extend(r)
+            terminated.extend(te)
+            truncated.extend(tr)
+            infos.extend(inf)
+            slot += n
+        rewards = np.asarray(rewards, np.float32)
+        terminated = np.asarray(terminated, bool)
+        truncated = np.asarray(truncated, bool)
+        dones = terminated | truncated
+        np_.rewards[split.traj, t] = rewards
+        np_.dones[split.traj, t] = dones
+        np_.time_outs[split.traj, t] = truncated & ~terminated
+        np_.active[split.traj, t] = [info.get("is_active", True) for info in infos]
+        self.steps += len(split.slots)
+
+        split.ep_return += rewards
+        split.ep_length += 1
+        for i in np.flatnonzero(dones):
+            info = infos[i]
+            self.episodes.append((
+                int(split.policy[i]), float(split.ep_return[i]), int(split.ep_length[i]) * self.frameskip,
+                info.get("true_objective"), info.get("episode_extra_stats"),
+            ))
+            split.ep_return[i] = 0.0
+            split.ep_length[i] = 0
+            env_pos, agent = split.slots[i]
+            split.policy[i] = self.mapping.policy_for(self.index, split.envs[env_pos][0], agent)
+
+        split.t = t + 1
+        if split.t == self.rollout:
+            self._write_obs(split, obs, infos, self.rollout)
+            self._hand_over(split)
+            split.next_obs, split.next_infos = obs, infos
+            self._start_trajectories(split)
+        else:
+            self._write_obs(split, obs, infos, split.t)
+            self._request_actions(split)
+
+    def _write_obs(self, split: Split, obs: list, infos: list, t: int) -> None:
+        for key, array in self.np.obs.items():
+            array[split.traj, t] = np.stack([o[key] for o in obs])
+        if self.np.action_masks is not None:
+            masks = self.np.action_masks
+            for i, info in enumerate(infos):
+                mask = info.get("action_mask")
+                masks[split.traj[i], t] = True if mask is None else np.asarray(mask, bool)
+
+    def _request_actions(self, split: Split) -> None:
+        np_ = self.np
+        t = split.t
+        np_.policy_ids[split.traj, t] = split.policy
+        for i, policy in enumerate(split.policy):
+            split.used_policies[i].add(int(policy))
+        for policy in np.unique(split.policy):
+            trajectories = split.traj[split.policy == policy]
+            split.pending.add(int(policy))
+            self.request_queues[policy].put((self.index, self.incarnation, split.index, t, trajectories))
+
+    def _hand_over(self, split: Split) -> None:
+        np_ = self.np
+        by_policy: dict[int, list[int]] = {}
+        for i, traj in enumerate(split.traj):
+            np_.consumers[traj] = len(split.used_policies[i])
+            np_.state[traj] = LEARNER
+            for policy in split.used_policies[i]:
+                by_policy.setdefault(policy, []).append(int(traj))
+        for policy, trajectories in by_policy.items():
+            self.learner_queues[policy].put(trajectories)
+
+    def _start_trajectories(self, split: Split) -> None:
+        """Take free buffers for every slot of the split, write the first observation, ask for actions."""
+        free = self.my_buffers[self.np.state[self.my_buffers] == FREE]
+        count = len(split.slots)
+        if len(free) < count:
+            return  # wait for a learner to free some
+        split.traj = free[:count].copy()
+        self.np.state[split.traj] = WORKER
+        if self.cfg.run.debug_poison:
+            self.buffers.poison(split.traj)
+        split.t = 0
+        split.used_policies = [set() for _ in split.slots]
+        self._write_obs(split, split.next_obs, split.next_infos, 0)
+        split.next_obs = split.next_infos = None
+        self._request_actions(split)
+
+
+def _env_agents(group, slots):
+    return [(group[pos][0], agent) for pos, agent in slots]
+
+
+def rollout_main(*args) -> None:
+    run_worker(RolloutWorker, *args)

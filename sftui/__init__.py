@@ -1,0 +1,1 @@
+"""sftui: asynchronous APPO training you can watch and steer from a terminal."""

@@ -1,0 +1,203 @@
+"""The `sftui` command line. Headless paths import nothing from textual.
+
+Spawned workers re-import the main module, so this module keeps its top-level imports small and
+imports the engine inside the commands.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Asynchronous APPO training you can watch and steer.")
+
+SetOpt = Annotated[list[str] | None, typer.Option("--set", "-s", help="Override a setting: section.key=value.")]
+TrainDirOpt = Annotated[str | None, typer.Option("--train-dir", help="Experiments folder (default $SFTUI_TRAIN_DIR or ./train_dir).")]
+RestartOpt = Annotated[bool, typer.Option("--restart", help="Archive the existing experiment and start over.")]
+DetachOpt = Annotated[bool, typer.Option("--detach", help="Train in the background; print the experiment path.")]
+
+
+@app.command()
+def run(
+    cfg: Annotated[Path, typer.Argument(help="A cfg.json (`sftui config ENV` writes one).")],
+    headless: Annotated[bool, typer.Option("--headless", help="Train in this terminal with progress lines.")] = False,
+    set_: SetOpt = None,
+    train_dir: TrainDirOpt = None,
+    restart: RestartOpt = False,
+    detach: DetachOpt = False,
+) -> None:
+    """Run the experiment a cfg.json describes (resumes it when its folder exists)."""
+    from sampler.config import read_cfg_file
+
+    raw = read_cfg_file(cfg)
+    if not headless and not detach:
+        typer.echo("The terminal app is not available yet; training headless.", err=True)
+    _train(raw, set_ or [], train_dir, restart, detach, experiment_default=cfg.stem)
+
+
+@app.command()
+def train(
+    env: Annotated[str, typer.Argument(help="Env name, e.g. gym_CartPole-v1.")] = "gym_CartPole-v1",
+    experiment: Annotated[str | None, typer.Option("--experiment", "-e", help="Experiment id.")] = None,
+    set_: SetOpt = None,
+    train_dir: TrainDirOpt = None,
+    restart: RestartOpt = False,
+    detach: DetachOpt = False,
+) -> None:
+    """Train ENV headless from its family's defaults."""
+    raw = {"env": {"name": env}}
+    if experiment:
+        raw["run"] = {"experiment": experiment}
+    _train(raw, set_ or [], train_dir, restart, detach, experiment_default=env)
+
+
+def _train(raw: dict, set_items: list[str], train_dir, restart: bool, detach: bool, experiment_default: str) -> None:
+    from sampler.launch import prepare
+
+    prepared = prepare(raw, set_items, train_dir=train_dir, restart=restart, experiment_default=experiment_default)
+    if prepared.already_finished:
+        typer.echo(prepared.already_finished)
+        raise typer.Exit(0)
+    if prepared.archived:
+        typer.echo(f"archived the old experiment as {prepared.archived}")
+    if prepared.resumed:
+        typer.echo(f"resuming {prepared.folder}")
+    for change in prepared.changes:
+        typer.echo(f"  changed {change}")
+    if detach:
+        from sftui.detach import start_detached
+
+        raise typer.Exit(start_detached(prepared.folder))
+    raise typer.Exit(_supervise(prepared.cfg, prepared.folder, foreground=True))
+
+
+def _supervise(cfg, folder: Path, foreground: bool) -> int:
+    from sampler.supervisor import Supervisor
+    from sftui.report import HeadlessReporter
+
+    listeners = [HeadlessReporter(cfg.run.report_interval_sec)] if foreground else []
+    typer.echo(f"experiment: {folder}") if foreground else None
+    return Supervisor(cfg, folder, listeners=listeners, log_to_stderr=foreground).run()
+
+
+@app.command("supervise", hidden=True)
+def supervise(folder: Path) -> None:
+    """Run the supervisor of an already prepared experiment folder (used by --detach)."""
+    from sampler.config import build_config, read_cfg_file
+
+    cfg = build_config(read_cfg_file(folder / "cfg.json"))
+    raise typer.Exit(_supervise(cfg, folder.absolute(), foreground=False))
+
+
+@app.command()
+def config(env: Annotated[str, typer.Argument(help="Env name, e.g. gym_CartPole-v1.")]) -> None:
+    """Print the complete default config for ENV as JSON: the starting point of a cfg.json."""
+    from sampler.config import build_config, config_to_dict
+
+    typer.echo(json.dumps(config_to_dict(build_config({"env": {"name": env}})), indent=2))
+
+
+@app.command()
+def settings(env: Annotated[str | None, typer.Argument(help="Show ENV's family defaults.")] = None) -> None:
+    """List every setting with its type, default and description."""
+    from sampler.config import describe_settings
+
+    rows = describe_settings(env)
+    width = max(len(path) for path, *_ in rows)
+    for path, kind, default, description in rows:
+        typer.echo(f"{path:<{width}}  {kind:<18} {json.dumps(default):<14} {description}")
+    from sampler.families.registry import families
+
+    typer.echo("\nEnv families:")
+    for family in families():
+        typer.echo(f"  {family.prefix}_<id>  {family.description}")
+
+
+@app.command("ls")
+def list_experiments(train_dir: TrainDirOpt = None) -> None:
+    """List the experiments in train_dir with their state, env, frames and last return."""
+    from sampler.experiment import list_experiments as find_all
+    from sampler.experiment import resolve_train_dir
+
+    root = resolve_train_dir(train_dir)
+    found = find_all(root)
+    if not found:
+        typer.echo(f"no experiments in {root}")
+        return
+    width = max(len(e.id) for e in found)
+    typer.echo(f"{'EXPERIMENT':<{width}}  {'STATE':<14} {'ENV':<22} {'FRAMES':>14}  RETURN")
+    for e in found:
+        ret = "-" if e.last_return is None else f"{e.last_return:.2f}"
+        typer.echo(f"{e.id:<{width}}  {e.state:<14} {e.env:<22} {e.env_frames:>14,}  {ret}")
+
+
+def _client(experiment: str, train_dir: str | None):
+    from sampler.control import ControlClient
+    from sampler.experiment import find_experiment, resolve_train_dir
+
+    return ControlClient.for_experiment(find_experiment(experiment, resolve_train_dir(train_dir)))
+
+
+ExperimentArg = Annotated[str, typer.Argument(help="Experiment id (relative to train_dir) or folder.")]
+
+
+@app.command()
+def status(
+    experiment: ExperimentArg,
+    train_dir: TrainDirOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the RunStatus as JSON.")] = False,
+) -> None:
+    """Show a run's status (live through its socket, else from summary.json)."""
+    from sampler.errors import ControlError
+    from sampler.experiment import derived_state, find_experiment, resolve_train_dir
+    from sampler.status import RunStatus
+    from sftui.report import status_text
+
+    folder = find_experiment(experiment, resolve_train_dir(train_dir))
+    try:
+        with _client(experiment, train_dir) as client:
+            data = next(client.subscribe())
+    except ControlError:
+        state, data = derived_state(folder)
+        if not data:
+            typer.echo(f"{experiment}: {state}")
+            return
+        data = {**data, "state": state}
+    if as_json:
+        typer.echo(json.dumps(data, indent=2))
+    else:
+        typer.echo(status_text(RunStatus.from_dict(data)))
+
+
+def _command(name: str, describe) -> None:
+    def command(experiment: ExperimentArg, train_dir: TrainDirOpt = None) -> None:
+        with _client(experiment, train_dir) as client:
+            typer.echo(describe(experiment, client.call(name)))
+
+    command.__doc__ = {
+        "pause": "Pause a live run: no env steps and no learner updates until resume.",
+        "resume": "Resume a paused run.",
+        "save": "Save a checkpoint of every policy now.",
+        "stop": "Stop a live run: it saves checkpoints and can be resumed later.",
+    }[name]
+    app.command(name)(command)
+
+
+_command("pause", lambda e, r: f"{e}: paused at {r['env_frames']:,} env frames")
+_command("resume", lambda e, r: f"{e}: {r['state']}")
+_command("save", lambda e, r: "\n".join(f"saved {p}" for p in r))
+_command("stop", lambda e, r: f"{e}: stopping (it saves a checkpoint first)")
+
+
+def main() -> None:
+    from sampler.errors import SftuiError
+
+    try:
+        app()
+    except SftuiError as e:
+        typer.echo(f"sftui: {e}", err=True)
+        sys.exit(e.exit_code)

@@ -1,0 +1,67 @@
+"""Plain-text renderings of a RunStatus: the headless progress line and `sftui status`."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from sampler.status import RunStatus
+
+
+def _num(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def progress_line(status: RunStatus) -> str:
+    fps = status.fps
+    parts = [
+        f"[{status.elapsed_sec:7.1f}s] {status.state}",
+        f"frames {status.env_frames:,}",
+        f"fps {fps['10']:,.0f} / {fps['60']:,.0f} / {fps['300']:,.0f} (10/60/300 s)",
+    ]
+    for p in status.policies:
+        parts.append(
+            f"p{p.policy_id} lag {p.lag.min:.0f}/{p.lag.avg:.1f}/{p.lag.max:.0f} "
+            f"return {_num(p.episode_return)} v{p.version}"
+        )
+    return " | ".join(parts)
+
+
+def status_text(status: RunStatus) -> str:
+    lines = [
+        f"{status.experiment}: {status.state}",
+        f"  env frames   {status.env_frames:,} of {status.budget_env_frames:,}",
+        f"  fps          {status.fps['10']:,.0f} / {status.fps['60']:,.0f} / {status.fps['300']:,.0f} (10/60/300 s)",
+        f"  trained for  {status.elapsed_sec:,.0f} s",
+    ]
+    if status.error:
+        lines.append(f"  error        {status.error}")
+    for p in status.policies:
+        lines.append(
+            f"  policy {p.policy_id}: v{p.version}, return {_num(p.episode_return)} over {p.episodes} episodes, "
+            f"lag {p.lag.min:.0f}/{p.lag.avg:.1f}/{p.lag.max:.0f}, {p.samples_per_sec:,.0f} samples/s, "
+            f"valid {p.valid_fraction:.0%}"
+        )
+    for w in status.workers:
+        error = f", last error: {w.last_error}" if w.last_error else ""
+        lines.append(
+            f"  {w.name:<18} {w.state:<8} pid {w.pid}  cpu {w.cpu_percent:5.1f}%  "
+            f"{w.steps_per_sec:,.0f} steps/s  restarts {w.restarts}{error}"
+        )
+    return "\n".join(lines)
+
+
+class HeadlessReporter:
+    """Prints a progress line every `interval` seconds, and the last state when the run ends."""
+
+    def __init__(self, interval: float, stream=None):
+        self.interval = interval
+        self.stream = stream or sys.stdout
+        self._last = 0.0
+
+    def __call__(self, status: RunStatus) -> None:
+        now = time.monotonic()
+        final = status.state in ("stopped", "finished", "failed")
+        if final or (status.state in ("running", "paused") and now - self._last >= self.interval):
+            self._last = now
+            print(progress_line(status), file=self.stream, flush=True)

@@ -1,0 +1,105 @@
+import pytest
+import torch
+from pydantic import ValidationError
+
+from algos.models import ActorCritic, ModelConfig
+from algos.pbt import PbtConfig
+from algos.spaces import ActionSpec, ObsSpec, obs_specs_from_dict, obs_specs_to_dict
+
+DISCRETE = ActionSpec(kind="discrete", n=3)
+BOX = ActionSpec(kind="box", shape=(2,), low=(-1.0, -1.0), high=(1.0, 1.0))
+OBS_SPECS = {"state": ObsSpec((4,), "float32"), "grid": ObsSpec((2, 3), "uint8")}
+
+
+def raw_obs(n):
+    return {
+        "state": torch.randn(n, 4) * 10 + 3,
+        "grid": torch.randint(0, 255, (n, 2, 3), dtype=torch.uint8),
+    }
+
+
+def test_forward_shapes_and_act():
+    model = ActorCritic(ModelConfig(encoder_mlp_layers=[16, 8]), OBS_SPECS, DISCRETE)
+    params, values = model(raw_obs(5))
+    assert params.shape == (5, 3) and values.shape == (5,)
+    assert params.dtype == values.dtype == torch.float32
+    out = model.act(raw_obs(5), action_mask=torch.tensor([[True, False, True]] * 5))
+    assert set(out) == {"actions", "log_probs", "values", "dist_params"}
+    assert out["actions"].dtype == torch.int64 and (out["actions"] != 1).all()
+    assert not any(t.requires_grad for t in out.values())
+    greedy = model.act(raw_obs(5), deterministic=True)
+    torch.testing.assert_close(greedy["actions"], greedy["dist_params"].argmax(-1))
+
+
+def test_box_params_append_state_independent_log_std():
+    model = ActorCritic(ModelConfig(encoder_mlp_layers=[8]), OBS_SPECS, BOX)
+    with torch.no_grad():
+        model.log_std.fill_(-0.7)
+    params, _ = model(raw_obs(4))
+    assert params.shape == (4, BOX.num_dist_params())
+    torch.testing.assert_close(params[:, 2:], torch.full((4, 2), -0.7))
+    assert model.act(raw_obs(4))["actions"].shape == (4, 2)
+
+
+def test_normalizers_cover_float_keys_and_live_in_state_dict():
+    model = ActorCritic(ModelConfig(encoder_mlp_layers=[8]), OBS_SPECS, DISCRETE)
+    assert set(model.obs_normalizers) == {"state"}
+    obs = raw_obs(256)
+    model.update_normalizers(obs)
+    normalized = model.normalize_obs(obs)
+    assert normalized["state"].mean().abs() < 0.1
+    torch.testing.assert_close(normalized["grid"], obs["grid"].float())
+    keys = model.state_dict().keys()
+    for name in ("mean", "var", "count"):
+        assert f"obs_normalizers.state.{name}" in keys
+        assert f"returns_normalizer.{name}" in keys
+
+
+def test_no_normalizers_when_disabled():
+    model = ActorCritic(ModelConfig(encoder_mlp_layers=[8], normalize_input=False), OBS_SPECS, DISCRETE)
+    assert len(model.obs_normalizers) == 0
+    obs = raw_obs(3)
+    torch.testing.assert_close(model.normalize_obs(obs)["state"], obs["state"])
+
+
+def test_obs_keys_that_are_not_valid_module_names():
+    specs = {"values": ObsSpec((2,), "float32"), "a.b": ObsSpec((1,), "float32")}
+    model = ActorCritic(ModelConfig(encoder_mlp_layers=[4]), specs, DISCRETE)
+    obs = {"values": torch.randn(3, 2), "a.b": torch.randn(3, 1)}
+    model.update_normalizers(obs)
+    assert model(obs)[0].shape == (3, 3)
+
+
+def test_initialization():
+    model = ActorCritic(ModelConfig(encoder_mlp_layers=[32], policy_init_gain=0.01), OBS_SPECS, DISCRETE)
+    for layer in (model.encoder[0], model.policy_head, model.value_head):
+        assert (layer.bias == 0).all()
+    assert model.policy_head.weight.abs().max() < 0.05
+
+
+def test_model_config_validation():
+    with pytest.raises(ValidationError, match="recurrent cores"):
+        ModelConfig(use_rnn=True)
+    with pytest.raises(ValidationError):
+        ModelConfig(encoder_mlp_layers=[0])
+    with pytest.raises(ValidationError):
+        ModelConfig(hidden_size=3)
+    assert ModelConfig().encoder_mlp_layers == [512, 512]
+    for name, field in ModelConfig.model_fields.items():
+        assert field.description, name
+
+
+def test_pbt_config_validation():
+    with pytest.raises(ValidationError, match="population-based training is not available"):
+        PbtConfig(with_pbt=True)
+    with pytest.raises(ValidationError):
+        PbtConfig(pbt_period_env_steps=0)
+    assert all(field.description for field in PbtConfig.model_fields.values())
+
+
+def test_spec_dict_round_trips():
+    assert obs_specs_from_dict(obs_specs_to_dict(OBS_SPECS)) == OBS_SPECS
+    for spec in (DISCRETE, BOX):
+        assert ActionSpec.from_dict(spec.to_dict()) == spec
+    assert DISCRETE.num_dist_params() == 3 and DISCRETE.action_shape() == ()
+    assert BOX.num_dist_params() == 4 and BOX.action_dtype() == torch.float32
