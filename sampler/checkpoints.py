@@ -7,6 +7,7 @@ normalizer state, and the policy's hyperparameters. It loads with `torch.load(we
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import tempfile
@@ -81,3 +82,24 @@ def check_compatible(payload: dict, path: Path, env_name: str, model_cfg: dict, 
     for what, saved, current in checks:
         if saved != current:
             raise ExperimentError(f"{path}: made for a different {what}: {saved} (now {current})")
+
+
+def state_digest(state) -> str:
+    """A hash of every tensor and number in a (nested) state dict: equal digests mean equal state."""
+    digest = hashlib.sha256()
+
+    def visit(node, path: str) -> None:
+        if isinstance(node, dict):
+            for key in sorted(node, key=str):
+                visit(node[key], f"{path}/{key}")
+        elif isinstance(node, list | tuple):
+            for i, item in enumerate(node):
+                visit(item, f"{path}/{i}")
+        elif isinstance(node, torch.Tensor):
+            digest.update(path.encode())
+            digest.update(node.detach().cpu().contiguous().numpy().tobytes())
+        else:
+            digest.update(f"{path}={node!r}".encode())
+
+    visit(state, "")
+    return digest.hexdigest()[:16]

@@ -92,6 +92,6 @@ class WorkerHandle:
             except psutil.NoSuchProcess:
                 pass
         return WorkerStatus(
-            name=self.name, kind=self.kind, pid=self.pid, state=self.state, cpu_percent=cpu,
+            name=self.name, kind=self.kind, pid=self.pid, state=self.state, cpu_percent=cpu, steps=self.steps,
             steps_per_sec=self.steps_per_sec, restarts=self.restarts, last_error=self.last_error,
         )

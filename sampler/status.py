@@ -51,6 +51,7 @@ class WorkerStatus:
     pid: int | None = None
     state: str = "starting"  # starting | running | paused | stalled | dead | exited
     cpu_percent: float = 0.0
+    steps: int = 0
     steps_per_sec: float = 0.0
     restarts: int = 0
     last_error: str | None = None

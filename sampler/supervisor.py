@@ -167,6 +167,10 @@ class Supervisor:
             policy = self.board.policies[handle.policy].status
             policy.version, policy.env_frames = ready["version"], ready["env_frames"]
             policy.hyperparameters = ready["hyperparameters"]
+        for ready in readies:
+            if ready.get("checkpoint"):
+                log.info("policy %d restored from %s (state digest %s)", ready["policy"], ready["checkpoint"],
+                         ready["digest"])
         if self.board.env_frames:
             log.info("resuming at %s env frames, %.0f s trained", f"{self.board.env_frames:,}", self.elapsed_before)
         for policy in range(num_policies):
@@ -378,6 +382,7 @@ class Supervisor:
     def _set_state(self, state: str) -> None:
         if state == "running" and self.running_since is None:
             self.running_since = time.monotonic()
+            self.board.frames_history.clear()  # rates count from here, not from the resumed total
         elif state != "running" and self.running_since is not None:
             self.elapsed_before = self.elapsed_sec()
             self.running_since = None

@@ -13,10 +13,14 @@ from typing import Annotated
 
 import typer
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Asynchronous APPO training you can watch and steer.")
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="Asynchronous APPO training you can watch and steer."
+)
 
 SetOpt = Annotated[list[str] | None, typer.Option("--set", "-s", help="Override a setting: section.key=value.")]
-TrainDirOpt = Annotated[str | None, typer.Option("--train-dir", help="Experiments folder (default $SFTUI_TRAIN_DIR or ./train_dir).")]
+TrainDirOpt = Annotated[
+    str | None, typer.Option("--train-dir", help="Experiments folder (default $SFTUI_TRAIN_DIR or ./train_dir).")
+]
 RestartOpt = Annotated[bool, typer.Option("--restart", help="Archive the existing experiment and start over.")]
 DetachOpt = Annotated[bool, typer.Option("--detach", help="Train in the background; print the experiment path.")]
 

@@ -51,13 +51,15 @@ class LearnerWorker(WorkerBase):
         self.learner = AppoLearner(model_factory().to(self.device), cfg.appo, self.device, total_env_frames=budget)
         self.policy_env_frames = 0
         self.elapsed_sec = 0.0
+        self.restored_from: str | None = None
         self._resume()
         self.weights.publish(policy, self.learner.model.state_dict(), self.learner.version)
         self.trajectories_per_batch = cfg.appo.batch_size * cfg.appo.num_batches_per_epoch // cfg.appo.rollout
         self.pending: list[int] = []
         self._paused_sent = False
         self.send("ready", version=self.learner.version, env_frames=self.policy_env_frames,
-                  elapsed_sec=self.elapsed_sec, hyperparameters=self.hyperparameters())
+                  elapsed_sec=self.elapsed_sec, hyperparameters=self.hyperparameters(), policy=policy,
+                  checkpoint=self.restored_from, digest=checkpoints.state_digest(self.learner.state_dict()))
 
     # ---- state ----------------------------------------------------------------------------------
 
@@ -71,6 +73,7 @@ class LearnerWorker(WorkerBase):
             checkpoints.check_compatible(payload, path, self.cfg.env.name, self.spec_dicts["model"],
                                          self.spec_dicts["obs"], self.spec_dicts["action"])
             self.learner.load_state_dict(payload["learner"])
+            self.restored_from = str(path.relative_to(self.folder))
             self.policy_env_frames = int(payload["policy_env_frames"])
             self.elapsed_sec = float(payload["elapsed_sec"])
         saved = hparams_path(self.folder, self.policy)

@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.support import sftui
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory) -> Path:
+    """One short CartPole experiment with the default config, trained once through the whole process tree.
+
+    Tests that change the folder copy it first.
+    """
+    train_dir = tmp_path_factory.mktemp("shared_train_dir")
+    result = sftui(
+        "train", "gym_CartPole-v1", "-e", "cartpole", "--train-dir", str(train_dir),
+        "--set", "run.train_for_env_steps=100000", "--set", "run.save_every_sec=2", "--set", "run.seed=1",
+        timeout=240,
+    )
+    folder = train_dir / "cartpole"
+    assert result.returncode == 0, result.stdout + result.stderr
+    (folder / "stdout.txt").write_text(result.stdout)
+    assert json.loads((folder / "summary.json").read_text())["state"] == "finished"
+    return folder

@@ -1,0 +1,107 @@
+"""A real CartPole run through the whole process tree, and what it leaves in its folder."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+
+import torch
+
+from sampler import checkpoints
+from sampler.status import RunStatus
+from tests.support import sftui, summary
+
+
+def _statuses(folder) -> list[dict]:
+    return [json.loads(line) for line in (folder / "status.jsonl").read_text().splitlines() if line.strip()]
+
+
+def test_cartpole_return_rises_above_150_within_100k_frames(trained):
+    best = max(
+        (s["policies"][0]["episode_return"] or 0.0 for s in _statuses(trained) if s["env_frames"] <= 100_000 + 4096),
+        default=0.0,
+    )
+    assert best > 150, f"best mean return within 100k frames was {best:.1f}"
+
+
+def test_progress_lines_show_frames_fps_lag_and_return(trained):
+    lines = [line for line in (trained / "stdout.txt").read_text().splitlines() if line.startswith("[")]
+    assert len(lines) >= 2
+    assert re.search(r"frames [\d,]+ \| fps [\d,]+ / [\d,]+ / [\d,]+ \(10/60/300 s\) \| p0 lag \d+/[\d.]+/\d+ "
+                     r"return [\d.,]+ v\d+", lines[-1]), lines[-1]
+    assert lines[-1].split("] ")[1].startswith("finished")
+
+
+def test_folder_holds_config_summary_status_log_tensorboard_and_checkpoints(trained):
+    cfg = json.loads((trained / "cfg.json").read_text())
+    assert cfg["env"]["name"] == "gym_CartPole-v1" and cfg["run"]["seed"] == 1
+    final = RunStatus.from_dict(summary(trained))
+    assert final.state == "finished" and final.env_frames >= 100_000
+    assert final.policies[0].version > 0 and final.policies[0].losses
+    assert len(_statuses(trained)) >= 2
+    assert "finished at" in (trained / "log.txt").read_text()
+    assert list((trained / "tb" / "p0").glob("events.out.tfevents.*"))
+    periodic = checkpoints.list_checkpoints(trained, 0)
+    assert 1 <= len(periodic) <= 2, periodic  # keep_checkpoints=2
+    assert (trained / "checkpoints" / "p0" / "best.pt").exists()
+    assert not (trained / "run.json").exists()
+
+
+def test_checkpoint_loads_with_weights_only_and_describes_itself(trained):
+    path = checkpoints.latest_checkpoint(trained, 0)
+    payload = torch.load(path, weights_only=True)
+    assert payload["format_version"] == checkpoints.FORMAT_VERSION
+    assert payload["env"]["name"] == "gym_CartPole-v1"
+    assert payload["action_spec"]["kind"] == "discrete" and payload["action_spec"]["n"] == 2
+    assert payload["obs_specs"]["obs"]["shape"] == [4]
+    assert payload["env_frames"] >= 100_000 and payload["version"] > 0
+    learner = payload["learner"]
+    assert "obs_normalizers.obs.mean" in learner["model"] and learner["optimizer"]["state"]
+    assert set(payload["hyperparameters"]) >= {"learning_rate", "gamma"}
+
+
+def test_resume_continues_frames_and_restores_learner_state(trained, tmp_path):
+    folder = tmp_path / "cartpole"
+    shutil.copytree(trained, folder)
+    latest = checkpoints.latest_checkpoint(folder, 0)
+    payload = checkpoints.load(latest)
+    expected_digest = checkpoints.state_digest(payload["learner"])
+
+    result = sftui("train", "gym_CartPole-v1", "-e", "cartpole", "--train-dir", str(tmp_path),
+                   "--set", "run.train_for_env_steps=140000")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "resuming" in result.stdout and "run.train_for_env_steps: 100000 -> 140000" in result.stdout
+    log = (folder / "log.txt").read_text()
+    assert f"restored from {latest.relative_to(folder)} (state digest {expected_digest})" in log
+    statuses = _statuses(folder)
+    resumed = [s for s in statuses[len(_statuses(trained)):] if s["state"] == "running"]
+    assert resumed and min(s["env_frames"] for s in resumed) >= payload["env_frames"]
+    final = summary(folder)
+    assert final["state"] == "finished" and final["env_frames"] >= 140_000
+    assert final["elapsed_sec"] > payload["elapsed_sec"]
+
+
+def test_finished_experiment_without_a_raised_budget_exits_zero_with_one_line(trained, tmp_path):
+    shutil.copytree(trained, tmp_path / "cartpole")
+    result = sftui("train", "gym_CartPole-v1", "-e", "cartpole", "--train-dir", str(tmp_path))
+    assert result.returncode == 0
+    assert "already finished at" in result.stdout and "--restart" in result.stdout
+
+
+def test_restart_archives_the_old_folder(trained, tmp_path):
+    shutil.copytree(trained, tmp_path / "cartpole")
+    result = sftui("train", "gym_CartPole-v1", "-e", "cartpole", "--train-dir", str(tmp_path), "--restart",
+                   "--set", "run.train_for_env_steps=5000", "--set", "sampler.num_envs_per_worker=4",
+                   "--set", "appo.batch_size=128")
+    assert result.returncode == 0, result.stdout + result.stderr
+    archived = list(tmp_path.glob("cartpole.old-*"))
+    assert len(archived) == 1 and (archived[0] / "checkpoints").is_dir()
+    assert summary(tmp_path / "cartpole")["env_frames"] < 100_000
+
+
+def test_ls_lists_state_env_frames_and_return(trained):
+    result = sftui("ls", "--train-dir", str(trained.parent))
+    assert result.returncode == 0
+    row = [line for line in result.stdout.splitlines() if line.startswith("cartpole")][0]
+    assert "finished" in row and "gym_CartPole-v1" in row
