@@ -22,6 +22,7 @@ import torch
 
 from algos.models import ActorCritic
 from algos.spaces import obs_specs_to_dict
+from sampler import janitor
 from sampler.buffers import BufferLayout, SharedWeights, TrajectoryBuffers, buffers_per_slot
 from sampler.config import config_to_dict
 from sampler.control import ControlServer, socket_path_for
@@ -152,6 +153,7 @@ class Supervisor:
 
         self.server = ControlServer(socket_path_for(self.folder), self.handle_command, cfg.run.experiment)
         await self.server.start()
+        self.janitor = janitor.start(self.server.path)
         write_json_atomic(self.folder / "run.json", {
             "pid": os.getpid(), "hostname": socket.gethostname(), "socket": str(self.server.path),
             "started_at": time.time(),
@@ -477,6 +479,8 @@ class Supervisor:
         await self._join_all()
         if self.server is not None:
             await self.server.close()
+            self.janitor.stdin.close()
+            self.janitor.wait(timeout=10)
         self.state = self.final_state
         self.board.event("state", self.state)
         self._publish(persist=True)

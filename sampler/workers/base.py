@@ -60,6 +60,7 @@ class WorkerBase:
         self.stopping = False
         self.steps = 0
         self._last_beat = 0.0
+        self._pause_acked = False
 
     def send(self, kind: str, **payload) -> None:
         try:
@@ -96,6 +97,14 @@ class WorkerBase:
 
     def on_command(self, cmd: str, args: dict) -> None:
         raise ValueError(f"{self.name}: unknown command {cmd!r}")
+
+    def settle_pause(self, idle: bool) -> None:
+        """Acknowledges a pause, with the final step count, once this worker has no work in flight."""
+        if not self.paused:
+            self._pause_acked = False
+        elif idle and not self._pause_acked:
+            self._pause_acked = True
+            self.send("paused", steps=self.steps)
 
     def heartbeat(self, extra=None) -> None:
         """Sends steps and `extra()` (computed only when a beat is due) every HEARTBEAT_SEC."""

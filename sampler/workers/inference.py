@@ -32,7 +32,6 @@ class InferenceWorker(WorkerBase):
         self.request_queue, self.reply_queues = request_queue, reply_queues
         self.requests_served = 0
         self.batch_sizes = 0
-        self._paused_sent = False
 
     def loop(self) -> None:
         reader = self.request_queue._reader
@@ -43,9 +42,7 @@ class InferenceWorker(WorkerBase):
                 requests.append(self.request_queue.get())
             if requests:
                 self._serve(requests)
-            if self.paused and not self._paused_sent:
-                self.send("paused")
-            self._paused_sent = self.paused
+            self.settle_pause(idle=True)
             self.heartbeat(lambda: {"version": self.version,
                                     "mean_batch": self.batch_sizes / max(1, self.requests_served)})
 

@@ -56,7 +56,6 @@ class LearnerWorker(WorkerBase):
         self.weights.publish(policy, self.learner.model.state_dict(), self.learner.version)
         self.trajectories_per_batch = cfg.appo.batch_size * cfg.appo.num_batches_per_epoch // cfg.appo.rollout
         self.pending: list[int] = []
-        self._paused_sent = False
         self.send("ready", version=self.learner.version, env_frames=self.policy_env_frames,
                   elapsed_sec=self.elapsed_sec, hyperparameters=self.hyperparameters(), policy=policy,
                   checkpoint=self.restored_from, digest=checkpoints.state_digest(self.learner.state_dict()))
@@ -136,9 +135,7 @@ class LearnerWorker(WorkerBase):
                                        self.pending[self.trajectories_per_batch:])
                 self._train(batch)
                 self._read_commands()
-            if self.paused and not self._paused_sent:
-                self.send("paused")
-            self._paused_sent = self.paused
+            self.settle_pause(idle=True)
             self.heartbeat(lambda: {"version": self.learner.version, "env_frames": self.policy_env_frames})
 
     def _train(self, trajectories: list[int]) -> None:

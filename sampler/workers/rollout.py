@@ -71,7 +71,6 @@ class RolloutWorker(WorkerBase):
                 used_policies=[set() for _ in slots],
                 ep_return=np.zeros(count), ep_length=np.zeros(count, np.int64),
             ))
-        self._paused_reported = False
 
     def _reclaim_buffers(self) -> None:
         """A restarted worker takes back what its predecessor held, but not what a learner holds."""
@@ -105,15 +104,12 @@ class RolloutWorker(WorkerBase):
                 if not split.pending:
                     ready.append(split)
             if not self.paused:
-                self._paused_reported = False
                 while ready:
                     self._advance(ready.pop(0))
                 for split in self.splits:
                     if split.next_obs is not None:
                         self._start_trajectories(split)
-            elif not self._paused_reported and not any(s.pending for s in self.splits):
-                self._paused_reported = True
-                self.send("paused")
+            self.settle_pause(idle=not any(s.pending for s in self.splits))
             self.heartbeat(self._take_episodes)
         for env in self.envs:
             env.close()
