@@ -1,0 +1,21 @@
+"""Learning checks kept out of the default run; `.ci/run` runs them with `-m slow`."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.support import sftui
+
+
+@pytest.mark.slow
+def test_cartpole_reaches_450_within_1m_frames(tmp_path):
+    result = sftui("train", "gym_CartPole-v1", "-e", "cp450", "--train-dir", str(tmp_path),
+                   "--set", "run.train_for_env_steps=1000000", timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    statuses = [json.loads(line) for line in (tmp_path / "cp450" / "status.jsonl").read_text().splitlines()]
+    reached = [s for s in statuses if (s["policies"][0]["episode_return"] or 0) >= 450]
+    assert reached, f"best mean return {max(s['policies'][0]['episode_return'] or 0 for s in statuses):.1f}"
+    first = reached[0]
+    print(f"mean return >= 450 at {first['env_frames']:,} env frames after {first['elapsed_sec']:.1f} s of training")

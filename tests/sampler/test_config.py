@@ -1,0 +1,124 @@
+"""Config precedence and every kind of bad input: one clear line, exit 2, nothing created."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sampler.config import build_config, describe_settings, parse_overrides
+from sampler.errors import ConfigError
+from sampler.launch import prepare
+from tests.support import sftui
+
+CARTPOLE = {"env": {"name": "gym_CartPole-v1"}}
+
+
+def test_precedence_schema_then_family_then_file_then_set():
+    schema_default = build_config(CARTPOLE)
+    assert schema_default.appo.gamma == 0.99  # schema default
+    assert schema_default.appo.learning_rate == 3e-4  # gym family default over the schema's 1e-4
+    assert schema_default.sampler.num_envs_per_worker == 16  # family default
+
+    from_file = build_config({**CARTPOLE, "appo": {"learning_rate": 1e-3}, "sampler": {"num_envs_per_worker": 4}})
+    assert from_file.appo.learning_rate == 1e-3 and from_file.sampler.num_envs_per_worker == 4
+
+    with_set = build_config(
+        {**CARTPOLE, "appo": {"learning_rate": 1e-3}},
+        parse_overrides(["appo.learning_rate=5e-5", "model.encoder_mlp_layers=[32,32]"]),
+    )
+    assert with_set.appo.learning_rate == 5e-5
+    assert with_set.model.encoder_mlp_layers == [32, 32]
+
+
+def test_set_values_parse_as_json_or_fall_back_to_strings():
+    assert parse_overrides(["run.device=cpu", "appo.num_epochs=2", "pbt.with_pbt=false"]) == {
+        "run": {"device": "cpu"}, "appo": {"num_epochs": 2}, "pbt": {"with_pbt": False}}
+    with pytest.raises(ConfigError, match="expected section.key=value"):
+        parse_overrides(["learning_rate"])
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"env": {"name": "gym_CartPole-v1"}, "appo": {"learning_rat": 0.1}},
+         "appo.learning_rat: unknown setting (did you mean 'learning_rate'?)"),
+        ({"env": {"name": "gym_CartPole-v1"}, "apo": {}}, "apo: unknown section (did you mean 'appo'?)"),
+        ({"env": {"name": "gym_CartPole-v1"}, "appo": {"batch_size": "big"}}, "appo.batch_size: Input should be"),
+        ({"env": {"name": "gym_CartPole-v1"}, "appo": {"gamma": 1.5}}, "appo.gamma: Input should be less than"),
+        ({"env": {"name": "gym_CartPole-v1"}, "appo": {"batch_size": 1000}}, "divisible"),
+        ({"env": {"name": "gym_CartPole-v1"}, "sampler": {"num_envs_per_worker": 3}}, "worker_num_splits"),
+        ({"env": {"name": "gmy_CartPole-v1"}}, "unknown env family in 'gmy_CartPole-v1' (did you mean gym_...?)"),
+        ({"env": {"name": "gym_CartPol-v1"}}, "did you mean gym_CartPole-v1?"),
+        ({"appo": {}}, "env.name is missing"),
+        ({"env": {"name": "gym_CartPole-v1"}, "run": {"imports": ["no_such_module_xyz"]}}, "run.imports"),
+    ],
+)
+def test_each_bad_value_names_the_field(raw, message):
+    with pytest.raises(ConfigError) as error:
+        build_config(raw)
+    assert message in str(error.value)
+
+
+def test_resume_refuses_env_model_and_policy_count_changes(tmp_path):
+    prepare({**CARTPOLE, "run": {"experiment": "e"}}, [], train_dir=str(tmp_path))
+    for change in (["model.encoder_mlp_layers=[8]"], ["sampler.num_policies=2"], ["env.name=gym_Acrobot-v1"]):
+        with pytest.raises(ConfigError, match="cannot change on resume"):
+            prepare({**CARTPOLE, "run": {"experiment": "e"}}, change, train_dir=str(tmp_path))
+
+
+def test_resume_applies_the_changed_budget_from_the_given_cfg(tmp_path):
+    prepare({**CARTPOLE, "run": {"experiment": "e", "train_for_env_steps": 1000}}, [], train_dir=str(tmp_path))
+    again = prepare({**CARTPOLE, "run": {"experiment": "e", "train_for_env_steps": 5000}}, [],
+                    train_dir=str(tmp_path))
+    assert again.resumed and again.cfg.run.train_for_env_steps == 5000
+    assert again.changes == ["run.train_for_env_steps: 1000 -> 5000"]
+    saved = json.loads((tmp_path / "e" / "cfg.json").read_text())
+    assert saved["run"]["train_for_env_steps"] == 5000
+
+
+def test_settings_describe_every_field_with_family_defaults():
+    rows = {path: (kind, default, doc) for path, kind, default, doc in describe_settings("gym_CartPole-v1")}
+    assert rows["appo.learning_rate"][1] == 3e-4
+    assert rows["sampler.max_policy_lag"][2]
+    assert "env.gym.max_episode_steps" in rows
+    assert all(doc for _, _, doc in rows.values()), [p for p, (_, _, d) in rows.items() if not d]
+
+
+# ---- through the CLI: exit code 2, one line, nothing created ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{not json", "not valid JSON"),
+        ('{"env": {"name": "gym_CartPole-v1"}, "appo": {"rollout": 1}}', "appo.rollout"),
+        ('{"env": {"name": "doom_nope"}}', "unknown env family"),
+        ("[1, 2]", "top level must be a JSON object"),
+    ],
+)
+def test_bad_cfg_file_exits_2_with_one_line_and_creates_nothing(tmp_path, content, message):
+    cfg = tmp_path / "exp.json"
+    cfg.write_text(content)
+    train_dir = tmp_path / "train_dir"
+    result = sftui("run", "--headless", str(cfg), "--train-dir", str(train_dir))
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert not train_dir.exists()
+
+
+def test_missing_cfg_file_and_bad_set_exit_2(tmp_path):
+    result = sftui("run", "--headless", str(tmp_path / "missing.json"), "--train-dir", str(tmp_path / "td"))
+    assert result.returncode == 2 and "no such file" in result.stderr
+    result = sftui("train", "gym_CartPole-v1", "--set", "appo.gamma=2", "--train-dir", str(tmp_path / "td"))
+    assert result.returncode == 2 and "appo.gamma" in result.stderr
+    assert not (tmp_path / "td").exists()
+
+
+def test_config_command_prints_a_complete_runnable_config(tmp_path):
+    result = sftui("config", "gym_CartPole-v1")
+    assert result.returncode == 0
+    cfg = json.loads(result.stdout)
+    assert set(cfg) == {"run", "sampler", "env", "appo", "model", "pbt"}
+    assert build_config(cfg).env.name == "gym_CartPole-v1"
