@@ -52,6 +52,7 @@ def prepare(raw: dict, set_items: list[str], *, train_dir: str | None = None, re
     else:
         cfg = build_config(raw, overrides, experiment_default=name)
         prepared = Prepared(cfg=cfg, folder=folder)
+    _check_device(prepared.cfg)
     if create and prepared.already_finished is None:
         if exists and restart:
             prepared.archived = archive_folder(folder)
@@ -88,6 +89,14 @@ def _resume(folder: Path, raw: dict, overrides: dict, name: str) -> Prepared:
                 "(or run.train_for_seconds) or use --restart"
             )
     return prepared
+
+
+def _check_device(cfg) -> None:
+    if cfg.run.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError("run.device: cuda was asked for but torch sees no GPU; use auto or cpu")
 
 
 def _write_cfg(prepared: Prepared) -> None:

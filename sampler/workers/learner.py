@@ -116,10 +116,10 @@ class LearnerWorker(WorkerBase):
         self.learner.set_hyperparameters(**changes)
         after = self.hyperparameters()
         saved = hparams_path(self.folder, self.policy)
-        write_json_atomic(saved, after)
         with open(saved.parent / "history.jsonl", "a") as history:
             history.write(json.dumps({"time": time.time(), "version": self.learner.version, "source": source,
                                       "before": before, "after": after}) + "\n")
+        write_json_atomic(saved, after)
         self.send("hyperparameters", hyperparameters=after)
 
     # ---- the loop -------------------------------------------------------------------------------

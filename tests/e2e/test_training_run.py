@@ -105,3 +105,30 @@ def test_ls_lists_state_env_frames_and_return(trained):
     assert result.returncode == 0
     row = [line for line in result.stdout.splitlines() if line.startswith("cartpole")][0]
     assert "finished" in row and "gym_CartPole-v1" in row
+
+
+def test_two_policies_each_train_on_their_own_agents(tmp_path):
+    result = sftui("train", "gym_CartPole-v1", "-e", "two", "--train-dir", str(tmp_path),
+                   "--set", "sampler.num_policies=2", "--set", "sampler.num_envs_per_worker=8",
+                   "--set", "appo.batch_size=256", "--set", "model.encoder_mlp_layers=[64,64]",
+                   "--set", "run.train_for_env_steps=40000")
+    assert result.returncode == 0, result.stdout + result.stderr
+    final = RunStatus.from_dict(summary(tmp_path / "two"))
+    assert [p.policy_id for p in final.policies] == [0, 1]
+    for policy in final.policies:
+        assert policy.version > 0 and policy.env_frames > 5000 and policy.episodes > 0
+    assert final.env_frames == sum(p.env_frames for p in final.policies)
+    assert {w.name for w in final.workers} >= {"learner_p0", "learner_p1", "inference_p0_0", "inference_p1_0"}
+    for policy in (0, 1):
+        assert checkpoints.latest_checkpoint(tmp_path / "two", policy) is not None
+
+
+def test_continuous_actions_train_through_the_tree(tmp_path):
+    result = sftui("train", "gym_Pendulum-v1", "-e", "pendulum", "--train-dir", str(tmp_path),
+                   "--set", "sampler.num_envs_per_worker=4", "--set", "appo.batch_size=256",
+                   "--set", "model.encoder_mlp_layers=[64,64]", "--set", "run.train_for_env_steps=20000")
+    assert result.returncode == 0, result.stdout + result.stderr
+    final = RunStatus.from_dict(summary(tmp_path / "pendulum"))
+    assert final.state == "finished" and final.policies[0].episode_return is not None
+    payload = checkpoints.load(checkpoints.latest_checkpoint(tmp_path / "pendulum", 0))
+    assert payload["action_spec"]["kind"] == "box"
