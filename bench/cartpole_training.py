@@ -37,8 +37,10 @@ def main() -> None:
     running = [s for s in statuses if s["state"] == "running"]
     last = running[-1]
     steady = [s for s in running if s["elapsed_sec"] >= 5.0]  # skip start-up
-    steady_fps = ((steady[-1]["env_frames"] - steady[0]["env_frames"]) / (steady[-1]["elapsed_sec"] - steady[0]["elapsed_sec"])
-                  if len(steady) > 1 else float("nan"))
+    steady_fps = float("nan")
+    if len(steady) > 1:
+        frames = steady[-1]["env_frames"] - steady[0]["env_frames"]
+        steady_fps = frames / (steady[-1]["elapsed_sec"] - steady[0]["elapsed_sec"])
     overall_fps = last["env_frames"] / last["elapsed_sec"] if last["elapsed_sec"] else float("nan")
     reached = next((s for s in statuses if (s["policies"][0]["episode_return"] or 0) >= 450), None)
     rows = [
