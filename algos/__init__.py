@@ -1,1 +1,1 @@
-"""Pure RL algorithm pieces (spaces, distributions, normalizers, returns, models, APPO)."""
+"""Pure RL algorithm pieces: spaces, distributions, returns (GAE, V-trace), encoders, cores, models, APPO."""

@@ -1,20 +1,20 @@
-"""Asynchronous PPO (APPO) configuration, losses and learner."""
+"""Asynchronous PPO (APPO) learner: targets (GAE or V-trace), minibatch SGD, lr schedules."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from itertools import pairwise
-from typing import Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-from torch import Tensor
+from torch import Tensor, nn
 
-from algos.distributions import make_distribution
-from algos.models import ActorCritic
+from algos.appo_config import AppoConfig
+from algos.distributions import make_distribution, symmetric_kl_to_uniform
+from algos.losses import entropy_loss, masked_mean, policy_loss, value_loss
 from algos.returns import gae
+from algos.spaces import ActionSpec
+from algos.vtrace import vtrace
 
-_MIN_RATIO, _MAX_RATIO = 0.05, 20.0
 _KL_LR_MIN, _KL_LR_MAX, _KL_LR_FACTOR = 1e-6, 1e-2, 1.5
 _SGD_STAT_KEYS = (
     "loss",
@@ -28,95 +28,12 @@ _SGD_STAT_KEYS = (
 )
 
 
-class AppoConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    rollout: int = Field(32, ge=2, description="Env steps per trajectory slice sent to the learner.")
-    recurrence: int = Field(1, ge=1, description="Backprop-through-time length; feed-forward models use 1.")
-    batch_size: int = Field(1024, ge=2, description="Samples (env steps) per SGD minibatch.")
-    num_batches_per_epoch: int = Field(
-        1,
-        ge=1,
-        description="Minibatches per training batch; the learner waits for "
-        "batch_size * num_batches_per_epoch samples.",
-    )
-    num_epochs: int = Field(1, ge=1, description="Passes over each training batch.")
-    learning_rate: float = Field(1e-4, gt=0, description="Adam learning rate.")
-    lr_schedule: Literal["constant", "linear_decay", "kl_adaptive"] = Field(
-        "constant",
-        description="constant; linear_decay to 0 over the run's env frames; "
-        "kl_adaptive: scale the lr by 1.5 to keep the KL near lr_schedule_kl_threshold.",
-    )
-    lr_schedule_kl_threshold: float = Field(
-        0.008, gt=0, description="Target KL per SGD step for the kl_adaptive schedule."
-    )
-    gamma: float = Field(0.99, ge=0, le=1, description="Discount factor.")
-    gae_lambda: float = Field(0.95, ge=0, le=1, description="GAE lambda (bias/variance trade-off).")
-    ppo_clip_ratio: float = Field(
-        0.1, gt=0, description="PPO clip epsilon; ratios are clipped to [1/(1+eps), 1+eps]."
-    )
-    ppo_clip_value: float = Field(
-        1.0, gt=0, description="Max change of the value prediction from its acting-time value."
-    )
-    value_loss_coeff: float = Field(0.5, ge=0, description="Weight of the value loss.")
-    exploration_loss_coeff: float = Field(0.003, ge=0, description="Weight of the entropy bonus.")
-    max_grad_norm: float = Field(4.0, ge=0, description="Gradient norm clip; 0 disables clipping.")
-    adam_eps: float = Field(1e-6, gt=0, description="Adam epsilon.")
-    adam_beta1: float = Field(0.9, ge=0, lt=1, description="Adam beta1.")
-    adam_beta2: float = Field(0.999, ge=0, lt=1, description="Adam beta2.")
-    normalize_advantage: bool = Field(True, description="Standardize advantages within each minibatch.")
-    normalize_returns: bool = Field(True, description="Train the value head on running-normalized returns.")
-    reward_scale: float = Field(1.0, gt=0, description="Multiply env rewards by this factor.")
-    reward_clip: float = Field(
-        1000.0, gt=0, description="Clip scaled rewards to [-reward_clip, reward_clip]."
-    )
-    value_bootstrap: bool = Field(
-        False,
-        description="On time-outs add gamma * V(s_t) to the reward, so truncation "
-        "is not treated as a real episode end.",
-    )
-
-    @model_validator(mode="after")
-    def _batch_holds_whole_rollouts(self) -> AppoConfig:
-        if self.batch_size % self.rollout != 0:
-            raise ValueError(f"batch_size ({self.batch_size}) must be divisible by rollout ({self.rollout})")
-        return self
-
-
-def masked_mean(x: Tensor, valids: Tensor) -> Tensor:
-    """Mean of x over valid entries; where() keeps NaN/inf garbage in invalid slots out."""
-    valids = valids.bool()
-    return torch.where(valids, x, 0.0).sum() / valids.sum().clamp(min=1)
-
-
-def policy_loss(
-    log_prob_new: Tensor, log_prob_old: Tensor, advantages: Tensor, valids: Tensor, clip_ratio: float
-) -> Tensor:
-    # Hard ratio bounds keep stale (high policy lag) samples from producing huge gradients.
-    ratio = torch.exp(log_prob_new - log_prob_old).clamp(_MIN_RATIO, _MAX_RATIO)
-    clipped = ratio.clamp(1.0 / (1.0 + clip_ratio), 1.0 + clip_ratio)
-    surrogate = torch.min(ratio * advantages, clipped * advantages)
-    return -masked_mean(surrogate, valids)
-
-
-def value_loss(
-    values_new: Tensor, values_old: Tensor, targets: Tensor, valids: Tensor, clip_value: float
-) -> Tensor:
-    clipped = values_old + (values_new - values_old).clamp(-clip_value, clip_value)
-    error = torch.max((values_new - targets).pow(2), (clipped - targets).pow(2))
-    return masked_mean(error, valids)
-
-
-def entropy_loss(entropy: Tensor, valids: Tensor) -> Tensor:
-    return -masked_mean(entropy, valids)
-
-
 @dataclass
 class TrainBatch:
     """B trajectory slices of T = rollout steps each."""
 
     obs: dict[str, Tensor]  # [B, T+1, *shape] raw; index T follows the last step
-    actions: Tensor  # [B, T] int64 or [B, T, *act_shape] float
+    actions: Tensor  # [B, T] int64, [B, T, heads] int64 or [B, T, *act_shape] float
     log_probs: Tensor  # [B, T] at acting time
     values: Tensor  # [B, T] acting-time values, normalized-returns space
     dist_params: Tensor  # [B, T, P] at acting time
@@ -124,7 +41,8 @@ class TrainBatch:
     dones: Tensor  # [B, T] episode ended after this step
     time_outs: Tensor  # [B, T] episode ended by truncation
     valids: Tensor  # [B, T] bool
-    action_masks: Tensor | None = None  # [B, T, n] bool
+    action_masks: Tensor | None = None  # [B, T, P] bool (discrete kinds)
+    rnn_states: Tensor | None = None  # [B, T+1, S] recurrent state before each obs; needed by recurrent models
 
     def to(self, device: torch.device) -> TrainBatch:
         moved = {}
@@ -137,14 +55,23 @@ class TrainBatch:
         return TrainBatch(**moved)
 
 
+def _check_exploration_loss(cfg: AppoConfig, action_spec: ActionSpec) -> None:
+    if cfg.exploration_loss == "symmetric_kl" and action_spec.kind == "box":
+        raise ValueError(
+            "appo.exploration_loss 'symmetric_kl' needs a discrete or multi_discrete action space, "
+            "but this environment has box actions; use 'entropy'"
+        )
+
+
 class AppoLearner:
     def __init__(
         self,
-        model: ActorCritic,
+        model: nn.Module,
         cfg: AppoConfig,
         device: torch.device,
         total_env_frames: int | None = None,
     ) -> None:
+        _check_exploration_loss(cfg, model.action_spec)
         self.model = model.to(device)
         self.cfg = cfg
         self.device = device
@@ -160,7 +87,9 @@ class AppoLearner:
 
     def set_hyperparameters(self, **kwargs: object) -> None:
         """Change config fields while training; unknown names or bad values raise."""
-        self.cfg = AppoConfig.model_validate({**self.cfg.model_dump(), **kwargs})
+        cfg = AppoConfig.model_validate({**self.cfg.model_dump(), **kwargs})
+        _check_exploration_loss(cfg, self.model.action_spec)
+        self.cfg = cfg
         if "learning_rate" in kwargs:
             self.lr = self.cfg.learning_rate
         for group in self.optimizer.param_groups:
@@ -188,30 +117,96 @@ class AppoLearner:
             self.lr = min(self.lr * _KL_LR_FACTOR, _KL_LR_MAX)
         self._apply_lr()
 
-    @torch.no_grad()
-    def _targets(self, batch: TrainBatch) -> tuple[Tensor, Tensor, Tensor]:
-        """Advantages and returns in reward scale, value targets in value-head space; all [B, T]."""
-        cfg, model = self.cfg, self.model
+    def _chunk_len(self, batch: TrainBatch) -> int:
+        """Steps per training chunk: cfg.recurrence for recurrent models, else single samples."""
+        if self.model.rnn_state_size == 0:
+            return 1
         steps = batch.rewards.shape[1]
-        _, next_values = model({k: v[:, steps] for k, v in batch.obs.items()})
-        values = batch.values.float()
-        if cfg.normalize_returns:
-            values = model.returns_normalizer.denormalize(values)
-            next_values = model.returns_normalizer.denormalize(next_values)
+        if batch.rnn_states is None:
+            raise ValueError("the model is recurrent but the TrainBatch has no rnn_states")
+        if steps % self.cfg.recurrence != 0:
+            raise ValueError(f"appo.recurrence ({self.cfg.recurrence}) must divide the batch's rollout ({steps})")
+        return self.cfg.recurrence
 
+    def _return_scale(self, values: Tensor) -> Tensor:
+        values = values.float()
+        return self.model.returns_normalizer.denormalize(values) if self.cfg.normalize_returns else values
+
+    def _rewards(self, batch: TrainBatch) -> Tensor:
+        cfg = self.cfg
         rewards = (batch.rewards.float() * cfg.reward_scale).clamp(-cfg.reward_clip, cfg.reward_clip)
         if cfg.value_bootstrap:
             # The post-truncation obs is not stored, so V(s_t) stands in for V(s_{t+1}).
-            rewards = rewards + cfg.gamma * values * batch.time_outs.float()
+            rewards = rewards + cfg.gamma * self._return_scale(batch.values) * batch.time_outs.float()
+        return rewards
 
+    def _bootstrap_values(self, batch: TrainBatch) -> Tensor:
+        """Current-model values [B] of the obs after the last step, from the state stored before it."""
+        steps = batch.rewards.shape[1]
+        states = None if batch.rnn_states is None else batch.rnn_states[:, steps]
+        _, values = self.model({k: v[:, steps] for k, v in batch.obs.items()}, states)
+        return values
+
+    def _forward(self, obs: dict[str, Tensor], initial_states: Tensor | None, dones: Tensor) -> tuple[Tensor, Tensor]:
+        """Flat obs [N, ...] holding whole chunks -> (params [N, P], values [N]).
+
+        Recurrent models replay each chunk from its stored initial state (initial_states [chunks, S]).
+        """
+        if initial_states is None:
+            return self.model(obs)
+        num_chunks = initial_states.shape[0]
+        chunked = {k: v.reshape(num_chunks, -1, *v.shape[1:]) for k, v in obs.items()}
+        params, values = self.model.forward_sequences(chunked, initial_states, dones.reshape(num_chunks, -1))
+        return params.flatten(0, 1), values.flatten(0, 1)
+
+    @torch.no_grad()
+    def _targets(self, batch: TrainBatch) -> tuple[Tensor, Tensor, Tensor]:
+        """GAE advantages and returns in reward scale, value targets in value-head space; all [B, T]."""
+        cfg, model = self.cfg, self.model
+        values = self._return_scale(batch.values)
+        next_values = self._return_scale(self._bootstrap_values(batch))
         advantages, returns = gae(
-            rewards, values, next_values, batch.dones, batch.valids, cfg.gamma, cfg.gae_lambda
+            self._rewards(batch), values, next_values, batch.dones, batch.valids, cfg.gamma, cfg.gae_lambda
         )
         targets = returns
         if cfg.normalize_returns:
             model.returns_normalizer.update(returns[batch.valids])
             targets = model.returns_normalizer.normalize(returns)
         return advantages, returns, targets
+
+    @torch.no_grad()
+    def _vtrace_targets(
+        self,
+        batch: TrainBatch,
+        obs: dict[str, Tensor],
+        initial_states: Tensor | None,
+        minibatches: list[tuple[slice, slice]],
+    ) -> tuple[Tensor, Tensor]:
+        """V-trace (pg_advantages, vs) [B, T] under the current model; vs doubles as the value target."""
+        cfg, model = self.cfg, self.model
+        num_traj, steps = batch.rewards.shape
+        dones = batch.dones.reshape(-1)
+        # Evaluated minibatch by minibatch so peak memory stays that of one SGD step.
+        params, values = [], []
+        for samples, chunks in minibatches:
+            states = None if initial_states is None else initial_states[chunks]
+            mb_params, mb_values = self._forward({k: v[samples] for k, v in obs.items()}, states, dones[samples])
+            params.append(mb_params)
+            values.append(mb_values)
+        params = torch.cat(params).reshape(num_traj, steps, -1)
+        masks = None if batch.action_masks is None else batch.action_masks[:, :steps]
+        log_probs = make_distribution(model.action_spec, params, masks).log_prob(batch.actions)
+        vs, advantages = vtrace(
+            log_rhos=log_probs - batch.log_probs.float(),
+            discounts=cfg.gamma * (1.0 - batch.dones.float()),
+            rewards=self._rewards(batch),
+            values=torch.cat(values).reshape(num_traj, steps),
+            bootstrap_value=self._bootstrap_values(batch),
+            rho_bar=cfg.vtrace_rho,
+            c_bar=cfg.vtrace_c,
+            valids=batch.valids,
+        )
+        return advantages, vs
 
     def train(self, batch: TrainBatch, env_frames: int = 0) -> dict[str, float]:
         """Run num_epochs passes of minibatch SGD over one batch and return stats."""
@@ -220,6 +215,8 @@ class AppoLearner:
         batch.valids = batch.valids.bool()
         num_traj, steps = batch.rewards.shape
         num_samples = num_traj * steps
+        chunk_len = self._chunk_len(batch)
+        num_chunks = num_samples // chunk_len
 
         def flat(x: Tensor) -> Tensor:
             return x[:, :steps].reshape(num_samples, *x.shape[2:])
@@ -228,33 +225,45 @@ class AppoLearner:
         valids = flat(batch.valids)
         if model.cfg.normalize_input:
             model.update_normalizers({k: v[valids] for k, v in obs.items()})
+        # Measured before _targets moves the returns normalizer.
+        value_mean = masked_mean(self._return_scale(batch.values), batch.valids).item()
 
-        advantages, returns, targets = (flat(x) for x in self._targets(batch))
+        initial_states = None  # feed-forward: every sample stands alone
+        if model.rnn_state_size > 0:
+            initial_states = batch.rnn_states[:, :steps:chunk_len].reshape(num_chunks, -1)
         actions, old_log_probs = flat(batch.actions), flat(batch.log_probs)
-        old_values, old_params = flat(batch.values).float(), flat(batch.dist_params)
+        old_values, old_params, dones = flat(batch.values).float(), flat(batch.dist_params), flat(batch.dones)
         masks = None if batch.action_masks is None else flat(batch.action_masks)
 
         self.lr = self._scheduled_lr(env_frames)
         self._apply_lr()
 
+        # Contiguous runs of whole chunks; with chunk_len 1 whole trajectories stay together
+        # whenever batch_size is a multiple of rollout.
+        edges = [num_chunks * i // cfg.num_batches_per_epoch for i in range(cfg.num_batches_per_epoch + 1)]
+        minibatches = [(slice(a * chunk_len, b * chunk_len), slice(a, b)) for a, b in pairwise(edges)]
+        if not cfg.with_vtrace:
+            advantages, _, targets = (flat(x) for x in self._targets(batch))
+
         totals: dict[str, float] = {}
         num_steps = 0
-        # Contiguous slices keep whole trajectories together when batch_size is a multiple of rollout.
-        edges = [num_samples * i // cfg.num_batches_per_epoch for i in range(cfg.num_batches_per_epoch + 1)]
-        minibatches = [slice(start, end) for start, end in pairwise(edges)]
         for _ in range(cfg.num_epochs):
-            for idx in minibatches:
+            if cfg.with_vtrace:
+                # Recomputed each epoch: the importance weights depend on the current policy.
+                advantages, targets = (flat(x) for x in self._vtrace_targets(batch, obs, initial_states, minibatches))
+            for idx, chunks in minibatches:
                 mb_valids = valids[idx]
                 if not mb_valids.any():
                     continue
-                mb_masks = None if masks is None else masks[idx]
                 step_stats = self._sgd_step(
                     obs={k: v[idx] for k, v in obs.items()},
+                    initial_states=None if initial_states is None else initial_states[chunks],
+                    dones=dones[idx],
                     actions=actions[idx],
                     old_log_probs=old_log_probs[idx],
                     old_values=old_values[idx],
                     old_params=old_params[idx],
-                    masks=mb_masks,
+                    masks=None if masks is None else masks[idx],
                     advantages=advantages[idx],
                     targets=targets[idx],
                     valids=mb_valids,
@@ -265,22 +274,31 @@ class AppoLearner:
 
         if num_steps > 0:
             self.version += 1
-        stats = {key: totals.get(key, 0.0) / max(num_steps, 1) for key in _SGD_STAT_KEYS}
+        stats = {key: totals.get(key, 0.0) / max(num_steps, 1) for key in self._stat_keys()}
         valid_adv = advantages[valids]
         stats.update(
             lr=float(self.lr),
             adv_mean=float(valid_adv.mean()) if valid_adv.numel() else 0.0,
             adv_std=float(valid_adv.std(unbiased=False)) if valid_adv.numel() else 0.0,
-            # Reported in return scale: returns - advantages are the acting-time values.
-            value_mean=masked_mean(returns - advantages, valids).item(),
+            value_mean=value_mean,
             valid_fraction=float(valids.float().mean()),
             num_sgd_steps=float(num_steps),
         )
         return stats
 
+    def _stat_keys(self) -> list[str]:
+        keys = list(_SGD_STAT_KEYS)
+        if self.cfg.exploration_loss == "symmetric_kl":
+            keys.append("exploration_loss")
+        if self.cfg.kl_loss_coeff > 0:
+            keys.append("kl_loss")
+        return keys
+
     def _sgd_step(
         self,
         obs: dict[str, Tensor],
+        initial_states: Tensor | None,
+        dones: Tensor,
         actions: Tensor,
         old_log_probs: Tensor,
         old_values: Tensor,
@@ -291,8 +309,9 @@ class AppoLearner:
         valids: Tensor,
     ) -> dict[str, float]:
         cfg, model = self.cfg, self.model
-        params, values = model(obs)
+        params, values = self._forward(obs, initial_states, dones)
         dist = make_distribution(model.action_spec, params, masks)
+        old_dist = make_distribution(model.action_spec, old_params, masks)
         log_probs = dist.log_prob(actions)
         entropy = dist.entropy()
 
@@ -304,7 +323,15 @@ class AppoLearner:
         pol = policy_loss(log_probs, old_log_probs, advantages, valids, cfg.ppo_clip_ratio)
         val = value_loss(values, old_values, targets, valids, cfg.ppo_clip_value)
         ent = entropy_loss(entropy, valids)
-        loss = pol + cfg.value_loss_coeff * val + cfg.exploration_loss_coeff * ent
+        kl = masked_mean(old_dist.kl(dist), valids)
+        extra: dict[str, Tensor] = {}
+        if cfg.exploration_loss == "symmetric_kl":
+            extra["exploration_loss"] = masked_mean(symmetric_kl_to_uniform(dist), valids)
+        exploration = extra.get("exploration_loss", ent)
+        loss = pol + cfg.value_loss_coeff * val + cfg.exploration_loss_coeff * exploration
+        if cfg.kl_loss_coeff > 0:
+            extra["kl_loss"] = kl
+            loss = loss + cfg.kl_loss_coeff * kl
 
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -314,13 +341,11 @@ class AppoLearner:
         self.optimizer.step()
 
         with torch.no_grad():
-            old_dist = make_distribution(model.action_spec, old_params, masks)
-            kl = float(masked_mean(old_dist.kl(dist), valids))
             ratio = torch.exp(log_probs - old_log_probs)
             outside = (ratio < 1.0 / (1.0 + cfg.ppo_clip_ratio)) | (ratio > 1.0 + cfg.ppo_clip_ratio)
             clip_fraction = float(masked_mean(outside.float(), valids))
         if cfg.lr_schedule == "kl_adaptive":
-            self._adapt_lr_to_kl(kl)
+            self._adapt_lr_to_kl(kl.item())
 
         return {
             "loss": loss.item(),
@@ -328,9 +353,10 @@ class AppoLearner:
             "value_loss": val.item(),
             "entropy_loss": ent.item(),
             "entropy": masked_mean(entropy.detach(), valids).item(),
-            "kl": kl,
+            "kl": kl.item(),
             "grad_norm": float(grad_norm),
             "clip_fraction": clip_fraction,
+            **{key: value.item() for key, value in extra.items()},
         }
 
     def state_dict(self) -> dict:

@@ -1,4 +1,4 @@
-"""Feed-forward actor-critic over (possibly dict) vector observations."""
+"""Actor-critic: per-key encoders, an optional recurrent core, policy and value heads."""
 
 from __future__ import annotations
 
@@ -7,14 +7,15 @@ from typing import Annotated, Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from torch import Tensor, nn
 
+from algos import registry
+from algos.cores import default_core
 from algos.distributions import make_distribution
+from algos.encoders import DictEncoder, module_name, orthogonal_linear
 from algos.normalize import RunningMeanStd
 from algos.spaces import ActionSpec, ObsSpec
-
-_NONLINEARITIES: dict[str, type[nn.Module]] = {"elu": nn.ELU, "relu": nn.ReLU, "tanh": nn.Tanh}
 
 
 class ModelConfig(BaseModel):
@@ -22,13 +23,26 @@ class ModelConfig(BaseModel):
 
     encoder_mlp_layers: list[Annotated[int, Field(ge=1)]] = Field(
         [512, 512],
-        description="Hidden layer sizes of the observation encoder MLP "
-        "(an empty list puts the heads directly on the observations).",
+        description="Hidden layer sizes of the MLP applied to each vector observation key "
+        "(an empty list passes the flattened observation through).",
+    )
+    encoder_conv_architecture: Literal["convnet_simple", "convnet_atari", "resnet_impala"] = Field(
+        "convnet_simple",
+        description="Conv net for uint8 [C, H, W] image keys: convnet_simple (32-64-128 strided convs), "
+        "convnet_atari (the DQN Nature net) or resnet_impala (three residual stages, suits small frames).",
+    )
+    encoder_conv_mlp_layers: list[Annotated[int, Field(ge=1)]] = Field(
+        [512], description="Fully connected layer sizes after the conv net (empty: the flattened conv output)."
     )
     nonlinearity: Literal["elu", "relu", "tanh"] = Field(
-        "elu", description="Activation function between encoder layers."
+        "elu", description="Activation function of the MLPs and of convnet_simple/convnet_atari."
     )
-    use_rnn: bool = Field(False, description="Add a recurrent core after the encoder (not available yet).")
+    use_rnn: bool = Field(
+        False, description="Add a recurrent core (rnn_type) after the encoder; the default core reads this."
+    )
+    rnn_type: Literal["gru", "lstm"] = Field("gru", description="Recurrent cell of the core when use_rnn is set.")
+    rnn_size: int = Field(512, ge=1, description="Hidden size of the recurrent core.")
+    rnn_num_layers: int = Field(1, ge=1, description="Number of stacked recurrent layers.")
     normalize_input: bool = Field(
         True,
         description="Normalize non-uint8 observations with running mean/std statistics.",
@@ -39,13 +53,17 @@ class ModelConfig(BaseModel):
         description="Orthogonal init gain of the policy head; small values start "
         "close to a uniform / zero-mean policy.",
     )
+    encoder: str = Field("default", description="Registered encoder factory (algos.registry.register_encoder).")
+    core: str = Field("default", description="Registered core factory (algos.registry.register_core).")
+    actor_critic: str = Field(
+        "default", description="Registered actor-critic factory (algos.registry.register_actor_critic)."
+    )
 
-    @field_validator("use_rnn")
+    @field_validator("encoder", "core", "actor_critic")
     @classmethod
-    def _rnn_not_available(cls, value: bool) -> bool:
-        if value:
-            raise ValueError("recurrent cores (GRU/LSTM) are not available yet; set model.use_rnn to false")
-        return value
+    def _registered(cls, name: str, info: ValidationInfo) -> str:
+        registry.lookup(info.field_name, name)
+        return name
 
 
 def _is_normalized(spec: ObsSpec) -> bool:
@@ -53,22 +71,8 @@ def _is_normalized(spec: ObsSpec) -> bool:
     return np.dtype(spec.dtype) not in (np.dtype("uint8"), np.dtype("bool"))
 
 
-def _module_name(key: str) -> str:
-    # ModuleDict rejects names with dots or that shadow attributes ("values", "type", ...).
-    if key and "." not in key and not hasattr(nn.ModuleDict(), key):
-        return key
-    return "obs_key_" + key.replace(".", "_")
-
-
-def _orthogonal_linear(in_features: int, out_features: int, gain: float) -> nn.Linear:
-    layer = nn.Linear(in_features, out_features)
-    nn.init.orthogonal_(layer.weight, gain=gain)
-    nn.init.zeros_(layer.bias)
-    return layer
-
-
 class ActorCritic(nn.Module):
-    """Shared MLP encoder with a policy head and a value head.
+    """Encoder -> core -> policy head and value head, built through the registry.
 
     The value head predicts returns in the space of `returns_normalizer`; the
     learner decides whether that normalizer is actually applied.
@@ -81,7 +85,7 @@ class ActorCritic(nn.Module):
         self.action_spec = action_spec
 
         self._normalizer_names = {
-            key: _module_name(key)
+            key: module_name(key)
             for key, spec in self.obs_specs.items()
             if cfg.normalize_input and _is_normalized(spec)
         }
@@ -90,21 +94,22 @@ class ActorCritic(nn.Module):
         )
         self.returns_normalizer = RunningMeanStd(())
 
-        layers: list[nn.Module] = []
-        width = sum(math.prod(spec.shape) for spec in self.obs_specs.values())
-        for hidden in cfg.encoder_mlp_layers:
-            layers += [_orthogonal_linear(width, hidden, math.sqrt(2)), _NONLINEARITIES[cfg.nonlinearity]()]
-            width = hidden
-        self.encoder = nn.Sequential(*layers)
+        self.encoder = registry.make_encoder(cfg, self.obs_specs)
+        self.core = registry.make_core(cfg, self.encoder.out_features)
 
-        if action_spec.kind == "discrete":
-            policy_out = action_spec.n
-        else:
+        if action_spec.kind == "box":
             policy_out = math.prod(action_spec.shape)
             # State-independent exploration noise, as in most continuous-control PPO setups.
             self.log_std = nn.Parameter(torch.zeros(policy_out))
-        self.policy_head = _orthogonal_linear(width, policy_out, cfg.policy_init_gain)
-        self.value_head = _orthogonal_linear(width, 1, 1.0)
+        else:
+            policy_out = action_spec.num_dist_params()
+        self.policy_head = orthogonal_linear(self.core.out_features, policy_out, cfg.policy_init_gain)
+        self.value_head = orthogonal_linear(self.core.out_features, 1, 1.0)
+
+    @property
+    def rnn_state_size(self) -> int:
+        """Floats of recurrent state per agent; 0 for a feed-forward model."""
+        return self.core.state_size
 
     def normalize_obs(self, obs: dict[str, Tensor]) -> dict[str, Tensor]:
         out = {}
@@ -118,29 +123,84 @@ class ActorCritic(nn.Module):
         for key, name in self._normalizer_names.items():
             self.obs_normalizers[name].update(obs[key])
 
-    def forward(self, obs: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
-        """Raw obs [N, ...] per key -> (dist_params [N, P], values [N])."""
-        normalized = self.normalize_obs(obs)
-        features = torch.cat([normalized[key].flatten(1) for key in self.obs_specs], dim=1)
-        hidden = self.encoder(features)
+    def _encode(self, obs: dict[str, Tensor]) -> Tensor:
+        return self.encoder(self.normalize_obs(obs))
+
+    def _heads(self, hidden: Tensor) -> tuple[Tensor, Tensor]:
         params = self.policy_head(hidden)
         if self.action_spec.kind == "box":
             params = torch.cat([params, self.log_std.expand_as(params)], dim=-1)
         return params, self.value_head(hidden).squeeze(-1)
 
+    def _step(self, obs: dict[str, Tensor], rnn_states: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+        """One step for a flat batch -> (dist_params [N, P], values [N], new_states [N, S])."""
+        features = self._encode(obs)
+        if rnn_states is None or self.rnn_state_size == 0:
+            # No stored state means the start of an episode; a stateless core gets an empty one.
+            rnn_states = features.new_zeros(features.shape[0], self.rnn_state_size)
+        hidden, new_states = self.core(features, rnn_states)
+        return *self._heads(hidden), new_states
+
+    def forward(self, obs: dict[str, Tensor], rnn_states: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Raw obs [N, ...] per key, states [N, S] before them -> (dist_params [N, P], values [N])."""
+        params, values, _ = self._step(obs, rnn_states)
+        return params, values
+
+    def forward_sequences(
+        self, obs: dict[str, Tensor], initial_states: Tensor, dones: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """Obs [B, T, ...], states [B, S] before obs[:, 0], dones [B, T] -> (params [B, T, P], values [B, T]).
+
+        The state is zeroed after each step whose episode ended, exactly as the sampler does
+        between episodes, so this matches calling act() step by step.
+        """
+        num_seq, steps = dones.shape
+        flat_obs = {key: value.flatten(0, 1) for key, value in obs.items()}
+        # The encoder has no memory, so all B*T observations go through it in one batch.
+        features = self._encode(flat_obs)
+        if self.rnn_state_size == 0:
+            hidden, _ = self.core(features, features.new_zeros(features.shape[0], 0))
+        else:
+            features = features.reshape(num_seq, steps, -1)
+            keep = 1.0 - dones.float().unsqueeze(-1)
+            state = initial_states
+            outputs = []
+            for t in range(steps):
+                out, state = self.core(features[:, t], state)
+                outputs.append(out)
+                state = state * keep[:, t]
+            hidden = torch.stack(outputs, dim=1).flatten(0, 1)
+        params, values = self._heads(hidden)
+        return params.reshape(num_seq, steps, -1), values.reshape(num_seq, steps)
+
     @torch.no_grad()
     def act(
         self,
         obs: dict[str, Tensor],
+        rnn_states: Tensor | None = None,
         action_mask: Tensor | None = None,
         deterministic: bool = False,
     ) -> dict[str, Tensor]:
-        params, values = self(obs)
+        """Sample actions for obs [N, ...]; with a recurrent core also return the state after them."""
+        params, values, new_states = self._step(obs, rnn_states)
         dist = make_distribution(self.action_spec, params, action_mask)
         actions = dist.mode() if deterministic else dist.sample()
-        return {
+        out = {
             "actions": actions,
             "log_probs": dist.log_prob(actions),
             "values": values,
             "dist_params": params,
         }
+        if self.rnn_state_size > 0:
+            out["rnn_states"] = new_states
+        return out
+
+
+def make_actor_critic(cfg: ModelConfig, obs_specs: dict[str, ObsSpec], action_spec: ActionSpec) -> nn.Module:
+    """Build the actor-critic registered as cfg.actor_critic (ActorCritic for "default")."""
+    return registry.lookup("actor_critic", cfg.actor_critic)(cfg, obs_specs, action_spec)
+
+
+registry.register_encoder("default", DictEncoder)
+registry.register_core("default", default_core)
+registry.register_actor_critic("default", ActorCritic)

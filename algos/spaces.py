@@ -28,35 +28,52 @@ class ObsSpec:
 
 @dataclass(frozen=True)
 class ActionSpec:
-    kind: Literal["discrete", "box"]
+    """One action space.
+
+    Action masks (discrete kinds only) have num_dist_params() entries: for multi_discrete
+    the per-head masks are concatenated in head order.
+    """
+
+    kind: Literal["discrete", "multi_discrete", "box"]
     n: int = 0  # discrete: number of actions
     shape: tuple[int, ...] = ()  # box: action shape
     low: tuple[float, ...] = ()  # box bounds, flattened
     high: tuple[float, ...] = ()
+    # Last, so positional construction of the older fields keeps working.
+    nvec: tuple[int, ...] = ()  # multi_discrete: number of actions of each head
 
     def __post_init__(self) -> None:
+        if self.kind not in ("discrete", "multi_discrete", "box"):
+            raise ValueError(f"unknown action space kind {self.kind!r}")
         if self.kind == "discrete" and self.n < 1:
             raise ValueError(f"discrete action space needs n >= 1, got {self.n}")
+        if self.kind == "multi_discrete" and (not self.nvec or min(self.nvec) < 1):
+            raise ValueError(f"multi_discrete action space needs a non-empty nvec, each entry >= 1; got {self.nvec}")
         if self.kind == "box" and not self.shape:
             raise ValueError("box action space needs a non-empty shape")
-        if self.kind not in ("discrete", "box"):
-            raise ValueError(f"unknown action space kind {self.kind!r}")
 
     def num_dist_params(self) -> int:
         if self.kind == "discrete":
             return self.n
+        if self.kind == "multi_discrete":
+            return sum(self.nvec)
         return 2 * math.prod(self.shape)  # mean and log_std per dimension
 
     def action_shape(self) -> tuple[int, ...]:
-        return () if self.kind == "discrete" else self.shape
+        if self.kind == "discrete":
+            return ()
+        if self.kind == "multi_discrete":
+            return (len(self.nvec),)
+        return self.shape
 
     def action_dtype(self) -> torch.dtype:
-        return torch.int64 if self.kind == "discrete" else torch.float32
+        return torch.float32 if self.kind == "box" else torch.int64
 
     def to_dict(self) -> dict:
         return {
             "kind": self.kind,
             "n": self.n,
+            "nvec": list(self.nvec),
             "shape": list(self.shape),
             "low": list(self.low),
             "high": list(self.high),
@@ -67,6 +84,7 @@ class ActionSpec:
         return ActionSpec(
             kind=d["kind"],
             n=int(d.get("n", 0)),
+            nvec=tuple(int(v) for v in d.get("nvec", ())),
             shape=tuple(int(s) for s in d.get("shape", ())),
             low=tuple(float(v) for v in d.get("low", ())),
             high=tuple(float(v) for v in d.get("high", ())),

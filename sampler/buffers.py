@@ -57,6 +57,7 @@ class TrajectoryBuffers:
         layout: BufferLayout,
         obs_specs: dict[str, ObsSpec],
         action_spec: ActionSpec,
+        rnn_state_size: int = 0,
         poison: bool = False,
     ):
         n, t = layout.total, layout.rollout
@@ -70,7 +71,8 @@ class TrajectoryBuffers:
             key: alloc((n, t + 1, *spec.shape), getattr(torch, spec.dtype)) for key, spec in obs_specs.items()
         }
         self.actions = alloc((n, t, *action_spec.action_shape()), action_spec.action_dtype())
-        self.action_masks = alloc((n, t + 1, action_spec.n), torch.bool) if action_spec.kind == "discrete" else None
+        discrete = action_spec.kind in ("discrete", "multi_discrete")  # masks: one flag per action of each head
+        self.action_masks = alloc((n, t + 1, action_spec.num_dist_params()), torch.bool) if discrete else None
         self.log_probs = alloc((n, t), torch.float32)
         self.values = alloc((n, t), torch.float32)
         self.dist_params = alloc((n, t, action_spec.num_dist_params()), torch.float32)
@@ -80,6 +82,8 @@ class TrajectoryBuffers:
         self.dones = alloc((n, t), torch.bool)
         self.time_outs = alloc((n, t), torch.bool)
         self.active = alloc((n, t), torch.bool)
+        # The recurrent state before each observation; index T seeds the next trajectory of the slot.
+        self.rnn_states = alloc((n, t + 1, rnn_state_size), torch.float32) if rnn_state_size else None
         self.state = alloc((n,), torch.int32)
         self.consumers = alloc((n,), torch.int32)
         if poison:
@@ -103,7 +107,8 @@ class TrajectoryBuffers:
     def poison(self, trajectories=None) -> None:
         """Fill data tensors with values no writer produces, so reads of unwritten data stand out."""
         index = slice(None) if trajectories is None else torch.as_tensor(list(trajectories), dtype=torch.long)
-        for tensor in [*self.obs.values(), *self.step_tensors().values()]:
+        extra = [self.rnn_states] if self.rnn_states is not None else []
+        for tensor in [*self.obs.values(), *self.step_tensors().values(), *extra]:
             if tensor.dtype == torch.bool:
                 continue
             tensor[index] = POISON_FLOAT if tensor.is_floating_point() else _int_poison(tensor.dtype)
@@ -124,6 +129,7 @@ class NumpyViews:
         for name, tensor in buffers.step_tensors().items():
             setattr(self, name, tensor.numpy())
         self.action_masks = buffers.action_masks.numpy() if buffers.action_masks is not None else None
+        self.rnn_states = buffers.rnn_states.numpy() if buffers.rnn_states is not None else None
         self.state = buffers.state.numpy()
         self.consumers = buffers.consumers.numpy()
 

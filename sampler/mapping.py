@@ -1,8 +1,7 @@
 """Agent -> policy mapping: which policy controls each agent of each episode.
 
-The default draws a policy at random for every new episode of every agent. A custom mapping is a
-callable registered under a name and chosen with `sampler.policy_mapping` in a later version; the
-interface is `policy_for(worker, env, agent) -> policy`.
+Rollout workers ask `policy_for(worker, env, agent)` at the start of every episode of every agent.
+The default draws a policy at random; `make_policy_mapping` is the one place that picks the mapping.
 """
 
 from __future__ import annotations

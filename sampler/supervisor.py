@@ -20,7 +20,7 @@ from pathlib import Path
 import psutil
 import torch
 
-from algos.models import ActorCritic
+from algos.models import make_actor_critic
 from algos.spaces import obs_specs_to_dict
 from sampler import janitor
 from sampler.buffers import BufferLayout, SharedWeights, TrajectoryBuffers, buffers_per_slot
@@ -125,18 +125,20 @@ class Supervisor:
         self.device = "cuda" if cfg.run.device == "cuda" or (
             cfg.run.device == "auto" and torch.cuda.is_available()) else "cpu"
 
-        model_factory = functools.partial(ActorCritic, cfg.model, obs_specs, action_spec)
+        model_factory = functools.partial(make_actor_critic, cfg.model, obs_specs, action_spec)
         initial = []
         for policy in range(cfg.sampler.num_policies):
             torch.manual_seed(cfg.run.seed + policy)
-            initial.append(model_factory().state_dict())
+            model = model_factory()
+            initial.append(model.state_dict())
         slots = cfg.sampler.num_envs_per_worker * num_agents
         batch_trajectories = cfg.appo.batch_size * cfg.appo.num_batches_per_epoch // cfg.appo.rollout
         self.layout = BufferLayout(
             num_workers=cfg.sampler.num_workers, slots_per_worker=slots, rollout=cfg.appo.rollout,
             buffers_per_slot=buffers_per_slot(batch_trajectories, cfg.sampler.num_workers, slots),
         )
-        self.buffers = TrajectoryBuffers(self.layout, obs_specs, action_spec, poison=cfg.run.debug_poison)
+        self.buffers = TrajectoryBuffers(self.layout, obs_specs, action_spec, rnn_state_size=model.rnn_state_size,
+                                         poison=cfg.run.debug_poison)
         self.weights = SharedWeights(initial, self.ctx)
         num_policies = cfg.sampler.num_policies
         self.request_queues = [self.ctx.SimpleQueue() for _ in range(num_policies)]

@@ -1,7 +1,8 @@
 """What every worker process shares: start-up, the duplex pipe to the supervisor, and dying with it.
 
-A worker exits when its pipe to the supervisor closes, and the kernel kills it when the supervisor
-dies (PR_SET_PDEATHSIG), so nothing outlives a killed run.
+A worker exits when its pipe to the supervisor closes, and the kernel sends it SIGTERM when the
+supervisor dies (PR_SET_PDEATHSIG). SIGTERM unwinds the worker through its `finally` blocks, so env
+engines that run as separate processes (vizdoom) are closed too: nothing outlives a killed run.
 """
 
 from __future__ import annotations
@@ -18,14 +19,18 @@ PR_SET_PDEATHSIG = 1
 HEARTBEAT_SEC = 0.5
 
 
-class SupervisorGone(Exception):
-    """The supervisor's end of the pipe closed."""
+class SupervisorGone(BaseException):
+    """The supervisor is gone (its pipe closed, or the kernel's SIGTERM arrived): unwind and exit."""
 
 
 def die_with_parent() -> None:
+    def unwind(signum, frame):
+        raise SupervisorGone
+
+    signal.signal(signal.SIGTERM, unwind)
     try:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     except OSError:
         pass  # not Linux: the closed pipe still ends the worker
 

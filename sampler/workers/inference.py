@@ -57,7 +57,12 @@ class InferenceWorker(WorkerBase):
         mask = None
         if np_.action_masks is not None:
             mask = torch.from_numpy(np_.action_masks[traj, t]).to(self.device)
-        out = self.model.act(obs, action_mask=mask)
+        states = None
+        if np_.rnn_states is not None:
+            states = torch.from_numpy(np_.rnn_states[traj, t]).to(self.device)
+        out = self.model.act(obs, rnn_states=states, action_mask=mask)
+        if states is not None:
+            np_.rnn_states[traj, t + 1] = out["rnn_states"].cpu().numpy()
         np_.actions[traj, t] = out["actions"].cpu().numpy()
         np_.log_probs[traj, t] = out["log_probs"].cpu().numpy()
         np_.values[traj, t] = out["values"].cpu().numpy()

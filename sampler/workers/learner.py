@@ -144,6 +144,7 @@ class LearnerWorker(WorkerBase):
         obs = {key: tensor.index_select(0, index) for key, tensor in b.obs.items()}
         step = {name: tensor.index_select(0, index) for name, tensor in b.step_tensors().items()}
         masks = b.action_masks.index_select(0, index)[:, :-1] if b.action_masks is not None else None
+        rnn_states = b.rnn_states.index_select(0, index) if b.rnn_states is not None else None
         self._release(trajectories)
 
         mine = step["policy_ids"] == self.policy
@@ -152,7 +153,7 @@ class LearnerWorker(WorkerBase):
         batch = TrainBatch(
             obs=obs, actions=step["actions"], log_probs=step["log_probs"], values=step["values"],
             dist_params=step["dist_params"], rewards=step["rewards"], dones=step["dones"].float(),
-            time_outs=step["time_outs"].float(), valids=valids, action_masks=masks,
+            time_outs=step["time_outs"].float(), valids=valids, action_masks=masks, rnn_states=rnn_states,
         ).to(self.device)
         stats = self.learner.train(batch, env_frames=self.policy_env_frames)
         self.weights.publish(self.policy, self.learner.model.state_dict(), self.learner.version)

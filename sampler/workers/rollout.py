@@ -32,6 +32,7 @@ class Split:
     pending: set[int] = field(default_factory=set)  # policies whose actions are awaited
     next_obs: list | None = None  # observations waiting for free buffers
     next_infos: list | None = None
+    next_rnn_states: np.ndarray | None = None  # recurrent state carried into the next trajectory
 
 
 class RolloutWorker(WorkerBase):
@@ -56,8 +57,14 @@ class RolloutWorker(WorkerBase):
 
         n_envs = cfg.sampler.num_envs_per_worker
         base_seed = (cfg.run.seed or 0) * 100_003 + index * n_envs
-        envs = [make_env(cfg, EnvContext(worker_index=index, env_index=i, seed=base_seed + i)) for i in range(n_envs)]
-        self.envs = envs
+        self.envs = envs = []
+        try:
+            for i in range(n_envs):
+                envs.append(make_env(cfg, EnvContext(worker_index=index, env_index=i, seed=base_seed + i)))
+        except BaseException:
+            for env in envs:
+                env.close()
+            raise
         per_split = n_envs // cfg.sampler.worker_num_splits
         self.splits = []
         for s in range(cfg.sampler.worker_num_splits):
@@ -80,6 +87,13 @@ class RolloutWorker(WorkerBase):
     # ---- the loop --------------------------------------------------------------------------------
 
     def loop(self) -> None:
+        try:
+            self._loop()
+        finally:
+            for env in self.envs:
+                env.close()
+
+    def _loop(self) -> None:
         for split in self.splits:
             obs, infos = [], []
             for _, env in split.envs:
@@ -111,8 +125,6 @@ class RolloutWorker(WorkerBase):
                         self._start_trajectories(split)
             self.settle_pause(idle=not any(s.pending for s in self.splits))
             self.heartbeat(self._take_episodes)
-        for env in self.envs:
-            env.close()
 
     def _take_episodes(self) -> dict:
         episodes, self.episodes = self.episodes, []
@@ -145,10 +157,15 @@ class RolloutWorker(WorkerBase):
         np_.active[split.traj, t] = [info.get("is_active", True) for info in infos]
         self.steps += len(split.slots)
 
+        if np_.rnn_states is not None and dones.any():
+            np_.rnn_states[split.traj[dones], t + 1] = 0.0  # a new episode starts from a blank memory
+
         split.ep_return += rewards
         split.ep_length += 1
         for i in np.flatnonzero(dones):
             info = infos[i]
+            if info.get("episode_continues"):
+                continue  # e.g. a lost life: the trajectory is cut, the reported episode goes on
             self.episodes.append((
                 int(split.policy[i]), float(split.ep_return[i]), int(split.ep_length[i]) * self.frameskip,
                 info.get("true_objective"), info.get("episode_extra_stats"),
@@ -161,6 +178,8 @@ class RolloutWorker(WorkerBase):
         split.t = t + 1
         if split.t == self.rollout:
             self._write_obs(split, obs, infos, self.rollout)
+            if np_.rnn_states is not None:
+                split.next_rnn_states = np_.rnn_states[split.traj, self.rollout].copy()
             self._hand_over(split)
             split.next_obs, split.next_infos = obs, infos
             self._start_trajectories(split)
@@ -212,7 +231,10 @@ class RolloutWorker(WorkerBase):
         split.t = 0
         split.used_policies = [set() for _ in split.slots]
         self._write_obs(split, split.next_obs, split.next_infos, 0)
-        split.next_obs = split.next_infos = None
+        if self.np.rnn_states is not None:
+            start = split.next_rnn_states
+            self.np.rnn_states[split.traj, 0] = 0.0 if start is None else start
+        split.next_obs = split.next_infos = split.next_rnn_states = None
         self._request_actions(split)
 
 

@@ -73,12 +73,21 @@ EXPECTED_STATS = {
 }
 
 
-@pytest.mark.parametrize("cfg", [{}, {"value_bootstrap": True, "num_epochs": 2, "normalize_returns": False}])
-def test_train_returns_finite_stats_and_changes_weights(cfg):
+@pytest.mark.parametrize(
+    ("cfg", "extra_stats"),
+    [
+        ({}, set()),
+        ({"value_bootstrap": True, "num_epochs": 2, "normalize_returns": False}, set()),
+        ({"with_vtrace": True, "normalize_returns": False, "num_epochs": 2, "value_bootstrap": True}, set()),
+        ({"exploration_loss": "symmetric_kl", "exploration_loss_coeff": 0.01}, {"exploration_loss"}),
+        ({"kl_loss_coeff": 0.5}, {"kl_loss"}),
+    ],
+)
+def test_train_returns_finite_stats_and_changes_weights(cfg, extra_stats):
     learner = make_learner(**cfg)
     before = [p.detach().clone() for p in learner.model.parameters()]
     stats = learner.train(synthetic_batch(learner.model, with_masks=True))
-    assert set(stats) == EXPECTED_STATS
+    assert set(stats) == EXPECTED_STATS | extra_stats
     assert all(isinstance(v, float) and math.isfinite(v) for v in stats.values())
     assert stats["num_sgd_steps"] == 2 * learner.cfg.num_epochs
     assert learner.version == 1
@@ -198,6 +207,18 @@ def test_appo_config_validation():
     with pytest.raises(ValidationError) as info:
         AppoConfig(rollout=32, batch_size=100)
     assert "batch_size" in str(info.value) and "rollout" in str(info.value)
+    with pytest.raises(ValidationError, match=r"appo.recurrence \(5\) must divide appo.rollout \(32\)"):
+        AppoConfig(rollout=32, recurrence=5)
+    assert AppoConfig(rollout=32, recurrence=8).recurrence == 8
+    with pytest.raises(ValidationError, match="appo.with_vtrace cannot be combined with appo.normalize_returns"):
+        AppoConfig(with_vtrace=True)
+    assert AppoConfig(with_vtrace=True, normalize_returns=False).with_vtrace
+    with pytest.raises(ValidationError):
+        AppoConfig(vtrace_rho=0.0)
+    with pytest.raises(ValidationError):
+        AppoConfig(kl_loss_coeff=-1.0)
+    with pytest.raises(ValidationError):
+        AppoConfig(exploration_loss="max_entropy")
     with pytest.raises(ValidationError):
         AppoConfig(unknown=1)
     with pytest.raises(ValidationError):
@@ -218,3 +239,192 @@ def test_value_bootstrap_adds_discounted_value_on_time_outs():
     # With lambda = 0 each advantage is a one-step TD error, so only time-out steps change.
     expected = adv_plain + 0.99 * batch.values * batch.time_outs
     torch.testing.assert_close(adv_boot, expected)
+
+
+def test_symmetric_kl_needs_discrete_actions():
+    with pytest.raises(ValueError, match="symmetric_kl' needs a discrete or multi_discrete action space"):
+        make_learner(action_spec=BOX, exploration_loss="symmetric_kl")
+    learner = make_learner(action_spec=BOX)
+    with pytest.raises(ValueError, match="symmetric_kl"):
+        learner.set_hyperparameters(exploration_loss="symmetric_kl")
+    assert learner.cfg.exploration_loss == "entropy"
+
+
+def test_multi_discrete_actions_train():
+    torch.manual_seed(0)
+    spec = ActionSpec(kind="multi_discrete", nvec=(3, 2))
+    model = ActorCritic(ModelConfig(encoder_mlp_layers=[16]), OBS_SPECS, spec)
+    learner = AppoLearner(model, AppoConfig(rollout=8, batch_size=32, exploration_loss="symmetric_kl"), DEVICE)
+    gen = torch.Generator().manual_seed(0)
+    obs = {"obs": torch.randn(4, 9, 5, generator=gen)}
+    masks = torch.rand(4, 8, 5, generator=gen) > 0.3
+    acted = collect(model, obs, masks)
+    assert acted["actions"].shape == (4, 8, 2)
+    ones = torch.ones(4, 8)
+    stats = learner.train(
+        TrainBatch(
+            obs=obs,
+            actions=acted["actions"],
+            log_probs=acted["log_probs"],
+            values=acted["values"],
+            dist_params=acted["dist_params"],
+            rewards=torch.randn(4, 8, generator=gen),
+            dones=torch.zeros(4, 8),
+            time_outs=torch.zeros(4, 8),
+            valids=ones.bool(),
+            action_masks=masks,
+        )
+    )
+    assert all(math.isfinite(v) for v in stats.values())
+
+
+PIXEL_SPECS = {"pixels": ObsSpec((3, 24, 32), "uint8"), "obs": ObsSpec((5,), "float32")}
+
+
+def recurrent_model(rnn_type="gru", policy_init_gain=0.01, normalize_input=True):
+    torch.manual_seed(0)
+    cfg = ModelConfig(
+        normalize_input=normalize_input,
+        encoder_mlp_layers=[16],
+        encoder_conv_architecture="resnet_impala",
+        encoder_conv_mlp_layers=[32],
+        use_rnn=True,
+        rnn_type=rnn_type,
+        rnn_size=16,
+        policy_init_gain=policy_init_gain,
+    )
+    return ActorCritic(cfg, PIXEL_SPECS, DISCRETE)
+
+
+def collect_recurrent(model, obs, dones, initial_states):
+    """Act step by step like the sampler: store the state before each obs, zero it after episode ends."""
+    num_traj, steps = dones.shape
+    states = torch.zeros(num_traj, steps + 1, model.rnn_state_size)
+    states[:, 0] = initial_states
+    outs = []
+    for t in range(steps):
+        out = model.act({k: v[:, t] for k, v in obs.items()}, rnn_states=states[:, t])
+        states[:, t + 1] = out["rnn_states"] * (1.0 - dones[:, t : t + 1])
+        outs.append(out)
+    acted = {key: torch.stack([out[key] for out in outs], dim=1) for key in outs[0] if key != "rnn_states"}
+    return acted, states
+
+
+def recurrent_batch(model, num_traj=4, steps=8, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    obs = {
+        "pixels": torch.randint(0, 256, (num_traj, steps + 1, 3, 24, 32), generator=gen, dtype=torch.uint8),
+        "obs": torch.randn(num_traj, steps + 1, 5, generator=gen),
+    }
+    dones = (torch.rand(num_traj, steps, generator=gen) < 0.2).float()
+    # Slices continue episodes, so they start from a non-zero stored state.
+    acted, states = collect_recurrent(model, obs, dones, torch.randn(num_traj, model.rnn_state_size, generator=gen))
+    return TrainBatch(
+        obs=obs,
+        rewards=torch.randn(num_traj, steps, generator=gen),
+        dones=dones,
+        time_outs=torch.zeros_like(dones),
+        valids=torch.rand(num_traj, steps, generator=gen) > 0.1,
+        rnn_states=states,
+        **acted,
+    )
+
+
+@pytest.mark.parametrize(
+    ("rnn_type", "cfg", "extra_stats"),
+    [
+        ("gru", {}, set()),
+        ("lstm", {"with_vtrace": True, "normalize_returns": False, "num_epochs": 2}, set()),
+        ("gru", {"exploration_loss": "symmetric_kl", "kl_loss_coeff": 0.1}, {"exploration_loss", "kl_loss"}),
+    ],
+)
+def test_recurrent_conv_model_trains_on_chunks(rnn_type, cfg, extra_stats):
+    model = recurrent_model(rnn_type)
+    learner = AppoLearner(
+        model, AppoConfig(rollout=8, recurrence=4, batch_size=16, num_batches_per_epoch=2, **cfg), DEVICE
+    )
+    before = [p.detach().clone() for p in model.parameters()]
+    stats = learner.train(recurrent_batch(model))
+    assert set(stats) == EXPECTED_STATS | extra_stats
+    assert all(math.isfinite(v) for v in stats.values())
+    assert stats["num_sgd_steps"] == 2 * learner.cfg.num_epochs
+    changed = [not torch.equal(b, p) for b, p in zip(before, model.parameters(), strict=True)]
+    assert all(changed), "every parameter, the recurrent core and conv net included, gets a gradient"
+
+
+def test_chunked_replay_reproduces_the_acting_policy():
+    # One minibatch, one epoch: the KL is measured before the only update, so it compares the
+    # learner's chunked replay from stored states with what act() produced step by step.
+    # (Input normalization is off: its update at the start of train() would shift the inputs.)
+    model = recurrent_model(policy_init_gain=1.0, normalize_input=False)
+    cfg = AppoConfig(rollout=8, recurrence=4, batch_size=32, num_batches_per_epoch=1)
+    batch = recurrent_batch(model)
+    assert AppoLearner(model, cfg, DEVICE).train(batch)["kl"] < 1e-6
+
+    wrong = recurrent_model(policy_init_gain=1.0, normalize_input=False)
+    batch.rnn_states = torch.zeros_like(batch.rnn_states)
+    assert AppoLearner(wrong, cfg, DEVICE).train(batch)["kl"] > 1e-4
+
+
+def test_recurrent_model_needs_rnn_states_in_the_batch():
+    model = recurrent_model()
+    batch = recurrent_batch(model)
+    batch.rnn_states = None
+    learner = AppoLearner(model, AppoConfig(rollout=8, recurrence=4, batch_size=16), DEVICE)
+    with pytest.raises(ValueError, match="rnn_states"):
+        learner.train(batch)
+
+
+def test_vtrace_on_policy_without_clipping_matches_gae_lambda_one():
+    vtrace_learner = make_learner(
+        with_vtrace=True, normalize_returns=False, vtrace_rho=1e9, vtrace_c=1e9, num_batches_per_epoch=1
+    )
+    gae_learner = make_learner(normalize_returns=False, gae_lambda=1.0, num_batches_per_epoch=1)
+    batch = synthetic_batch(vtrace_learner.model)
+    # The batch was collected by this very model, so V-trace sees log_rhos = 0 and current values.
+    obs = {k: v[:, :8].reshape(64, -1) for k, v in batch.obs.items()}
+    adv, vs = vtrace_learner._vtrace_targets(batch, obs, None, [(slice(0, 64), slice(0, 64))])
+    gae_adv, gae_returns, _ = gae_learner._targets(batch)
+    torch.testing.assert_close(adv, gae_adv)
+    torch.testing.assert_close(vs, gae_returns)
+
+
+def test_recurrent_policy_learns_to_remember_a_cue():
+    # Episodes of 3 steps: the first obs shows cue 0 or 1, later obs are blank; the action at
+    # the last step earns 1 if it matches the cue. A memoryless policy tops out at 0.5.
+    torch.manual_seed(0)
+    num_traj, steps = 64, 6
+    model = ActorCritic(
+        ModelConfig(encoder_mlp_layers=[16], use_rnn=True, rnn_size=16),
+        {"obs": ObsSpec((3,), "float32")},
+        ActionSpec(kind="discrete", n=2),
+    )
+    cfg = AppoConfig(
+        rollout=steps, recurrence=3, batch_size=192, num_batches_per_epoch=2, num_epochs=2, learning_rate=3e-3
+    )
+    learner = AppoLearner(model, cfg, DEVICE)
+    dones = torch.zeros(num_traj, steps)
+    dones[:, 2::3] = 1.0
+    last_step = dones.bool()
+    success = []
+    for _ in range(40):
+        cues = torch.randint(0, 2, (num_traj, steps // 3 + 1)).repeat_interleave(3, dim=1)[:, : steps + 1]
+        obs = torch.zeros(num_traj, steps + 1, 3)
+        obs[:, :, 2] = 1.0
+        first = torch.arange(steps + 1) % 3 == 0
+        obs[:, first] = torch.nn.functional.one_hot(cues[:, first], 3).float()
+        acted, states = collect_recurrent(model, {"obs": obs}, dones, torch.zeros(num_traj, model.rnn_state_size))
+        rewards = ((acted["actions"] == cues[:, :steps]) & last_step).float()
+        success.append(rewards[last_step].mean().item())
+        learner.train(
+            TrainBatch(
+                obs={"obs": obs},
+                rewards=rewards,
+                dones=dones,
+                time_outs=torch.zeros_like(dones),
+                valids=torch.ones_like(last_step),
+                rnn_states=states,
+                **acted,
+            )
+        )
+    assert sum(success[-5:]) / 5 > 0.9, success

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from algos.appo import entropy_loss, masked_mean, policy_loss, value_loss
+from algos.losses import entropy_loss, masked_mean, policy_loss, value_loss
 
 
 def splice_garbage(tensors, valids, num_extra=7, seed=0):

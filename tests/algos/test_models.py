@@ -8,6 +8,7 @@ from algos.spaces import ActionSpec, ObsSpec, obs_specs_from_dict, obs_specs_to_
 
 DISCRETE = ActionSpec(kind="discrete", n=3)
 BOX = ActionSpec(kind="box", shape=(2,), low=(-1.0, -1.0), high=(1.0, 1.0))
+MULTI = ActionSpec(kind="multi_discrete", nvec=(2, 1, 3))
 OBS_SPECS = {"state": ObsSpec((4,), "float32"), "grid": ObsSpec((2, 3), "uint8")}
 
 
@@ -72,14 +73,23 @@ def test_obs_keys_that_are_not_valid_module_names():
 
 def test_initialization():
     model = ActorCritic(ModelConfig(encoder_mlp_layers=[32], policy_init_gain=0.01), OBS_SPECS, DISCRETE)
-    for layer in (model.encoder[0], model.policy_head, model.value_head):
+    for layer in (model.encoder.encoders["state"].layers[0], model.policy_head, model.value_head):
         assert (layer.bias == 0).all()
     assert model.policy_head.weight.abs().max() < 0.05
 
 
 def test_model_config_validation():
-    with pytest.raises(ValidationError, match="recurrent cores"):
-        ModelConfig(use_rnn=True)
+    assert ModelConfig(use_rnn=True, rnn_type="lstm").use_rnn
+    with pytest.raises(ValidationError, match="model.encoder: unknown encoder 'nope'; registered: default"):
+        ModelConfig(encoder="nope")
+    with pytest.raises(ValidationError, match="model.core: unknown core"):
+        ModelConfig(core="nope")
+    with pytest.raises(ValidationError, match="model.actor_critic: unknown actor_critic"):
+        ModelConfig(actor_critic="nope")
+    with pytest.raises(ValidationError):
+        ModelConfig(rnn_size=0)
+    with pytest.raises(ValidationError):
+        ModelConfig(encoder_conv_architecture="vgg")
     with pytest.raises(ValidationError):
         ModelConfig(encoder_mlp_layers=[0])
     with pytest.raises(ValidationError):
@@ -99,7 +109,28 @@ def test_pbt_config_validation():
 
 def test_spec_dict_round_trips():
     assert obs_specs_from_dict(obs_specs_to_dict(OBS_SPECS)) == OBS_SPECS
-    for spec in (DISCRETE, BOX):
+    for spec in (DISCRETE, BOX, MULTI):
         assert ActionSpec.from_dict(spec.to_dict()) == spec
     assert DISCRETE.num_dist_params() == 3 and DISCRETE.action_shape() == ()
     assert BOX.num_dist_params() == 4 and BOX.action_dtype() == torch.float32
+    assert MULTI.num_dist_params() == 6 and MULTI.action_shape() == (3,) and MULTI.action_dtype() == torch.int64
+    # Specs stored before multi_discrete existed have no "nvec".
+    old = {k: v for k, v in DISCRETE.to_dict().items() if k != "nvec"}
+    assert ActionSpec.from_dict(old) == DISCRETE
+
+
+@pytest.mark.parametrize("nvec", [(), (2, 0)])
+def test_multi_discrete_spec_needs_positive_nvec(nvec):
+    with pytest.raises(ValueError, match="nvec"):
+        ActionSpec(kind="multi_discrete", nvec=nvec)
+
+
+def test_multi_discrete_act_and_masks():
+    model = ActorCritic(ModelConfig(encoder_mlp_layers=[8]), OBS_SPECS, MULTI)
+    mask = torch.ones(64, 6, dtype=torch.bool)
+    mask[:, 0] = False  # head 0: only action 1
+    mask[:, 3:5] = False  # head 2: only action 2
+    out = model.act(raw_obs(64), action_mask=mask)
+    assert out["actions"].shape == (64, 3) and out["actions"].dtype == torch.int64
+    assert (out["actions"][:, 0] == 1).all() and (out["actions"][:, 2] == 2).all()
+    assert out["dist_params"].shape == (64, 6) and out["log_probs"].shape == (64,)
