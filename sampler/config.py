@@ -9,6 +9,7 @@ import difflib
 import importlib
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any, Literal
 
@@ -178,6 +179,9 @@ def deep_merge(base: dict, top: dict) -> dict:
 
 
 def import_modules(modules: list[str]) -> None:
+    """Imports run.imports; modules are found on sys.path or relative to the current folder."""
+    if modules and os.getcwd() not in sys.path:
+        sys.path.append(os.getcwd())
     for name in modules:
         try:
             importlib.import_module(name)

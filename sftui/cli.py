@@ -97,19 +97,28 @@ def supervise(folder: Path) -> None:
     raise typer.Exit(_supervise(cfg, folder.absolute(), foreground=False))
 
 
+ImportOpt = Annotated[
+    list[str] | None, typer.Option("--import", "-i", help="Module registering custom env families or models.")
+]
+
+
 @app.command()
-def config(env: Annotated[str, typer.Argument(help="Env name, e.g. gym_CartPole-v1.")]) -> None:
+def config(env: Annotated[str, typer.Argument(help="Env name, e.g. gym_CartPole-v1.")],
+           imports: ImportOpt = None) -> None:
     """Print the complete default config for ENV as JSON: the starting point of a cfg.json."""
     from sampler.config import build_config, config_to_dict
 
-    typer.echo(json.dumps(config_to_dict(build_config({"env": {"name": env}})), indent=2))
+    raw = {"env": {"name": env}, "run": {"imports": imports or []}}
+    typer.echo(json.dumps(config_to_dict(build_config(raw)), indent=2))
 
 
 @app.command()
-def settings(env: Annotated[str | None, typer.Argument(help="Show ENV's family defaults.")] = None) -> None:
-    """List every setting with its type, default and description."""
-    from sampler.config import describe_settings
+def settings(env: Annotated[str | None, typer.Argument(help="Show ENV's family defaults.")] = None,
+             imports: ImportOpt = None) -> None:
+    """List every setting with its type, default and description, and the env families."""
+    from sampler.config import describe_settings, import_modules
 
+    import_modules(imports or [])
     rows = describe_settings(env)
     width = max(len(path) for path, *_ in rows)
     for path, kind, default, description in rows:
