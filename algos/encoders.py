@@ -104,6 +104,13 @@ class ConvEncoder(nn.Module):
                 layers += [nn.Conv2d(in_channels, channels, kernel, stride), NONLINEARITIES[cfg.nonlinearity]()]
                 in_channels = channels
         self.conv = nn.Sequential(*layers, nn.Flatten())
+        if cfg.encoder_conv_architecture != "resnet_impala":
+            # Orthogonal init keeps activations at a useful scale through the stack; torch's default
+            # shrinks them so much that the policy starts (and stays for long) near uniform.
+            for layer in self.conv:
+                if isinstance(layer, nn.Conv2d):
+                    nn.init.orthogonal_(layer.weight, gain=math.sqrt(2))
+                    nn.init.zeros_(layer.bias)
         try:
             with torch.no_grad():
                 flat_size = self.conv(torch.zeros(1, *spec.shape)).shape[1]

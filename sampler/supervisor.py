@@ -7,6 +7,7 @@ twice a second, serves the control socket, and stops the run cleanly on budget, 
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import functools
 import json
 import logging
@@ -15,6 +16,7 @@ import os
 import signal
 import socket
 import time
+from multiprocessing import resource_tracker
 from pathlib import Path
 
 import psutil
@@ -45,6 +47,7 @@ PERSIST_EVERY_SEC = 2.0
 BEST_CHECK_EVERY_SEC = 5.0
 MIN_EPISODES_FOR_BEST = 10
 COMMAND_TIMEOUT_SEC = 60.0
+PR_SET_CHILD_SUBREAPER = 36
 EXIT_CODES = {"finished": 0, "stopped": 0, "failed": 1}
 
 
@@ -74,6 +77,7 @@ class Supervisor:
     # ---- entry ----------------------------------------------------------------------------------
 
     def run(self) -> int:
+        _become_subreaper()
         if not self.lock.acquire():
             raise ExperimentError(f"{self.folder} is live: another run holds its lock")
         try:
@@ -264,6 +268,7 @@ class Supervisor:
         handle.exited()
         if self.state in ("stopping",) or handle.expected_exit:
             return
+        self._kill_orphans()
         reason = handle.last_error or _describe_exit(handle.process.exitcode)
         log.error("%s (pid %s) died: %s", handle.name, handle.pid, reason)
         self.board.event("worker_died", f"{handle.name} died: {reason}")
@@ -501,6 +506,28 @@ class Supervisor:
                 log.warning("%s did not exit; killing it", handle.name)
                 _kill_tree(handle.process.pid)
             handle.process.join(timeout=5)
+        self._kill_orphans()
+
+    def _kill_orphans(self) -> None:
+        """Kills processes a dead worker left behind (an env engine), which were re-parented to us."""
+        ours = {h.pid for h in self.handles if h.alive}
+        janitor_process = getattr(self, "janitor", None)
+        if janitor_process is not None:
+            ours.add(janitor_process.pid)
+        tracker = getattr(resource_tracker._resource_tracker, "_pid", None)
+        ours.add(tracker)
+        for child in psutil.Process().children():
+            if child.pid not in ours:
+                log.warning("killing %s (pid %d), left behind by a dead worker", child.name(), child.pid)
+                _kill_tree(child.pid)
+
+
+def _become_subreaper() -> None:
+    """Orphaned descendants (an engine whose worker was killed) get re-parented to us, so we can end them."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1)
+    except OSError:
+        pass
 
 
 def _describe_exit(code: int | None) -> str:
@@ -514,7 +541,12 @@ def _describe_exit(code: int | None) -> str:
 def _kill_tree(pid: int) -> None:
     try:
         parent = psutil.Process(pid)
-        for proc in [*parent.children(recursive=True), parent]:
-            proc.kill()
+        procs = [*parent.children(recursive=True), parent]
     except psutil.NoSuchProcess:
-        pass
+        return
+    for proc in procs:
+        try:
+            proc.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(procs, timeout=5)  # reaps them: adopted orphans are our children now

@@ -56,7 +56,7 @@ class RolloutWorker(WorkerBase):
         self._reclaim_buffers()
 
         n_envs = cfg.sampler.num_envs_per_worker
-        base_seed = (cfg.run.seed or 0) * 100_003 + index * n_envs
+        base_seed = ((cfg.run.seed or 0) * 100_003 + index * n_envs) % (2**31 - n_envs)  # engines take 32 bits
         self.envs = envs = []
         try:
             for i in range(n_envs):

@@ -93,7 +93,7 @@ def test_settings_describe_every_field_with_family_defaults():
     [
         ("{not json", "not valid JSON"),
         ('{"env": {"name": "gym_CartPole-v1"}, "appo": {"rollout": 1}}', "appo.rollout"),
-        ('{"env": {"name": "doom_nope"}}', "unknown env family"),
+        ('{"env": {"name": "dooom_nope"}}', "unknown env family"),
         ("[1, 2]", "top level must be a JSON object"),
     ],
 )

@@ -1,0 +1,90 @@
+"""Doom and Atari through the whole process tree, and a Doom run's engines dying with it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+
+import psutil
+import pytest
+
+from sampler import checkpoints
+from tests.support import all_gone, process_tree, sftui, shm_entries, summary, supervisor_pid, wait_for
+
+pytest.importorskip("vizdoom")
+SMALL_RECURRENT = [
+    "--set", "sampler.num_workers=2", "--set", "sampler.num_envs_per_worker=4",
+    "--set", "model.rnn_size=64", "--set", "model.encoder_conv_mlp_layers=[64]",
+    "--set", "appo.batch_size=256", "--set", "run.report_interval_sec=1",
+]
+
+
+def _statuses(folder) -> list[dict]:
+    return [json.loads(line) for line in (folder / "status.jsonl").read_text().splitlines() if line.strip()]
+
+
+def test_doom_basic_trains_through_the_tree_with_frames_counted_times_four(tmp_path):
+    result = sftui("train", "doom_basic", "-e", "doom", "--train-dir", str(tmp_path), *SMALL_RECURRENT,
+                   "--set", "run.train_for_env_steps=12000", timeout=240)
+    assert result.returncode == 0, result.stdout + result.stderr
+    folder = tmp_path / "doom"
+    final = summary(folder)
+    assert final["state"] == "finished"
+    policy = final["policies"][0]
+    assert final["env_frames"] == policy["env_frames"] >= 12_000
+    assert policy["samples"] * 4 == final["env_frames"]  # frameskip 4: four env frames per sample
+    assert policy["episodes"] > 0 and policy["episode_return"] is not None
+    payload = checkpoints.load(checkpoints.latest_checkpoint(folder, 0))
+    assert payload["obs_specs"]["obs"] == {"shape": [3, 72, 128], "dtype": "uint8"}
+    assert "rnn_states" not in payload  # states live in the buffers, not the checkpoint
+    assert payload["model"]["use_rnn"] is True
+
+
+def test_atari_pong_trains_through_the_tree(tmp_path):
+    result = sftui("train", "atari_pong", "-e", "pong", "--train-dir", str(tmp_path),
+                   "--set", "sampler.num_envs_per_worker=4", "--set", "appo.rollout=32",
+                   "--set", "appo.batch_size=256", "--set", "appo.num_batches_per_epoch=1",
+                   "--set", "appo.num_epochs=1", "--set", "model.encoder_conv_mlp_layers=[64]",
+                   "--set", "run.train_for_env_steps=10000", timeout=240)
+    assert result.returncode == 0, result.stdout + result.stderr
+    folder = tmp_path / "pong"
+    final = summary(folder)
+    assert final["state"] == "finished" and final["env_frames"] >= 10_000
+    assert final["policies"][0]["samples"] * 4 == final["env_frames"]
+    payload = checkpoints.load(checkpoints.latest_checkpoint(folder, 0))
+    assert payload["obs_specs"]["obs"] == {"shape": [4, 84, 84], "dtype": "uint8"}
+    assert payload["action_spec"]["n"] == 6
+
+
+def _vizdoom_processes() -> set[int]:
+    found = set()
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        text = " ".join([proc.info["name"] or "", *(proc.info["cmdline"] or [])]).lower()
+        if "vizdoom" in text and proc.pid != os.getpid():
+            found.add(proc.pid)
+    return found
+
+
+def test_sigkill_of_a_doom_run_leaves_no_engine_shared_memory_or_socket(tmp_path):
+    engines_before = _vizdoom_processes()
+    shm_before = shm_entries()
+    folder = _start_doom(tmp_path)
+    wait_for(lambda: summary(folder).get("env_frames", 0) > 0, timeout=120, what="the Doom run to train")
+    pid = supervisor_pid(folder)
+    tree = process_tree(pid)
+    socket_path = json.loads((folder / "run.json").read_text())["socket"]
+    assert _vizdoom_processes() - engines_before, "the Doom engines should be running"
+
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: all_gone(tree), timeout=30, what="the process tree, engines included, to exit")
+    wait_for(lambda: not (_vizdoom_processes() - engines_before), timeout=30, what="every vizdoom engine to exit")
+    assert not (shm_entries() - shm_before)
+    assert not os.path.exists(socket_path)
+
+
+def _start_doom(train_dir):
+    result = sftui("train", "doom_basic", "-e", "doomkill", "--train-dir", str(train_dir), "--detach",
+                   *SMALL_RECURRENT, timeout=240)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return train_dir / "doomkill"
