@@ -89,6 +89,8 @@ class Supervisor:
 
     async def _main(self) -> int:
         loop = asyncio.get_running_loop()
+        loop.set_exception_handler(
+            lambda _, context: log.error("%s", context.get("message"), exc_info=context.get("exception")))
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.request_stop, "stopped", f"received {signal.Signals(sig).name}")
         ticker = None
@@ -411,6 +413,9 @@ class Supervisor:
     async def _tick(self) -> None:
         now = time.monotonic()
         for handle in self._alive():
+            if not handle.process.is_alive():  # a death whose sentinel something else still holds open
+                self._on_exit(handle)
+                continue
             if handle.check_stall(now, self.cfg.run.stall_timeout_sec):
                 self.board.event("worker_stalled", f"{handle.name} silent for {self.cfg.run.stall_timeout_sec:.0f} s")
                 log.warning("%s stalled", handle.name)
@@ -539,14 +544,22 @@ def _describe_exit(code: int | None) -> str:
 
 
 def _kill_tree(pid: int) -> None:
+    """Kills a process and its descendants, then removes the shared-memory files they had mapped.
+
+    An engine killed this way cannot clean up after itself (vizdoom keeps its queues in /dev/shm).
+    """
     try:
         parent = psutil.Process(pid)
         procs = [*parent.children(recursive=True), parent]
     except psutil.NoSuchProcess:
         return
+    shm_files = set()
     for proc in procs:
         try:
+            shm_files |= {m.path for m in proc.memory_maps() if m.path.startswith("/dev/shm/")}
             proc.kill()
-        except psutil.NoSuchProcess:
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
             pass
     psutil.wait_procs(procs, timeout=5)  # reaps them: adopted orphans are our children now
+    for path in shm_files:
+        Path(path).unlink(missing_ok=True)

@@ -35,12 +35,28 @@ def die_with_parent() -> None:
         pass  # not Linux: the closed pipe still ends the worker
 
 
+def close_on_exec() -> None:
+    """Keeps the fds spawn handed us (the supervisor's pipe, the liveness sentinel) out of programs we exec.
+
+    An env engine started as a separate program (vizdoom) would otherwise hold them open, and the
+    supervisor would not see this worker die while the engine lives.
+    """
+    for name in os.listdir("/proc/self/fd") if os.path.isdir("/proc/self/fd") else ():
+        fd = int(name)
+        if fd > 2:
+            try:
+                os.set_inheritable(fd, False)
+            except OSError:
+                pass  # the fd listing itself, already closed
+
+
 def setup_process(cfg_dict: dict, torch_threads: int | None = None):
     """Start-up of every worker; returns the config, rebuilt here so that run.imports register first.
 
     `torch_threads` None means the learner's configured count.
     """
     die_with_parent()
+    close_on_exec()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is the supervisor's to handle
     from sampler.config import build_config
 

@@ -88,3 +88,26 @@ def _start_doom(train_dir):
                    *SMALL_RECURRENT, timeout=240)
     assert result.returncode == 0, result.stdout + result.stderr
     return train_dir / "doomkill"
+
+
+def test_a_killed_doom_worker_leaves_no_engine_or_shared_memory_behind(tmp_path):
+    engines_before = _vizdoom_processes()
+    shm_before = shm_entries()
+    folder = _start_doom(tmp_path)
+    wait_for(lambda: summary(folder).get("env_frames", 0) > 0, timeout=120, what="the Doom run to train")
+    engines = _vizdoom_processes() - engines_before
+    assert len(engines) == 8  # 2 workers x 4 envs
+    rollout = next(w for w in summary(folder)["workers"] if w["name"] == "rollout_0")
+    os.kill(rollout["pid"], signal.SIGKILL)
+
+    def replaced():
+        workers = {w["name"]: w for w in summary(folder)["workers"]}
+        now = _vizdoom_processes() - engines_before
+        return workers["rollout_0"]["restarts"] == 1 and len(now) == 8 and len(now & engines) == 4
+
+    wait_for(replaced, timeout=60, what="the dead worker's engines to be killed and its successor's to start")
+    tree = process_tree(supervisor_pid(folder))
+    os.kill(tree[0].pid, signal.SIGTERM)
+    wait_for(lambda: all_gone(tree), timeout=30, what="the run to stop")
+    wait_for(lambda: not (_vizdoom_processes() - engines_before), timeout=30, what="every engine to exit")
+    assert not (shm_entries() - shm_before)
