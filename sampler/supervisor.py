@@ -26,6 +26,7 @@ from algos.models import make_actor_critic
 from algos.spaces import obs_specs_to_dict
 from sampler import janitor
 from sampler.buffers import BufferLayout, SharedWeights, TrajectoryBuffers, buffers_per_slot
+from sampler.channels import MessageChannel, ReplyChannel
 from sampler.config import config_to_dict
 from sampler.control import ControlServer, socket_path_for
 from sampler.envs import EnvContext
@@ -147,9 +148,10 @@ class Supervisor:
                                          poison=cfg.run.debug_poison)
         self.weights = SharedWeights(initial, self.ctx)
         num_policies = cfg.sampler.num_policies
-        self.request_queues = [self.ctx.SimpleQueue() for _ in range(num_policies)]
-        self.learner_queues = [self.ctx.SimpleQueue() for _ in range(num_policies)]
-        self.reply_queues = [self.ctx.SimpleQueue() for _ in range(cfg.sampler.num_workers)]
+        shared = cfg.sampler.policy_workers_per_policy > 1
+        self.request_queues = [MessageChannel(self.ctx, shared_readers=shared) for _ in range(num_policies)]
+        self.learner_queues = [MessageChannel(self.ctx) for _ in range(num_policies)]
+        self.reply_queues = [ReplyChannel(self.ctx) for _ in range(cfg.sampler.num_workers)]
         self.consumers_lock = self.ctx.Lock()
         self.model_factory = model_factory
         self.cfg_dict = config_to_dict(cfg)

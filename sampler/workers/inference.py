@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from sampler.buffers import SharedWeights, TrajectoryBuffers
+from sampler.channels import ACTIONS
 from sampler.workers.base import WorkerBase, run_worker, setup_process
 
 MAX_REQUESTS_PER_BATCH = 256
@@ -34,7 +35,7 @@ class InferenceWorker(WorkerBase):
         self.batch_sizes = 0
 
     def loop(self) -> None:
-        reader = self.request_queue._reader
+        reader = self.request_queue.reader
         while not self.stopping:
             self.wait([reader], timeout=0.1)
             requests = []
@@ -69,7 +70,7 @@ class InferenceWorker(WorkerBase):
         np_.dist_params[traj, t] = out["dist_params"].cpu().numpy()
         np_.policy_versions[traj, t] = self.version
         for worker, incarnation, split, _, _ in requests:
-            self.reply_queues[worker].put((incarnation, split, self.policy))
+            self.reply_queues[worker].put(ACTIONS, incarnation, split, self.policy)
         self.steps += len(traj)
         self.requests_served += 1
         self.batch_sizes += len(traj)

@@ -15,12 +15,11 @@ import numpy as np
 import torch
 
 from algos.appo import AppoLearner, TrainBatch
-from sampler import checkpoints
+from sampler import channels, checkpoints
 from sampler.buffers import FREE, BufferLayout, SharedWeights, TrajectoryBuffers
 from sampler.experiment import write_json_atomic
 from sampler.status import LAG_HISTOGRAM_EDGES
 from sampler.workers.base import WorkerBase, run_worker, setup_process
-from sampler.workers.rollout import FREE_TOKEN
 
 HPARAM_KEYS = (
     "learning_rate", "gamma", "gae_lambda", "ppo_clip_ratio", "ppo_clip_value", "value_loss_coeff",
@@ -125,7 +124,7 @@ class LearnerWorker(WorkerBase):
     # ---- the loop -------------------------------------------------------------------------------
 
     def loop(self) -> None:
-        reader = self.queue._reader
+        reader = self.queue.reader
         while not self.stopping:
             self.wait([reader], timeout=0.1)
             while reader.poll():
@@ -182,7 +181,7 @@ class LearnerWorker(WorkerBase):
                     state[traj] = FREE
                     owners.add(self.layout.owner(traj))
         for owner in owners:
-            self.reply_queues[owner].put(FREE_TOKEN)
+            self.reply_queues[owner].put(channels.FREE)
 
 
 def _lag_summary(lag: torch.Tensor) -> dict:

@@ -11,11 +11,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from sampler.buffers import FREE, LEARNER, WORKER, BufferLayout, TrajectoryBuffers
+from sampler.channels import ACTIONS
 from sampler.envs import EnvContext
 from sampler.mapping import make_policy_mapping
 from sampler.workers.base import WorkerBase, run_worker, setup_process
-
-FREE_TOKEN = None  # a learner freed some of this worker's buffers
 
 
 @dataclass
@@ -103,20 +102,17 @@ class RolloutWorker(WorkerBase):
             split.next_obs, split.next_infos = obs, infos
             self._start_trajectories(split)
         ready: list[Split] = []
-        reader = self.reply_queue._reader
+        reader = self.reply_queue.reader
         while not self.stopping:
             self.wait([reader], timeout=0.1)
             while reader.poll():
-                message = self.reply_queue.get()
-                if message is FREE_TOKEN:
-                    continue
-                incarnation, split_index, policy = message
-                if incarnation != self.incarnation:
-                    continue  # an answer to this worker's crashed predecessor
-                split = self.splits[split_index]
-                split.pending.discard(policy)
-                if not split.pending:
-                    ready.append(split)
+                for kind, incarnation, split_index, policy in self.reply_queue.get_all():
+                    if kind != ACTIONS or incarnation != self.incarnation:
+                        continue  # freed buffers are found by scanning; or an answer to a dead predecessor
+                    split = self.splits[split_index]
+                    split.pending.discard(policy)
+                    if not split.pending:
+                        ready.append(split)
             if not self.paused:
                 while ready:
                     self._advance(ready.pop(0))
@@ -205,7 +201,8 @@ class RolloutWorker(WorkerBase):
         for policy in np.unique(split.policy):
             trajectories = split.traj[split.policy == policy]
             split.pending.add(int(policy))
-            self.request_queues[policy].put((self.index, self.incarnation, split.index, t, trajectories))
+            request = (self.index, self.incarnation, split.index, t, trajectories.astype(np.int32))
+            self.request_queues[policy].put(request)
 
     def _hand_over(self, split: Split) -> None:
         np_ = self.np

@@ -7,6 +7,7 @@ import multiprocessing as mp
 import numpy as np
 
 from sampler.buffers import LEARNER, POISON_INT, BufferLayout, TrajectoryBuffers
+from sampler.channels import ACTIONS, MessageChannel, ReplyChannel
 from sampler.config import build_config, config_to_dict
 from sampler.envs import EnvContext
 from sampler.families.registry import make_env
@@ -33,8 +34,8 @@ def test_rollout_worker_writes_only_indexed_cells_and_hands_over_complete_trajec
     buffers = TrajectoryBuffers(layout, probe.obs_specs, probe.action_spec, poison=True)
     views = buffers.numpy_views()
     ctx = mp.get_context("spawn")
-    requests, learner = ctx.SimpleQueue(), ctx.SimpleQueue()
-    replies = [ctx.SimpleQueue(), ctx.SimpleQueue()]
+    requests, learner = MessageChannel(ctx), MessageChannel(ctx)
+    replies = [ReplyChannel(ctx), ReplyChannel(ctx)]
     parent, child = ctx.Pipe()
     worker = ctx.Process(target=rollout_main, args=(child, 1, 0, config_to_dict(cfg), buffers, layout, [requests],
                                                     replies[1], [learner]))
@@ -42,15 +43,15 @@ def test_rollout_worker_writes_only_indexed_cells_and_hands_over_complete_trajec
     handed_over: list[int] = []
     try:
         while len(handed_over) < 8:  # two hand-overs of each split
-            if requests._reader.poll(20):
+            if requests.reader.poll(20):
                 _, incarnation, split, t, trajectories = requests.get()
                 views.actions[trajectories, t] = 1
                 views.log_probs[trajectories, t] = -0.7
                 views.values[trajectories, t] = 0.5
                 views.dist_params[trajectories, t] = 0.0
                 views.policy_versions[trajectories, t] = 0
-                replies[1].put((incarnation, split, 0))
-            while learner._reader.poll():
+                replies[1].put(ACTIONS, incarnation, split, 0)
+            while learner.poll():
                 handed_over.extend(learner.get())
             assert worker.is_alive()
     finally:

@@ -1,0 +1,66 @@
+"""Index-only channels between workers that a killed rollout worker cannot break.
+
+A multiprocessing queue serializes writers with a shared lock; a rollout worker killed while
+holding it would block every other writer forever. Here each message goes out in a single write
+of at most PIPE_BUF bytes, which the kernel keeps whole, so writers need no lock and a writer's
+death can neither corrupt nor block the channel.
+
+- `MessageChannel` carries small pickled messages (requests, trajectory indices). Its readers are
+  inference workers and learners, whose death fails the run anyway; several readers share a lock.
+- `ReplyChannel` carries fixed-size frames to one rollout worker. Reads take whole frames only, so
+  a restarted worker reading the channel its dead predecessor read never sees half a frame.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import select
+import struct
+
+PIPE_BUF = getattr(select, "PIPE_BUF", 4096)
+_HEADER = struct.Struct("!i")  # the framing multiprocessing.Connection.recv_bytes reads
+
+
+class MessageChannel:
+    def __init__(self, ctx, shared_readers: bool = False):
+        self.reader, self._writer = ctx.Pipe(duplex=False)
+        self._read_lock = ctx.Lock() if shared_readers else None
+
+    def put(self, message) -> None:
+        payload = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+        frame = _HEADER.pack(len(payload)) + payload
+        if len(frame) > PIPE_BUF:
+            raise ValueError(f"channel message of {len(frame)} bytes exceeds PIPE_BUF ({PIPE_BUF})")
+        os.write(self._writer.fileno(), frame)
+
+    def poll(self) -> bool:
+        return self.reader.poll()
+
+    def get(self):
+        if self._read_lock is None:
+            return pickle.loads(self.reader.recv_bytes())
+        with self._read_lock:
+            return pickle.loads(self.reader.recv_bytes())
+
+
+FREE = 0  # a learner freed some of this worker's trajectory buffers
+ACTIONS = 1  # an inference worker wrote actions for a split
+_REPLY = struct.Struct("!iiii")  # kind, incarnation, split, policy
+_MAX_FRAMES_PER_READ = PIPE_BUF // _REPLY.size
+
+
+class ReplyChannel:
+    def __init__(self, ctx):
+        self.reader, self._writer = ctx.Pipe(duplex=False)
+
+    def put(self, kind: int, incarnation: int = 0, split: int = 0, policy: int = 0) -> None:
+        os.write(self._writer.fileno(), _REPLY.pack(kind, incarnation, split, policy))
+
+    def poll(self) -> bool:
+        return self.reader.poll()
+
+    def get_all(self) -> list[tuple[int, int, int, int]]:
+        """Every frame waiting now (at least one: call after poll)."""
+        data = os.read(self.reader.fileno(), _REPLY.size * _MAX_FRAMES_PER_READ)
+        return [_REPLY.unpack_from(data, offset) for offset in range(0, len(data), _REPLY.size)]
