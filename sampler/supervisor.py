@@ -7,7 +7,6 @@ twice a second, serves the control socket, and stops the run cleanly on budget, 
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import functools
 import json
 import logging
@@ -16,15 +15,13 @@ import os
 import signal
 import socket
 import time
-from multiprocessing import resource_tracker
 from pathlib import Path
 
-import psutil
 import torch
 
 from algos.models import make_actor_critic
 from algos.spaces import obs_specs_to_dict
-from sampler import janitor
+from sampler import janitor, processes
 from sampler.buffers import BufferLayout, SharedWeights, TrajectoryBuffers, buffers_per_slot
 from sampler.channels import MessageChannel, ReplyChannel
 from sampler.config import config_to_dict
@@ -48,7 +45,6 @@ PERSIST_EVERY_SEC = 2.0
 BEST_CHECK_EVERY_SEC = 5.0
 MIN_EPISODES_FOR_BEST = 10
 COMMAND_TIMEOUT_SEC = 60.0
-PR_SET_CHILD_SUBREAPER = 36
 EXIT_CODES = {"finished": 0, "stopped": 0, "failed": 1}
 
 
@@ -78,7 +74,7 @@ class Supervisor:
     # ---- entry ----------------------------------------------------------------------------------
 
     def run(self) -> int:
-        _become_subreaper()
+        processes.become_subreaper()
         if not self.lock.acquire():
             raise ExperimentError(f"{self.folder} is live: another run holds its lock")
         try:
@@ -273,7 +269,7 @@ class Supervisor:
         if self.state in ("stopping",) or handle.expected_exit:
             return
         self._kill_orphans()
-        reason = handle.last_error or _describe_exit(handle.process.exitcode)
+        reason = handle.last_error or processes.describe_exit(handle.process.exitcode)
         log.error("%s (pid %s) died: %s", handle.name, handle.pid, reason)
         self.board.event("worker_died", f"{handle.name} died: {reason}")
         if handle.kind == "rollout" and handle.restarts < self.cfg.run.max_worker_restarts:
@@ -511,57 +507,14 @@ class Supervisor:
         for handle in self.handles:
             if handle.process.is_alive():
                 log.warning("%s did not exit; killing it", handle.name)
-                _kill_tree(handle.process.pid)
+                processes.kill_tree(handle.process.pid)
             handle.process.join(timeout=5)
         self._kill_orphans()
 
     def _kill_orphans(self) -> None:
         """Kills processes a dead worker left behind (an env engine), which were re-parented to us."""
         ours = {h.pid for h in self.handles if h.alive}
-        janitor_process = getattr(self, "janitor", None)
-        if janitor_process is not None:
-            ours.add(janitor_process.pid)
-        tracker = getattr(resource_tracker._resource_tracker, "_pid", None)
-        ours.add(tracker)
-        for child in psutil.Process().children():
-            if child.pid not in ours:
-                log.warning("killing %s (pid %d), left behind by a dead worker", child.name(), child.pid)
-                _kill_tree(child.pid)
-
-
-def _become_subreaper() -> None:
-    """Orphaned descendants (an engine whose worker was killed) get re-parented to us, so we can end them."""
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1)
-    except OSError:
-        pass
-
-
-def _describe_exit(code: int | None) -> str:
-    if code is None:
-        return "unknown"
-    if code < 0:
-        return f"killed by {signal.Signals(-code).name}"
-    return f"exit code {code}"
-
-
-def _kill_tree(pid: int) -> None:
-    """Kills a process and its descendants, then removes the shared-memory files they had mapped.
-
-    An engine killed this way cannot clean up after itself (vizdoom keeps its queues in /dev/shm).
-    """
-    try:
-        parent = psutil.Process(pid)
-        procs = [*parent.children(recursive=True), parent]
-    except psutil.NoSuchProcess:
-        return
-    shm_files = set()
-    for proc in procs:
-        try:
-            shm_files |= {m.path for m in proc.memory_maps() if m.path.startswith("/dev/shm/")}
-            proc.kill()
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            pass
-    psutil.wait_procs(procs, timeout=5)  # reaps them: adopted orphans are our children now
-    for path in shm_files:
-        Path(path).unlink(missing_ok=True)
+        if getattr(self, "janitor", None) is not None:
+            ours.add(self.janitor.pid)
+        for pid, name in processes.kill_adopted_orphans(ours):
+            log.warning("killed %s (pid %d), left behind by a dead worker", name, pid)
