@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -25,3 +26,18 @@ def trained(tmp_path_factory) -> Path:
     (folder / "stdout.txt").write_text(result.stdout)
     assert json.loads((folder / "summary.json").read_text())["state"] == "finished"
     return folder
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_run_outlives_the_tests(tmp_path_factory):
+    """A test that fails halfway may leave its run training; end every run started under our temp dir."""
+    yield
+    import psutil
+
+    base = str(tmp_path_factory.getbasetemp())
+    for proc in psutil.process_iter(["cmdline"]):
+        if any(base in part for part in proc.info["cmdline"] or []) and proc.pid != os.getpid():
+            try:
+                proc.kill()  # its workers follow (PR_SET_PDEATHSIG), its janitor removes the socket
+            except psutil.NoSuchProcess:
+                pass
