@@ -249,6 +249,8 @@ class DoomEnv:
         self.game.set_screen_resolution(vzd.ScreenResolution.RES_160X120)
         self.game.set_screen_format(vzd.ScreenFormat.CRCGCB)
         self.game.set_mode(vzd.Mode.PLAYER)
+        # The engine writes its ini file where it is told; by default that is the user's current folder.
+        self.game.set_doom_config_path(os.path.join(tempfile.gettempdir(), f"sftui-vizdoom-{os.getuid()}.ini"))
         if self.scenario.doom_map:
             self.game.set_doom_map(self.scenario.doom_map)
         if settings.episode_timeout_sec is not None:
