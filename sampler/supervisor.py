@@ -31,6 +31,7 @@ from sampler.errors import ControlError, ExperimentError
 from sampler.experiment import ExperimentLock, write_json_atomic
 from sampler.families.registry import make_env
 from sampler.handles import WorkerHandle
+from sampler.publish import StatusSinks
 from sampler.stats import StatsBoard
 from sampler.status import RunStatus
 from sampler.tensorboard import TensorboardWriter
@@ -41,7 +42,6 @@ from sampler.workers.rollout import rollout_main
 log = logging.getLogger("sftui")
 
 TICK_SEC = 0.5
-PERSIST_EVERY_SEC = 2.0
 BEST_CHECK_EVERY_SEC = 5.0
 MIN_EPISODES_FOR_BEST = 10
 COMMAND_TIMEOUT_SEC = 60.0
@@ -52,7 +52,7 @@ class Supervisor:
     def __init__(self, cfg, folder: Path, listeners=(), log_to_stderr: bool = True):
         self.cfg = cfg
         self.folder = Path(folder)
-        self.listeners = list(listeners)
+        self.sinks = StatusSinks(self.folder, listeners)
         self.log_to_stderr = log_to_stderr
         self.ctx = mp.get_context("spawn")
         self.state = "starting"
@@ -67,9 +67,8 @@ class Supervisor:
         self._stop = asyncio.Event()
         self._waiters: dict[str, asyncio.Future] = {}
         self._request_ids = 0
-        self._last_persist = self._last_save = self._last_best_check = time.monotonic()
+        self._last_save = self._last_best_check = time.monotonic()
         self.server: ControlServer | None = None
-        self.tb: TensorboardWriter | None = None
 
     # ---- entry ----------------------------------------------------------------------------------
 
@@ -164,7 +163,8 @@ class Supervisor:
             "pid": os.getpid(), "hostname": socket.gethostname(), "socket": str(self.server.path),
             "started_at": time.time(),
         })
-        self.tb = TensorboardWriter(self.folder / "tb", num_policies)
+        self.sinks.server = self.server
+        self.sinks.tb = TensorboardWriter(self.folder / "tb", num_policies)
         log.info("starting %s: %s, %d workers x %d envs, %d policies, device %s", cfg.run.experiment,
                  cfg.env.name, cfg.sampler.num_workers, cfg.sampler.num_envs_per_worker, num_policies, self.device)
 
@@ -417,7 +417,7 @@ class Supervisor:
             if handle.check_stall(now, self.cfg.run.stall_timeout_sec):
                 self.board.event("worker_stalled", f"{handle.name} silent for {self.cfg.run.stall_timeout_sec:.0f} s")
                 log.warning("%s stalled", handle.name)
-        self._publish(persist=now - self._last_persist >= PERSIST_EVERY_SEC)
+        self._publish()
         if self.state != "running":
             return
         self._check_budget()
@@ -455,20 +455,8 @@ class Supervisor:
         workers = [h.status() for h in self.handles]
         return self.board.status(self.state, self.elapsed_sec(), workers, self.error)
 
-    def _publish(self, persist: bool) -> None:
-        status = self._status()
-        data = status.to_dict()
-        for listener in self.listeners:
-            listener(status)
-        if self.server is not None:
-            self.server.publish(data)
-        if self.tb is not None:
-            self.tb.write(status)
-        if persist:
-            self._last_persist = time.monotonic()
-            with open(self.folder / "status.jsonl", "a") as f:
-                f.write(json.dumps(data) + "\n")
-            write_json_atomic(self.folder / "summary.json", {**data, "heartbeat_at": time.time()})
+    def _publish(self, persist: bool | None = None) -> None:
+        self.sinks.publish(self._status(), persist)
 
     # ---- stop -----------------------------------------------------------------------------------
 
@@ -494,8 +482,7 @@ class Supervisor:
         self.state = self.final_state
         self.board.event("state", self.state)
         self._publish(persist=True)
-        if self.tb is not None:
-            self.tb.close()
+        self.sinks.close()
         log.info("%s at %s env frames", self.state, f"{self.board.env_frames:,}")
 
     async def _join_all(self, timeout: float = 15.0) -> None:

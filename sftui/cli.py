@@ -83,8 +83,10 @@ def _supervise(cfg, folder: Path, foreground: bool) -> int:
     from sampler.supervisor import Supervisor
     from sftui.report import HeadlessReporter
 
-    listeners = [HeadlessReporter(cfg.run.report_interval_sec)] if foreground else []
-    typer.echo(f"experiment: {folder}") if foreground else None
+    listeners = []
+    if foreground:
+        typer.echo(f"experiment: {folder}")
+        listeners.append(HeadlessReporter(cfg.run.report_interval_sec))
     return Supervisor(cfg, folder, listeners=listeners, log_to_stderr=foreground).run()
 
 

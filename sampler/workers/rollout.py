@@ -170,6 +170,8 @@ class RolloutWorker(WorkerBase):
             split.ep_length[i] = 0
             env_pos, agent = split.slots[i]
             split.policy[i] = self.mapping.policy_for(self.index, split.envs[env_pos][0], agent)
+            if t + 1 < self.rollout:  # the new episode's steps belong to this trajectory too
+                split.used_policies[i].add(int(split.policy[i]))
 
         split.t = t + 1
         if split.t == self.rollout:
@@ -196,8 +198,6 @@ class RolloutWorker(WorkerBase):
         np_ = self.np
         t = split.t
         np_.policy_ids[split.traj, t] = split.policy
-        for i, policy in enumerate(split.policy):
-            split.used_policies[i].add(int(policy))
         for policy in np.unique(split.policy):
             trajectories = split.traj[split.policy == policy]
             split.pending.add(int(policy))
@@ -226,7 +226,7 @@ class RolloutWorker(WorkerBase):
         if self.cfg.run.debug_poison:
             self.buffers.poison(split.traj)
         split.t = 0
-        split.used_policies = [set() for _ in split.slots]
+        split.used_policies = [{int(policy)} for policy in split.policy]
         self._write_obs(split, split.next_obs, split.next_infos, 0)
         if self.np.rnn_states is not None:
             start = split.next_rnn_states
