@@ -223,8 +223,7 @@ class AppoLearner:
 
         obs = {k: flat(v) for k, v in batch.obs.items()}
         valids = flat(batch.valids)
-        if model.cfg.normalize_input:
-            model.update_normalizers({k: v[valids] for k, v in obs.items()})
+        model.update_normalizers({k: v[valids] for k, v in obs.items()})
         # Measured before _targets moves the returns normalizer.
         value_mean = masked_mean(self._return_scale(batch.values), batch.valids).item()
 

@@ -91,7 +91,7 @@ def _impala_stages(in_channels: int) -> list[nn.Module]:
 
 
 class ConvEncoder(nn.Module):
-    """uint8 [C, H, W] image -> conv net (cfg.encoder_conv_architecture) -> FC layers."""
+    """[C, H, W] image as floats (0..1, or normalized per pixel) -> conv net -> FC layers."""
 
     def __init__(self, cfg: ModelConfig, spec: ObsSpec) -> None:
         super().__init__()
@@ -122,8 +122,7 @@ class ConvEncoder(nn.Module):
         self.fc, self.out_features = mlp(flat_size, cfg.encoder_conv_mlp_layers, cfg.nonlinearity)
 
     def forward(self, x: Tensor) -> Tensor:
-        # Pixels skip the running normalizer: a fixed scale is enough and keeps inference cheap.
-        return self.fc(self.conv(x.float() / 255.0))
+        return self.fc(self.conv(x))
 
 
 class DictEncoder(nn.Module):

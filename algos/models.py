@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from algos import registry
 from algos.cores import default_core
 from algos.distributions import make_distribution
-from algos.encoders import DictEncoder, module_name, orthogonal_linear
+from algos.encoders import DictEncoder, is_image, module_name, orthogonal_linear
 from algos.normalize import RunningMeanStd
 from algos.spaces import ActionSpec, ObsSpec
 
@@ -45,7 +45,12 @@ class ModelConfig(BaseModel):
     rnn_num_layers: int = Field(1, ge=1, description="Number of stacked recurrent layers.")
     normalize_input: bool = Field(
         True,
-        description="Normalize non-uint8 observations with running mean/std statistics.",
+        description="Normalize vector observations (any dtype but uint8 and bool) with running mean/std statistics.",
+    )
+    normalize_images: bool = Field(
+        False,
+        description="Also normalize uint8 [C, H, W] images per pixel with running mean/std statistics; "
+        "without it pixels are only scaled to 0..1.",
     )
     policy_init_gain: float = Field(
         0.01,
@@ -66,9 +71,16 @@ class ModelConfig(BaseModel):
         return name
 
 
-def _is_normalized(spec: ObsSpec) -> bool:
-    # uint8 is treated as already bounded (pixels, flags); bools carry no scale.
-    return np.dtype(spec.dtype) not in (np.dtype("uint8"), np.dtype("bool"))
+def _is_normalized(cfg: ModelConfig, spec: ObsSpec) -> bool:
+    if is_image(spec):
+        return cfg.normalize_images
+    # Other uint8 (flags, counts) is treated as already bounded; bools carry no scale.
+    return cfg.normalize_input and np.dtype(spec.dtype) not in (np.dtype("uint8"), np.dtype("bool"))
+
+
+def _as_float(spec: ObsSpec, x: Tensor) -> Tensor:
+    # Pixels reach every encoder in 0..1, normalized or not.
+    return x.float() / 255.0 if is_image(spec) else x.float()
 
 
 class ActorCritic(nn.Module):
@@ -87,7 +99,7 @@ class ActorCritic(nn.Module):
         self._normalizer_names = {
             key: module_name(key)
             for key, spec in self.obs_specs.items()
-            if cfg.normalize_input and _is_normalized(spec)
+            if _is_normalized(cfg, spec)
         }
         self.obs_normalizers = nn.ModuleDict(
             {name: RunningMeanStd(self.obs_specs[key].shape) for key, name in self._normalizer_names.items()}
@@ -112,16 +124,18 @@ class ActorCritic(nn.Module):
         return self.core.state_size
 
     def normalize_obs(self, obs: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Raw obs -> float encoder input: pixels in 0..1, normalized keys centred and scaled."""
         out = {}
-        for key in self.obs_specs:
+        for key, spec in self.obs_specs.items():
+            x = _as_float(spec, obs[key])
             name = self._normalizer_names.get(key)
-            out[key] = self.obs_normalizers[name].normalize(obs[key]) if name else obs[key].float()
+            out[key] = self.obs_normalizers[name].normalize(x) if name else x
         return out
 
     def update_normalizers(self, obs: dict[str, Tensor]) -> None:
         """Update observation statistics from raw obs of shape [N, *shape] per key."""
         for key, name in self._normalizer_names.items():
-            self.obs_normalizers[name].update(obs[key])
+            self.obs_normalizers[name].update(_as_float(self.obs_specs[key], obs[key]))
 
     def _encode(self, obs: dict[str, Tensor]) -> Tensor:
         return self.encoder(self.normalize_obs(obs))

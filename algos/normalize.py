@@ -26,12 +26,14 @@ class RunningMeanStd(nn.Module):
     @torch.no_grad()
     def update(self, x: Tensor) -> None:
         """Fold a batch x of shape [N, *shape] into the statistics."""
-        x = x.reshape(-1, *self.shape).to(torch.float64)
+        x = x.reshape(-1, *self.shape)
         n = x.shape[0]
         if n == 0:
             return
-        batch_mean = x.mean(dim=0)
-        batch_var = x.var(dim=0, unbiased=False)
+        # One batch's moments are exact enough in float32 (images would need gigabytes in float64);
+        # the running combination below stays in float64.
+        batch_var, batch_mean = torch.var_mean(x.float(), dim=0, unbiased=False)
+        batch_var, batch_mean = batch_var.double(), batch_mean.double()
         # Chan et al. parallel combination of (count, mean, M2) pairs.
         total = self.count + n
         delta = batch_mean - self.mean

@@ -27,6 +27,7 @@ class WorkerHandle:
     last_beat: float = 0.0
     steps: int = 0
     steps_per_sec: float = 0.0
+    mean_batch: float | None = None
     expecting: dict = field(default_factory=dict)
     _rate_mark: tuple[float, int] = (0.0, 0)
     _ps: object = None
@@ -67,6 +68,8 @@ class WorkerHandle:
             self.paused = False
         if self.state in ("starting", "stalled") or kind in ("paused", "resumed"):
             self.state = "paused" if self.paused else "running"
+        if "mean_batch" in payload:
+            self.mean_batch = payload["mean_batch"]
         if "steps" in payload:
             self.steps = payload["steps"]
             mark_time, mark_steps = self._rate_mark
@@ -94,4 +97,5 @@ class WorkerHandle:
         return WorkerStatus(
             name=self.name, kind=self.kind, pid=self.pid, state=self.state, cpu_percent=cpu, steps=self.steps,
             steps_per_sec=self.steps_per_sec, restarts=self.restarts, last_error=self.last_error,
+            mean_batch=self.mean_batch,
         )

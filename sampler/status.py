@@ -55,6 +55,7 @@ class WorkerStatus:
     steps_per_sec: float = 0.0
     restarts: int = 0
     last_error: str | None = None
+    mean_batch: float | None = None  # inference workers: mean samples per forward pass
 
 
 @dataclass

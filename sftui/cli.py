@@ -132,6 +132,29 @@ def settings(env: Annotated[str | None, typer.Argument(help="Show ENV's family d
         typer.echo(f"  {family.prefix}_<id>  {family.description}")
 
 
+@app.command()
+def sample(
+    env: Annotated[str, typer.Argument(help="Env name, e.g. doom_basic.")],
+    set_: SetOpt = None,
+    seconds: Annotated[float, typer.Option("--seconds", min=1.0, help="Measured seconds, after the warm-up.")] = 20.0,
+    warmup: Annotated[float, typer.Option("--warmup", min=0.0, help="Seconds run before measuring.")] = 5.0,
+) -> None:
+    """Measure the sampler alone (random actions, no learner): the most frames/s any training can reach."""
+    from sampler.config import build_config, parse_overrides
+    from sampler.sample import measure
+
+    cfg = build_config({"env": {"name": env}}, parse_overrides(set_ or []))
+    s = cfg.sampler
+    typer.echo(f"sampling {env}: {s.num_workers} workers x {s.num_envs_per_worker} envs, "
+               f"{s.worker_num_splits} splits, rollout {cfg.appo.rollout}; {warmup:g} s warm-up, {seconds:g} s measured")
+    try:
+        report = measure(cfg, seconds=seconds, warmup=warmup)
+    except KeyboardInterrupt:
+        typer.echo("sftui: sample interrupted; nothing measured", err=True)
+        raise typer.Exit(130) from None
+    typer.echo(f"{report.fps:,.0f} env frames/s ({report.env_frames:,} frames in {report.seconds:.1f} s)")
+
+
 @app.command("ls")
 def list_experiments(train_dir: TrainDirOpt = None) -> None:
     """List the experiments in train_dir with their state, env, frames and last return."""

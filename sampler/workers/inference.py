@@ -19,8 +19,9 @@ MAX_REQUESTS_PER_BATCH = 256
 class InferenceWorker(WorkerBase):
     kind = "inference"
 
-    def __init__(self, pipe, name, policy, cfg, buffers: TrajectoryBuffers, weights: SharedWeights,
+    def __init__(self, pipe, name, policy, cfg, buffers: TrajectoryBuffers, weights: SharedWeights | None,
                  model_factory, request_queue, reply_queues, device: str):
+        """weights None: the model has no parameters to follow (the sampler-only run's random actor)."""
         super().__init__(name, pipe)
         cfg = setup_process(cfg, torch_threads=1)
         self.policy, self.cfg = policy, cfg
@@ -29,10 +30,10 @@ class InferenceWorker(WorkerBase):
         self.weights = weights
         self.device = torch.device(device)
         self.model = model_factory().to(self.device).eval()
-        self.version = weights.load_into(policy, self.model)
+        self.version = weights.load_into(policy, self.model) if weights is not None else 0
         self.request_queue, self.reply_queues = request_queue, reply_queues
-        self.requests_served = 0
-        self.batch_sizes = 0
+        self.forward_passes = 0
+        self.samples_served = 0
 
     def loop(self) -> None:
         reader = self.request_queue.reader
@@ -45,11 +46,11 @@ class InferenceWorker(WorkerBase):
                 self._serve(requests)
             self.settle_pause(idle=True)
             self.heartbeat(lambda: {"version": self.version,
-                                    "mean_batch": self.batch_sizes / max(1, self.requests_served)})
+                                    "mean_batch": self.samples_served / max(1, self.forward_passes)})
 
     @torch.no_grad()
     def _serve(self, requests: list) -> None:
-        if self.weights.version(self.policy) != self.version:
+        if self.weights is not None and self.weights.version(self.policy) != self.version:
             self.version = self.weights.load_into(self.policy, self.model)
         np_ = self.np
         traj = np.concatenate([r[4] for r in requests])
@@ -72,8 +73,8 @@ class InferenceWorker(WorkerBase):
         for worker, incarnation, split, _, _ in requests:
             self.reply_queues[worker].put(ACTIONS, incarnation, split, self.policy)
         self.steps += len(traj)
-        self.requests_served += 1
-        self.batch_sizes += len(traj)
+        self.forward_passes += 1
+        self.samples_served += len(traj)
 
 
 def inference_main(*args) -> None:

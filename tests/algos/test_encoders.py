@@ -28,13 +28,24 @@ def test_conv_encoder_output_shapes(shape, architecture):
     assert out.shape == (2, 32) and torch.isfinite(out).all()
 
 
-def test_conv_encoder_scales_pixels_to_unit_range():
-    encoder = ConvEncoder(ModelConfig(encoder_conv_architecture="resnet_impala"), ObsSpec((1, 8, 8), "uint8"))
-    first_conv = encoder.conv[0]
-    seen = []
-    first_conv.register_forward_hook(lambda module, args, out: seen.append(args[0]))
-    encoder(torch.full((1, 1, 8, 8), 255.0))
-    torch.testing.assert_close(seen[0], torch.ones(1, 1, 8, 8))
+def test_pixels_reach_the_encoder_in_unit_range():
+    spec = {"obs": ObsSpec((1, 8, 8), "uint8")}
+    model = ActorCritic(ModelConfig(encoder_conv_architecture="resnet_impala"), spec, ActionSpec(kind="discrete", n=2))
+    out = model.normalize_obs({"obs": torch.full((1, 1, 8, 8), 255, dtype=torch.uint8)})
+    torch.testing.assert_close(out["obs"], torch.ones(1, 1, 8, 8))
+
+
+def test_normalize_images_centres_each_pixel():
+    spec = {"obs": ObsSpec((1, 4, 4), "uint8")}
+    model = ActorCritic(ModelConfig(normalize_images=True, encoder_conv_architecture="resnet_impala"), spec,
+                        ActionSpec(kind="discrete", n=2))
+    frames = torch.randint(0, 256, (64, 1, 4, 4), dtype=torch.uint8)
+    frames[:, 0, 0, 0] = 7  # a constant pixel stays finite
+    model.update_normalizers({"obs": frames})
+    out = model.normalize_obs({"obs": frames})["obs"]
+    assert torch.isfinite(out).all()
+    torch.testing.assert_close(out.mean(0), torch.zeros(1, 4, 4), atol=1e-4, rtol=0)
+    assert 0.9 < out[:, 0, 1:].std(0, unbiased=False).mean() < 1.1
 
 
 def test_too_small_frames_get_a_clear_error():

@@ -11,8 +11,8 @@ def test_matches_numpy_over_batches():
     for batch in batches:
         rms.update(torch.from_numpy(batch).float())
     everything = np.concatenate(batches).astype(np.float32).astype(np.float64)
-    np.testing.assert_allclose(rms.mean.numpy(), everything.mean(axis=0), rtol=1e-10, atol=1e-10)
-    np.testing.assert_allclose(rms.var.numpy(), everything.var(axis=0), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(rms.mean.numpy(), everything.mean(axis=0), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(rms.var.numpy(), everything.var(axis=0), rtol=1e-6, atol=1e-6)
     assert rms.count.item() == len(everything)
     assert rms.mean.dtype == torch.float64
 
