@@ -205,7 +205,8 @@ def train_run(env: str, overrides: dict, warmup: float, seconds: float, frameski
         command = [sys.executable, "-m", "sftui", "train", env, "-e", "bench", "--train-dir", train_dir,
                    "--set", f"run.train_for_seconds={warmup + seconds + 5}"]
         for section, values in overrides.items():
-            command += [item for key, value in values.items() for item in ("--set", f"{section}.{key}={json.dumps(value)}")]
+            for key, value in values.items():
+                command += ["--set", f"{section}.{key}={json.dumps(value)}"]
         proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         peak = 0
         stop = threading.Event()

@@ -145,8 +145,8 @@ def sample(
 
     cfg = build_config({"env": {"name": env}}, parse_overrides(set_ or []))
     s = cfg.sampler
-    typer.echo(f"sampling {env}: {s.num_workers} workers x {s.num_envs_per_worker} envs, "
-               f"{s.worker_num_splits} splits, rollout {cfg.appo.rollout}; {warmup:g} s warm-up, {seconds:g} s measured")
+    typer.echo(f"sampling {env}: {s.num_workers} workers x {s.num_envs_per_worker} envs, {s.worker_num_splits} "
+               f"splits, rollout {cfg.appo.rollout}; {warmup:g} s warm-up, {seconds:g} s measured")
     try:
         report = measure(cfg, seconds=seconds, warmup=warmup)
     except KeyboardInterrupt:
