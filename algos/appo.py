@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, fields
 from itertools import pairwise
 
@@ -53,6 +54,25 @@ class TrainBatch:
             else:
                 moved[f.name] = None if value is None else value.to(device)
         return TrainBatch(**moved)
+
+
+@functools.cache
+def _cpu_flags() -> frozenset[str]:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether `device` computes bfloat16 matmuls and convolutions in hardware (not emulated, so faster)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return bool({"avx512_bf16", "amx_bf16"} & _cpu_flags())
 
 
 def _check_exploration_loss(cfg: AppoConfig, action_spec: ActionSpec) -> None:
@@ -144,20 +164,33 @@ class AppoLearner:
         """Current-model values [B] of the obs after the last step, from the state stored before it."""
         steps = batch.rewards.shape[1]
         states = None if batch.rnn_states is None else batch.rnn_states[:, steps]
-        _, values = self.model({k: v[:, steps] for k, v in batch.obs.items()}, states)
-        return values
+        with self._autocast():
+            _, values = self.model({k: v[:, steps] for k, v in batch.obs.items()}, states)
+        return values.float()
+
+    def _autocast(self) -> torch.autocast:
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
+
+    @property
+    def bf16(self) -> bool:
+        if self.cfg.precision == "auto":
+            return native_bf16(self.device)
+        return self.cfg.precision == "bf16"
 
     def _forward(self, obs: dict[str, Tensor], initial_states: Tensor | None, dones: Tensor) -> tuple[Tensor, Tensor]:
-        """Flat obs [N, ...] holding whole chunks -> (params [N, P], values [N]).
+        """Flat obs [N, ...] holding whole chunks -> (params [N, P], values [N]), fp32 whatever the precision.
 
         Recurrent models replay each chunk from its stored initial state (initial_states [chunks, S]).
         """
-        if initial_states is None:
-            return self.model(obs)
-        num_chunks = initial_states.shape[0]
-        chunked = {k: v.reshape(num_chunks, -1, *v.shape[1:]) for k, v in obs.items()}
-        params, values = self.model.forward_sequences(chunked, initial_states, dones.reshape(num_chunks, -1))
-        return params.flatten(0, 1), values.flatten(0, 1)
+        with self._autocast():
+            if initial_states is None:
+                params, values = self.model(obs)
+            else:
+                num_chunks = initial_states.shape[0]
+                chunked = {k: v.reshape(num_chunks, -1, *v.shape[1:]) for k, v in obs.items()}
+                params, values = self.model.forward_sequences(chunked, initial_states, dones.reshape(num_chunks, -1))
+                params, values = params.flatten(0, 1), values.flatten(0, 1)
+        return params.float(), values.float()
 
     @torch.no_grad()
     def _targets(self, batch: TrainBatch) -> tuple[Tensor, Tensor, Tensor]:
@@ -223,7 +256,8 @@ class AppoLearner:
 
         obs = {k: flat(v) for k, v in batch.obs.items()}
         valids = flat(batch.valids)
-        model.update_normalizers({k: v[valids] for k, v in obs.items()})
+        keys = getattr(model, "normalized_keys", obs.keys())  # a custom model may not say: give it every key
+        model.update_normalizers({k: v[valids] for k, v in obs.items() if k in keys})
         # Measured before _targets moves the returns normalizer.
         value_mean = masked_mean(self._return_scale(batch.values), batch.valids).item()
 

@@ -11,6 +11,12 @@ class AppoConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     rollout: int = Field(32, ge=2, description="Env steps per trajectory slice sent to the learner.")
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto",
+        description="Learner arithmetic: bf16 runs the model's forward and backward passes under bfloat16 "
+        "autocast; weights, optimizer and losses stay fp32. auto: bf16 where the hardware computes it natively "
+        "(a CPU with AVX-512 BF16 or AMX, a GPU with bf16 support), else fp32.",
+    )
     recurrence: int = Field(
         1,
         ge=1,

@@ -120,9 +120,12 @@ class ConvEncoder(nn.Module):
                 "use model.encoder_conv_architecture=resnet_impala for small frames"
             ) from error
         self.fc, self.out_features = mlp(flat_size, cfg.encoder_conv_mlp_layers, cfg.nonlinearity)
+        # oneDNN convolves channels-last (NHWC) tensors without reordering them first: measured 20% faster
+        # forward + backward on convnet_simple at batch 1024 in fp32, 10% in bf16.
+        self.conv.to(memory_format=torch.channels_last)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.fc(self.conv(x))
+        return self.fc(self.conv(x.contiguous(memory_format=torch.channels_last)))
 
 
 class DictEncoder(nn.Module):

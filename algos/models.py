@@ -80,7 +80,7 @@ def _is_normalized(cfg: ModelConfig, spec: ObsSpec) -> bool:
 
 def _as_float(spec: ObsSpec, x: Tensor) -> Tensor:
     # Pixels reach every encoder in 0..1, normalized or not.
-    return x.float() / 255.0 if is_image(spec) else x.float()
+    return x.to(torch.float32, copy=True).mul_(1.0 / 255.0) if is_image(spec) else x.float()
 
 
 class ActorCritic(nn.Module):
@@ -117,6 +117,11 @@ class ActorCritic(nn.Module):
             policy_out = action_spec.num_dist_params()
         self.policy_head = orthogonal_linear(self.core.out_features, policy_out, cfg.policy_init_gain)
         self.value_head = orthogonal_linear(self.core.out_features, 1, 1.0)
+
+    @property
+    def normalized_keys(self) -> frozenset[str]:
+        """Observation keys with running statistics (what update_normalizers reads)."""
+        return frozenset(self._normalizer_names)
 
     @property
     def rnn_state_size(self) -> int:

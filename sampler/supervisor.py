@@ -176,6 +176,8 @@ class Supervisor:
             policy.version, policy.env_frames = ready["version"], ready["env_frames"]
             policy.hyperparameters = ready["hyperparameters"]
         for ready in readies:
+            log.info("policy %d learner: %s, %d torch thread(s), device %s", ready["policy"], ready["precision"],
+                     ready["threads"], self.device)
             if ready.get("checkpoint"):
                 log.info("policy %d restored from %s (state digest %s)", ready["policy"], ready["checkpoint"],
                          ready["digest"])

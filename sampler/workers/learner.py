@@ -57,7 +57,8 @@ class LearnerWorker(WorkerBase):
         self.pending: list[int] = []
         self.send("ready", version=self.learner.version, env_frames=self.policy_env_frames,
                   elapsed_sec=self.elapsed_sec, hyperparameters=self.hyperparameters(), policy=policy,
-                  checkpoint=self.restored_from, digest=checkpoints.state_digest(self.learner.state_dict()))
+                  checkpoint=self.restored_from, digest=checkpoints.state_digest(self.learner.state_dict()),
+                  precision="bf16" if self.learner.bf16 else "fp32", threads=torch.get_num_threads())
 
     # ---- state ----------------------------------------------------------------------------------
 
