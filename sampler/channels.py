@@ -57,6 +57,12 @@ class ReplyChannel:
     def put(self, kind: int, incarnation: int = 0, split: int = 0, policy: int = 0) -> None:
         os.write(self._writer.fileno(), _REPLY.pack(kind, incarnation, split, policy))
 
+    def put_many(self, frames: list[tuple[int, int, int, int]]) -> None:
+        """Several frames in as few writes as PIPE_BUF allows (each write stays whole)."""
+        for start in range(0, len(frames), _MAX_FRAMES_PER_READ):
+            chunk = frames[start:start + _MAX_FRAMES_PER_READ]
+            os.write(self._writer.fileno(), b"".join(_REPLY.pack(*frame) for frame in chunk))
+
     def poll(self) -> bool:
         return self.reader.poll()
 

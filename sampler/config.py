@@ -64,11 +64,22 @@ class SamplerConfig(BaseModel):
         default_factory=lambda: os.cpu_count() or 1, ge=1, description="Rollout worker processes."
     )
     num_envs_per_worker: int = Field(2, ge=1, description="Envs stepped by each rollout worker.")
-    worker_num_splits: int = Field(
-        2, ge=1, description="Env groups per worker: one steps while the other waits for actions."
+    worker_num_splits: int | None = Field(
+        None,
+        ge=1,
+        description="Env groups per rollout worker: with inference processes one group steps while another waits "
+        "for actions. None: 2 with inference processes (when the envs divide evenly), 1 with local inference.",
     )
     num_policies: int = Field(1, ge=1, description="Policies trained side by side, each with its own learner.")
-    policy_workers_per_policy: int = Field(1, ge=1, description="Inference worker processes per policy.")
+    inference: Literal["auto", "local", "process"] = Field(
+        "auto",
+        description="Where actions are computed: 'process' runs inference worker processes that batch requests "
+        "from every rollout worker (best with a GPU); 'local' runs the policy inside each rollout worker, with no "
+        "messages (best on CPU only); auto: local on CPU, process on a GPU.",
+    )
+    policy_workers_per_policy: int = Field(
+        1, ge=1, description="Inference worker processes per policy (with sampler.inference 'process')."
+    )
     max_policy_lag: int = Field(
         100, ge=1, description="Samples this many policy versions old or more are left out of the loss."
     )
@@ -76,7 +87,7 @@ class SamplerConfig(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> SamplerConfig:
-        if self.num_envs_per_worker % self.worker_num_splits:
+        if self.worker_num_splits is not None and self.num_envs_per_worker % self.worker_num_splits:
             raise ValueError(
                 f"sampler.num_envs_per_worker ({self.num_envs_per_worker}) must be divisible by "
                 f"sampler.worker_num_splits ({self.worker_num_splits})"
@@ -282,3 +293,26 @@ def describe_settings(env_name: str | None = None) -> list[tuple[str, str, Any, 
 def _type_name(annotation: Any) -> str:
     text = getattr(annotation, "__name__", None) or str(annotation)
     return text.replace("typing.", "")
+
+
+def resolved_device(cfg) -> str:
+    """The torch device a run uses: run.device, with auto meaning cuda when torch sees a GPU."""
+    import torch
+
+    if cfg.run.device == "cuda" or (cfg.run.device == "auto" and torch.cuda.is_available()):
+        return "cuda"
+    return "cpu"
+
+
+def uses_local_inference(cfg) -> bool:
+    """Whether rollout workers compute their own actions (sampler.inference, auto: on CPU-only runs)."""
+    return cfg.sampler.inference == "local" or (cfg.sampler.inference == "auto" and resolved_device(cfg) == "cpu")
+
+
+def worker_splits(cfg) -> int:
+    """Env groups per rollout worker: sampler.worker_num_splits, or its default for the inference placement."""
+    if cfg.sampler.worker_num_splits is not None:
+        return cfg.sampler.worker_num_splits
+    if uses_local_inference(cfg) or cfg.sampler.num_envs_per_worker % 2:
+        return 1  # measured with local inference: 1 split trains CartPole 35% and doom_basic 12% faster than 2
+    return 2

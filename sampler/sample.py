@@ -21,7 +21,7 @@ from algos.spaces import ActionSpec
 from sampler import channels
 from sampler.buffers import FREE, BufferLayout, TrajectoryBuffers, buffers_per_slot
 from sampler.channels import MessageChannel, ReplyChannel
-from sampler.config import config_to_dict
+from sampler.config import config_to_dict, uses_local_inference
 from sampler.envs import EnvContext
 from sampler.errors import SftuiError
 from sampler.families.registry import make_env
@@ -108,16 +108,18 @@ def measure(cfg, seconds: float = 20.0, warmup: float = 5.0, on_tick=None) -> Sa
     cfg_dict = config_to_dict(cfg)
     actor = functools.partial(RandomActor, action_spec)
 
+    local = uses_local_inference(cfg)  # the pipeline training would use
     workers: list[_Worker] = []
     try:
-        for policy in range(num_policies):
+        for policy in range(num_policies if not local else 0):
             for i in range(cfg.sampler.policy_workers_per_policy):
                 workers.append(_Worker(ctx, f"inference_p{policy}_{i}", inference_main, f"inference_p{policy}_{i}",
                                        policy, cfg_dict, buffers, None, actor, request_queues[policy],
                                        reply_queues, "cpu"))
         for index in range(cfg.sampler.num_workers):
             workers.append(_Worker(ctx, f"rollout_{index}", rollout_main, index, 0, cfg_dict, buffers, layout,
-                                   request_queues, reply_queues[index], learner_queues))
+                                   request_queues, reply_queues[index], learner_queues,
+                                   (actor, None) if local else None))
         return _drain(cfg, workers, buffers, layout, learner_queues, reply_queues, seconds, warmup, on_tick)
     finally:
         _stop(workers)

@@ -24,7 +24,7 @@ from algos.spaces import obs_specs_to_dict
 from sampler import janitor, processes
 from sampler.buffers import BufferLayout, SharedWeights, TrajectoryBuffers, buffers_per_slot
 from sampler.channels import MessageChannel, ReplyChannel
-from sampler.config import config_to_dict
+from sampler.config import config_to_dict, resolved_device, uses_local_inference
 from sampler.control import ControlServer, socket_path_for
 from sampler.envs import EnvContext
 from sampler.errors import ControlError, ExperimentError
@@ -124,8 +124,7 @@ class Supervisor:
         probe = make_env(cfg, EnvContext(seed=cfg.run.seed))
         obs_specs, action_spec, num_agents = probe.obs_specs, probe.action_spec, probe.num_agents
         probe.close()
-        self.device = "cuda" if cfg.run.device == "cuda" or (
-            cfg.run.device == "auto" and torch.cuda.is_available()) else "cpu"
+        self.device = resolved_device(cfg)
 
         model_factory = functools.partial(make_actor_critic, cfg.model, obs_specs, action_spec)
         initial = []
@@ -183,9 +182,11 @@ class Supervisor:
                          ready["digest"])
         if self.board.env_frames:
             log.info("resuming at %s env frames, %.0f s trained", f"{self.board.env_frames:,}", self.elapsed_before)
-        for policy in range(num_policies):
-            for i in range(cfg.sampler.policy_workers_per_policy):
-                self._spawn_inference(policy, i)
+        self.local_inference = uses_local_inference(cfg)
+        if not self.local_inference:
+            for policy in range(num_policies):
+                for i in range(cfg.sampler.policy_workers_per_policy):
+                    self._spawn_inference(policy, i)
         for index in range(cfg.sampler.num_workers):
             self._spawn_rollout(index)
         await asyncio.gather(*(self._expect(h, "heartbeat") for h in self.handles if h.kind == "rollout"))
@@ -219,8 +220,9 @@ class Supervisor:
 
     def _spawn_rollout(self, index: int, handle: WorkerHandle | None = None) -> WorkerHandle:
         handle = handle or WorkerHandle(f"rollout_{index}", "rollout", index=index)
+        local = (self.model_factory, self.weights) if self.local_inference else None
         return self._spawn(handle, rollout_main, index, handle.incarnation, self.cfg_dict, self.buffers, self.layout,
-                           self.request_queues, self.reply_queues[index], self.learner_queues)
+                           self.request_queues, self.reply_queues[index], self.learner_queues, local)
 
     async def _expect(self, handle: WorkerHandle, kind: str) -> dict:
         future = asyncio.get_running_loop().create_future()

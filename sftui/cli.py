@@ -140,13 +140,14 @@ def sample(
     warmup: Annotated[float, typer.Option("--warmup", min=0.0, help="Seconds run before measuring.")] = 5.0,
 ) -> None:
     """Measure the sampler alone (random actions, no learner): the most frames/s any training can reach."""
-    from sampler.config import build_config, parse_overrides
+    from sampler.config import build_config, parse_overrides, uses_local_inference, worker_splits
     from sampler.sample import measure
 
     cfg = build_config({"env": {"name": env}}, parse_overrides(set_ or []))
     s = cfg.sampler
-    typer.echo(f"sampling {env}: {s.num_workers} workers x {s.num_envs_per_worker} envs, {s.worker_num_splits} "
-               f"splits, rollout {cfg.appo.rollout}; {warmup:g} s warm-up, {seconds:g} s measured")
+    where = "local" if uses_local_inference(cfg) else "process"
+    typer.echo(f"sampling {env}: {s.num_workers} workers x {s.num_envs_per_worker} envs, {worker_splits(cfg)} "
+               f"split(s), {where} inference, rollout {cfg.appo.rollout}; {warmup:g} s warm-up, {seconds:g} s measured")
     try:
         report = measure(cfg, seconds=seconds, warmup=warmup)
     except KeyboardInterrupt:

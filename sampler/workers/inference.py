@@ -1,7 +1,7 @@
 """Inference worker: gathers action requests from many rollout workers and answers them in one forward pass.
 
-Requests carry only (worker, split, t, trajectory indices). Observations are read from, and actions,
-log-probs, values and the acting policy version written to, the shared trajectory buffers.
+Requests carry only (worker, incarnation, split, t, trajectory indices). Observations are read from, and
+actions, log-probs, values and the acting policy version written to, the shared trajectory buffers.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import torch
 
 from sampler.buffers import SharedWeights, TrajectoryBuffers
 from sampler.channels import ACTIONS
+from sampler.workers.acting import Actor
 from sampler.workers.base import WorkerBase, run_worker, setup_process
 
 MAX_REQUESTS_PER_BATCH = 256
@@ -21,19 +22,12 @@ class InferenceWorker(WorkerBase):
 
     def __init__(self, pipe, name, policy, cfg, buffers: TrajectoryBuffers, weights: SharedWeights | None,
                  model_factory, request_queue, reply_queues, device: str):
-        """weights None: the model has no parameters to follow (the sampler-only run's random actor)."""
         super().__init__(name, pipe)
         cfg = setup_process(cfg, torch_threads=1)
-        self.policy, self.cfg = policy, cfg
+        self.cfg = cfg
         self.np = buffers.numpy_views()
-        self.action_spec = buffers.action_spec
-        self.weights = weights
-        self.device = torch.device(device)
-        self.model = model_factory().to(self.device).eval()
-        self.version = weights.load_into(policy, self.model) if weights is not None else 0
+        self.actor = Actor(policy, model_factory(), weights, torch.device(device))
         self.request_queue, self.reply_queues = request_queue, reply_queues
-        self.forward_passes = 0
-        self.samples_served = 0
 
     def loop(self) -> None:
         reader = self.request_queue.reader
@@ -45,36 +39,19 @@ class InferenceWorker(WorkerBase):
             if requests:
                 self._serve(requests)
             self.settle_pause(idle=True)
-            self.heartbeat(lambda: {"version": self.version,
-                                    "mean_batch": self.samples_served / max(1, self.forward_passes)})
+            self.heartbeat(lambda: {"version": self.actor.version, "mean_batch": self.actor.mean_batch})
 
-    @torch.no_grad()
     def _serve(self, requests: list) -> None:
-        if self.weights is not None and self.weights.version(self.policy) != self.version:
-            self.version = self.weights.load_into(self.policy, self.model)
-        np_ = self.np
+        self.actor.refresh()
         traj = np.concatenate([r[4] for r in requests])
         t = np.concatenate([np.full(len(r[4]), r[3], np.int64) for r in requests])
-        obs = {key: torch.from_numpy(array[traj, t]).to(self.device) for key, array in np_.obs.items()}
-        mask = None
-        if np_.action_masks is not None:
-            mask = torch.from_numpy(np_.action_masks[traj, t]).to(self.device)
-        states = None
-        if np_.rnn_states is not None:
-            states = torch.from_numpy(np_.rnn_states[traj, t]).to(self.device)
-        out = self.model.act(obs, rnn_states=states, action_mask=mask)
-        if states is not None:
-            np_.rnn_states[traj, t + 1] = out["rnn_states"].cpu().numpy()
-        np_.actions[traj, t] = out["actions"].cpu().numpy()
-        np_.log_probs[traj, t] = out["log_probs"].cpu().numpy()
-        np_.values[traj, t] = out["values"].cpu().numpy()
-        np_.dist_params[traj, t] = out["dist_params"].cpu().numpy()
-        np_.policy_versions[traj, t] = self.version
+        self.actor.act(self.np, traj, t)
+        replies: dict[int, list] = {}
         for worker, incarnation, split, _, _ in requests:
-            self.reply_queues[worker].put(ACTIONS, incarnation, split, self.policy)
+            replies.setdefault(worker, []).append((ACTIONS, incarnation, split, self.actor.policy))
+        for worker, frames in replies.items():
+            self.reply_queues[worker].put_many(frames)  # one write, one wake-up per rollout worker
         self.steps += len(traj)
-        self.forward_passes += 1
-        self.samples_served += len(traj)
 
 
 def inference_main(*args) -> None:

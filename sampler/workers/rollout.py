@@ -1,6 +1,7 @@
 """Rollout worker: steps its envs in splits, writes experience into shared buffers, sends only indices.
 
-While one split waits for the inference worker's actions, the other steps (double buffering).
+While one split waits for the inference worker's actions, the other steps (double buffering). With
+local inference the worker computes its own actions instead, and sends no requests at all.
 After `rollout` steps a split hands its trajectory indices to the learners and takes free buffers.
 """
 
@@ -9,11 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 
 from sampler.buffers import FREE, LEARNER, WORKER, BufferLayout, TrajectoryBuffers
 from sampler.channels import ACTIONS
+from sampler.config import worker_splits
 from sampler.envs import EnvContext
 from sampler.mapping import make_policy_mapping
+from sampler.workers.acting import Actor
 from sampler.workers.base import WorkerBase, run_worker, setup_process
 
 
@@ -38,7 +42,8 @@ class RolloutWorker(WorkerBase):
     kind = "rollout"
 
     def __init__(self, pipe, index, incarnation, cfg, buffers: TrajectoryBuffers, layout: BufferLayout,
-                 request_queues, reply_queue, learner_queues):
+                 request_queues, reply_queue, learner_queues, local_inference=None):
+        """local_inference: (model_factory, weights) to act in this process, or None to ask inference workers."""
         super().__init__(f"rollout_{index}", pipe)
         cfg = setup_process(cfg, torch_threads=1)
         from sampler.families.registry import make_env
@@ -51,6 +56,12 @@ class RolloutWorker(WorkerBase):
         self.frameskip = cfg.env.frameskip
         self.mapping = make_policy_mapping(cfg, seed=(cfg.run.seed or 0) * 7919 + index)
         self.episodes: list[tuple] = []
+        self.ready: list[Split] = []  # splits whose actions are written: step them next
+        self.actors: list[Actor] = []
+        if local_inference is not None:
+            model_factory, weights = local_inference
+            self.actors = [Actor(p, model_factory(), weights, torch.device("cpu"))
+                           for p in range(cfg.sampler.num_policies)]
         self.my_buffers = np.arange(layout.worker_range(index).start, layout.worker_range(index).stop)
         self._reclaim_buffers()
 
@@ -64,9 +75,10 @@ class RolloutWorker(WorkerBase):
             for env in envs:
                 env.close()
             raise
-        per_split = n_envs // cfg.sampler.worker_num_splits
+        num_splits = worker_splits(cfg)
+        per_split = n_envs // num_splits
         self.splits = []
-        for s in range(cfg.sampler.worker_num_splits):
+        for s in range(num_splits):
             group = list(enumerate(envs))[s * per_split:(s + 1) * per_split]
             slots = [(pos, agent) for pos, (_, env) in enumerate(group) for agent in range(env.num_agents)]
             count = len(slots)
@@ -101,10 +113,10 @@ class RolloutWorker(WorkerBase):
                 infos.extend(i)
             split.next_obs, split.next_infos = obs, infos
             self._start_trajectories(split)
-        ready: list[Split] = []
         reader = self.reply_queue.reader
         while not self.stopping:
-            self.wait([reader], timeout=0.1)
+            # Split actions already written (local inference) mean work to do now: only peek at the pipes.
+            self.wait([reader], timeout=0.0 if self.ready and not self.paused else 0.1)
             while reader.poll():
                 for kind, incarnation, split_index, policy in self.reply_queue.get_all():
                     if kind != ACTIONS or incarnation != self.incarnation:
@@ -112,19 +124,23 @@ class RolloutWorker(WorkerBase):
                     split = self.splits[split_index]
                     split.pending.discard(policy)
                     if not split.pending:
-                        ready.append(split)
+                        self.ready.append(split)
             if not self.paused:
-                while ready:
-                    self._advance(ready.pop(0))
+                ready, self.ready = self.ready, []
+                for split in ready:  # one step each, so commands and heartbeats are never starved
+                    self._advance(split)
                 for split in self.splits:
                     if split.next_obs is not None:
                         self._start_trajectories(split)
             self.settle_pause(idle=not any(s.pending for s in self.splits))
-            self.heartbeat(self._take_episodes)
+            self.heartbeat(self._beat)
 
-    def _take_episodes(self) -> dict:
+    def _beat(self) -> dict:
         episodes, self.episodes = self.episodes, []
-        return {"episodes": episodes}
+        beat: dict = {"episodes": episodes}
+        if self.actors:
+            beat["mean_batch"] = sum(a.mean_batch for a in self.actors) / len(self.actors)
+        return beat
 
     # ---- one step of one split -------------------------------------------------------------------
 
@@ -198,11 +214,19 @@ class RolloutWorker(WorkerBase):
         np_ = self.np
         t = split.t
         np_.policy_ids[split.traj, t] = split.policy
-        for policy in np.unique(split.policy):
-            trajectories = split.traj[split.policy == policy]
+        policies = np.unique(split.policy)
+        for policy in policies:
+            trajectories = split.traj if len(policies) == 1 else split.traj[split.policy == policy]
+            if self.actors:
+                actor = self.actors[policy]
+                actor.refresh()
+                actor.act(np_, trajectories, t)
+                continue
             split.pending.add(int(policy))
             request = (self.index, self.incarnation, split.index, t, trajectories.astype(np.int32))
             self.request_queues[policy].put(request)
+        if self.actors:
+            self.ready.append(split)
 
     def _hand_over(self, split: Split) -> None:
         np_ = self.np

@@ -32,7 +32,7 @@ def test_status_from_a_second_terminal(live):
     result = sftui("status", "live", "--train-dir", str(live.parent))
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("live: running")
-    for name in ("learner_p0", "inference_p0_0", "rollout_0", "rollout_1"):
+    for name in ("learner_p0", "rollout_0", "rollout_1"):
         assert name in result.stdout
 
 

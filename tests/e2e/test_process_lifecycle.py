@@ -6,6 +6,8 @@ import json
 import os
 import signal
 
+import pytest
+
 from sampler import checkpoints
 from tests.support import (
     SMALL,
@@ -24,14 +26,17 @@ def _training(folder) -> bool:
     return summary(folder).get("state") == "running" and summary(folder).get("env_frames", 0) > 0
 
 
-def test_sigterm_stops_saves_and_leaves_nothing_behind(tmp_path):
+@pytest.mark.parametrize("inference", ["local", "process"])
+def test_sigterm_stops_saves_and_leaves_nothing_behind(tmp_path, inference):
     shm_before = shm_entries()
-    proc = popen("train", "gym_CartPole-v1", "-e", "term", "--train-dir", str(tmp_path), *SMALL)
+    proc = popen("train", "gym_CartPole-v1", "-e", "term", "--train-dir", str(tmp_path), *SMALL,
+                 "--set", f"sampler.inference={inference}")
     folder = tmp_path / "term"
     wait_for(lambda: (folder / "run.json").exists() and _training(folder), what="the run to train")
     tree = process_tree(proc.pid)
     socket_path = json.loads((folder / "run.json").read_text())["socket"]
-    assert len(tree) >= 5  # supervisor, learner, inference, two rollout workers
+    # supervisor, janitor, learner, two rollout workers, and the inference worker if asked for
+    assert len(tree) >= (6 if inference == "process" else 5)
 
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=60)

@@ -107,9 +107,10 @@ def test_ls_lists_state_env_frames_and_return(trained):
     assert "finished" in row and "gym_CartPole-v1" in row
 
 
-def test_two_policies_each_train_on_their_own_agents(tmp_path):
+def test_two_policies_each_train_on_their_own_agents_with_inference_processes(tmp_path):
     result = sftui("train", "gym_CartPole-v1", "-e", "two", "--train-dir", str(tmp_path),
                    "--set", "sampler.num_policies=2", "--set", "sampler.num_envs_per_worker=8",
+                   "--set", "sampler.inference=process",
                    "--set", "appo.batch_size=256", "--set", "model.encoder_mlp_layers=[64,64]",
                    "--set", "run.train_for_env_steps=40000")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -130,5 +131,8 @@ def test_continuous_actions_train_through_the_tree(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     final = RunStatus.from_dict(summary(tmp_path / "pendulum"))
     assert final.state == "finished" and final.policies[0].episode_return is not None
+    # On a CPU-only machine the rollout workers act themselves: no inference processes.
+    assert {w.kind for w in final.workers} == {"rollout", "learner"}
+    assert all(w.mean_batch == 4 for w in final.workers if w.kind == "rollout")
     payload = checkpoints.load(checkpoints.latest_checkpoint(tmp_path / "pendulum", 0))
     assert payload["action_spec"]["kind"] == "box"
