@@ -75,6 +75,11 @@ def native_bf16(device: torch.device) -> bool:
     return bool({"avx512_bf16", "amx_bf16"} & _cpu_flags())
 
 
+def uses_bf16(precision: str, device: torch.device) -> bool:
+    """appo.precision resolved for `device`: auto means bf16 where the hardware computes it natively."""
+    return native_bf16(device) if precision == "auto" else precision == "bf16"
+
+
 def _check_exploration_loss(cfg: AppoConfig, action_spec: ActionSpec) -> None:
     if cfg.exploration_loss == "symmetric_kl" and action_spec.kind == "box":
         raise ValueError(
@@ -173,9 +178,7 @@ class AppoLearner:
 
     @property
     def bf16(self) -> bool:
-        if self.cfg.precision == "auto":
-            return native_bf16(self.device)
-        return self.cfg.precision == "bf16"
+        return uses_bf16(self.cfg.precision, self.device)
 
     def _forward(self, obs: dict[str, Tensor], initial_states: Tensor | None, dones: Tensor) -> tuple[Tensor, Tensor]:
         """Flat obs [N, ...] holding whole chunks -> (params [N, P], values [N]), fp32 whatever the precision.

@@ -6,7 +6,7 @@
 Columns, all measured in one run of this script:
   (a) env frames/s of one env in one process, the family's full wrapper stack, random actions;
   (b) model cost per sample in core-milliseconds, one torch thread: inference at the mean batch the
-      run's inference worker saw (in brackets), training at batch_size with the run's recurrence;
+      run's inference saw (in brackets), training at batch_size with the run's recurrence and precision;
   (c) compute bound = cores x frameskip / (env + inference + training core-seconds per sample),
       with training measured at the learner's thread count;
   (d) training FPS over `--seconds` after `--warmup`, counting only frames the learner trained on,
@@ -226,7 +226,8 @@ def train_run(env: str, overrides: dict, warmup: float, seconds: float, frameski
         lines = (Path(train_dir) / "bench" / "status.jsonl").read_text().splitlines()
         statuses = [json.loads(line) for line in lines if line.strip()]
     fps, valid, span = window_rate(statuses, warmup, seconds, frameskip)
-    batches = [w["mean_batch"] for w in statuses[-1]["workers"] if w["kind"] == "inference" and w.get("mean_batch")]
+    # Inference workers report it, or rollout workers when they act themselves (local inference).
+    batches = [w["mean_batch"] for w in statuses[-1]["workers"] if w.get("mean_batch")]
     return TrainRun(fps, valid, span, float(np.mean(batches)) if batches else 1.0, peak / 2**30)
 
 
