@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 app = typer.Typer(
-    add_completion=False, no_args_is_help=True, help="Asynchronous APPO training you can watch and steer."
+    add_completion=False, help="Asynchronous APPO training you can watch and steer. With no command: the app."
 )
 
 SetOpt = Annotated[list[str] | None, typer.Option("--set", "-s", help="Override a setting: section.key=value.")]
@@ -38,9 +38,10 @@ def run(
     from sampler.config import read_cfg_file
 
     raw = read_cfg_file(cfg)
-    if not headless and not detach:
-        typer.echo("The terminal app is not available yet; training headless.", err=True)
-    _train(raw, set_ or [], train_dir, restart, detach, experiment_default=cfg.stem)
+    attach = not headless and not detach and sys.stdin.isatty() and sys.stdout.isatty()
+    if not headless and not detach and not attach:
+        typer.echo("Not a terminal: training headless.", err=True)
+    _train(raw, set_ or [], train_dir, restart, detach or attach, experiment_default=cfg.stem, attach=attach)
 
 
 @app.command()
@@ -59,7 +60,8 @@ def train(
     _train(raw, set_ or [], train_dir, restart, detach, experiment_default=env)
 
 
-def _train(raw: dict, set_items: list[str], train_dir, restart: bool, detach: bool, experiment_default: str) -> None:
+def _train(raw: dict, set_items: list[str], train_dir, restart: bool, detach: bool, experiment_default: str,
+           attach: bool = False) -> None:
     from sampler.launch import prepare
 
     prepared = prepare(raw, set_items, train_dir=train_dir, restart=restart, experiment_default=experiment_default)
@@ -75,7 +77,10 @@ def _train(raw: dict, set_items: list[str], train_dir, restart: bool, detach: bo
     if detach:
         from sftui.detach import start_detached
 
-        raise typer.Exit(start_detached(prepared.folder))
+        code = start_detached(prepared.folder)
+        if code == 0 and attach:
+            _open_app(prepared.folder, prepared.cfg.run.experiment)
+        raise typer.Exit(code)
     raise typer.Exit(_supervise(prepared.cfg, prepared.folder, foreground=True))
 
 
@@ -182,6 +187,45 @@ def _client(experiment: str, train_dir: str | None):
 
 
 ExperimentArg = Annotated[str, typer.Argument(help="Experiment id (relative to train_dir) or folder.")]
+
+
+def _open_app(folder: Path, experiment: str) -> None:
+    from sftui.app.app import run_app
+
+    message = run_app(folder, experiment)
+    if message:
+        typer.echo(message)
+
+
+@app.callback(invoke_without_command=True)
+def _no_command(ctx: typer.Context, train_dir: TrainDirOpt = None) -> None:
+    """With no command, open the app on the most recent live run."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from sampler.experiment import resolve_train_dir
+    from sftui.app.app import most_recent_live
+
+    root = resolve_train_dir(train_dir)
+    folder = most_recent_live(root)
+    if folder is None:
+        typer.echo(f"No live run in {root}. Start one with `sftui run CFG` or `sftui train ENV --detach`; "
+                   "`sftui --help` lists every command.")
+        raise typer.Exit(0)
+    _open_app(folder, str(folder.relative_to(root)))
+
+
+@app.command()
+def attach(experiment: ExperimentArg, train_dir: TrainDirOpt = None) -> None:
+    """Open the live dashboard of a running experiment."""
+    from sampler.errors import ExperimentError
+    from sampler.experiment import derived_state, find_experiment, resolve_train_dir
+    from sampler.status import LIVE_STATES
+
+    folder = find_experiment(experiment, resolve_train_dir(train_dir))
+    state, _ = derived_state(folder)
+    if state not in (*LIVE_STATES, "not_responding"):
+        raise ExperimentError(f"{experiment} is {state}, not live; `sftui run` its cfg.json to resume it")
+    _open_app(folder, experiment)
 
 
 @app.command()

@@ -1,0 +1,123 @@
+"""The sftui app: opens on a live run's dashboard; q asks whether to stop the run or leave it training."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Center, Middle
+from textual.screen import Screen
+from textual.widgets import Static
+
+from sampler.experiment import LIVE_STATES, list_experiments
+from sftui.app.dashboard import DashboardScreen
+from sftui.app.dialogs import Choice
+from sftui.app.sources import LiveSource, StatusSource
+
+MIN_WIDTH, MIN_HEIGHT = 80, 24
+
+
+class TooSmall(Screen):
+    """Shown instead of a broken layout while the terminal is under 80x24."""
+
+    DEFAULT_CSS = "TooSmall { align: center middle; }"
+
+    def compose(self) -> ComposeResult:
+        with Middle(), Center():
+            yield Static(id="message")
+
+    def on_mount(self) -> None:
+        self.show_size()
+
+    def on_resize(self) -> None:
+        self.app.check_size()
+
+    def show_size(self) -> None:
+        w, h = self.app.size
+        self.query_one("#message", Static).update(
+            f"sftui needs a terminal of at least {MIN_WIDTH}x{MIN_HEIGHT}; this one is {w}x{h}.\nEnlarge it to go on."
+        )
+
+
+class SftuiApp(App):
+    TITLE = "sftui"
+    BINDINGS = [Binding("q", "quit_app", "Quit", id="quit")]
+
+    def __init__(self, source: StatusSource, experiment: str):
+        super().__init__()
+        self.source = source
+        self.experiment = experiment
+        self.exit_message: str | None = None
+
+    def on_mount(self) -> None:
+        self.push_screen(DashboardScreen(self.source, self.experiment))
+        self.check_size()
+
+    def on_resize(self) -> None:
+        self.check_size()
+
+    def check_size(self) -> None:
+        """Covers the app with TooSmall while the terminal is under MIN_WIDTH x MIN_HEIGHT."""
+        small = self.size.width < MIN_WIDTH or self.size.height < MIN_HEIGHT
+        showing = isinstance(self.screen, TooSmall)
+        if small and not showing:
+            self.push_screen(TooSmall())
+        elif small and showing:
+            self.screen.show_size()
+        elif showing:
+            self.pop_screen()
+
+    def get_system_commands(self, screen: Screen):
+        yield from super().get_system_commands(screen)
+        if isinstance(screen, DashboardScreen):
+            yield SystemCommand("Pause or resume the run", "key p", screen.action_toggle_pause)
+            yield SystemCommand("Save a checkpoint now", "key s", screen.action_save)
+            yield SystemCommand("Stop the run", "key x, after confirmation", screen.action_stop_run)
+        yield SystemCommand("Quit sftui", "key q: leave the run training, or stop it", self.action_quit_app)
+
+    def action_quit_app(self) -> None:
+        dashboard = next((s for s in self.screen_stack if isinstance(s, DashboardScreen)), None)
+        status = dashboard.shown if dashboard is not None else None
+        if status is None or status.state not in LIVE_STATES or dashboard.lost is not None:
+            self.exit()
+            return
+
+        def answered(choice: str | None) -> None:
+            if choice == "leave":
+                self.exit_message = f"{self.experiment} keeps training; `sftui attach {self.experiment}` returns to it"
+                self.exit()
+            elif choice == "stop":
+                self._stop_and_exit()
+
+        self.push_screen(
+            Choice(f"Quit sftui. {self.experiment} is {status.state}: leave it training, or stop it?",
+                   [("leave", "Leave it training"), ("stop", "Stop the run"), ("cancel", "Cancel")]),
+            answered,
+        )
+
+    def _stop_and_exit(self) -> None:
+        def work() -> None:
+            try:
+                self.source.command("stop")
+                self.exit_message = f"{self.experiment}: stopping (it saves a checkpoint first)"
+            except Exception as e:  # noqa: BLE001 - reported after the app closes
+                self.exit_message = f"could not stop {self.experiment}: {e}"
+            self.call_from_thread(self.exit)
+
+        self.notify("stopping the run ...")
+        self.run_worker(work, thread=True)
+
+
+def most_recent_live(train_dir: Path) -> Path | None:
+    live = [e for e in list_experiments(train_dir) if e.state in LIVE_STATES]
+    if not live:
+        return None
+    return max(live, key=lambda e: (e.path / "summary.json").stat().st_mtime if (e.path / "summary.json").exists()
+               else 0.0).path
+
+
+def run_app(folder: Path, experiment: str) -> str | None:
+    app = SftuiApp(LiveSource(folder), experiment)
+    app.run()
+    return app.exit_message

@@ -1,0 +1,333 @@
+"""The dashboard: one live run's throughput, policy lag, per-policy learning and worker health.
+
+Statuses arrive on the source's thread and only replace `latest`; one timer renders the newest one
+at most twice a second, updating widgets in place (the worker table's rows are updated, never rebuilt).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from pathlib import Path
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Sparkline, Static
+
+from sampler.status import LAG_HISTOGRAM_EDGES, PolicyStatus, RunStatus
+from sftui.app.sources import StatusSource
+
+REFRESH_SEC = 0.5
+HISTORY = 240  # points kept per plot: two minutes at two updates a second
+WORKER_COLUMNS = ("kind", "pid", "state", "cpu %", "steps/s", "restarts", "last error")
+LOG_TAIL_LINES = 6
+
+
+def human(n: float) -> str:
+    return f"{n:,.0f}"
+
+
+def duration(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def eta(status: RunStatus) -> str:
+    """Time to the first budget the run will reach, at the last minute's speed."""
+    candidates = []
+    fps = status.fps.get("60") or status.fps.get("10") or 0.0
+    if status.budget_env_frames and fps > 0 and status.budget_env_frames < 10**15:
+        candidates.append((status.budget_env_frames - status.env_frames) / fps)
+    if status.budget_seconds and status.budget_seconds < 10**9:
+        candidates.append(status.budget_seconds - status.elapsed_sec)
+    return duration(min(candidates)) if candidates else "-"
+
+
+def lag_histogram(lag_counts: list[int]) -> Text:
+    total = sum(lag_counts) or 1
+    text = Text()
+    for edge, count in zip(LAG_HISTOGRAM_EDGES, lag_counts, strict=False):
+        if count:
+            bar = "█" * max(1, round(20 * count / total))
+            text.append(f"{edge:>4}+ ", style="dim").append(bar, style="cyan").append(f" {count}\n")
+    return text or Text("no samples yet", style="dim")
+
+
+def format_dict(values: dict) -> str:
+    def fmt(v):
+        return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+    return "  ".join(f"{k} {fmt(v)}" for k, v in values.items())
+
+
+class PolicyPane(Vertical):
+    """One policy: its return plot, episode stats, learner losses, and its generic dicts."""
+
+    DEFAULT_CSS = """
+    PolicyPane { height: auto; border: round $primary-darken-2; padding: 0 1; margin-bottom: 1; }
+    PolicyPane Sparkline { height: 3; }
+    """
+
+    def __init__(self, policy_id: int):
+        super().__init__(id=f"policy-{policy_id}")
+        self.policy_id = policy_id
+        self.returns: deque[float] = deque(maxlen=HISTORY)
+        self.border_title = f"policy {policy_id}"
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="summary")
+        yield Sparkline([], id="returns")
+        yield Static(id="learner")
+        yield Static(id="dicts")
+
+    def show(self, p: PolicyStatus) -> None:
+        if p.episode_return is not None:
+            self.returns.append(p.episode_return)
+        ret = "-" if p.episode_return is None else f"{p.episode_return:.2f}"
+        best = "-" if p.best_return is None else f"{p.best_return:.2f}"
+        length = "-" if p.episode_length is None else f"{p.episode_length:.0f}"
+        self.query_one("#summary", Static).update(
+            f"return [b]{ret}[/b] (best {best})  length {length}  episodes {p.episodes:,}  "
+            f"version {p.version}  samples/s {human(p.samples_per_sec)}  valid {p.valid_fraction:.0%}"
+        )
+        self.query_one("#returns", Sparkline).data = list(self.returns)
+        losses = dict(p.losses)
+        for key in ("entropy", "kl"):
+            if key in p.metrics:
+                losses[key] = p.metrics[key]
+        self.query_one("#learner", Static).update(f"lr {p.learning_rate:.3g}  " + format_dict(losses))
+        extra = {k: v for k, v in p.metrics.items() if k not in ("entropy", "kl")}
+        self.query_one("#dicts", Static).update(
+            Text(f"hyperparameters: {format_dict(p.hyperparameters)}\nmetrics: {format_dict(extra)}", style="dim")
+        )
+
+
+class DashboardScreen(Screen):
+    BINDINGS = [
+        Binding("p", "toggle_pause", "Pause/Resume", id="pause"),
+        Binding("s", "save", "Save", id="save"),
+        Binding("x", "stop_run", "Stop run", id="stop"),
+    ]
+
+    DEFAULT_CSS = """
+    DashboardScreen #top { height: 9; }
+    DashboardScreen #throughput, DashboardScreen #lag { width: 1fr; border: round $primary-darken-2; padding: 0 1; }
+    DashboardScreen #throughput Sparkline, DashboardScreen #lag Sparkline { height: 2; }
+    DashboardScreen #body { height: 1fr; }
+    DashboardScreen #policies { width: 3fr; }
+    DashboardScreen #side { width: 2fr; }
+    DashboardScreen #workers { height: auto; max-height: 20; }
+    DashboardScreen #events { height: auto; border: round $primary-darken-2; padding: 0 1; }
+    DashboardScreen #banner { height: auto; padding: 0 1; }
+    DashboardScreen #banner.failed { background: $error 30%; }
+    DashboardScreen #banner.paused { background: $warning 30%; }
+    """
+
+    def __init__(self, source: StatusSource, experiment: str):
+        super().__init__(name="dashboard")
+        self.source = source
+        self.experiment = experiment
+        self.latest: RunStatus | None = None
+        self.shown: RunStatus | None = None
+        self.lost: str | None = None
+        self.last_status_at: float | None = None
+        self.fps_history: deque[float] = deque(maxlen=HISTORY)
+        self.lag_history: deque[float] = deque(maxlen=HISTORY)
+        self.busy = False
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static(id="banner")
+        with Horizontal(id="top"):
+            with Vertical(id="throughput"):
+                yield Static(id="fps")
+                yield Sparkline([], id="fps-plot")
+            with Vertical(id="lag"):
+                yield Static(id="lag-now")
+                yield Sparkline([], id="lag-plot")
+                yield Static(id="lag-hist")
+        with Horizontal(id="body"):
+            yield VerticalScroll(id="policies")
+            with Vertical(id="side"):
+                yield DataTable(id="workers", cursor_type="row", zebra_stripes=True)
+                yield Static(id="events")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.title = f"sftui · {self.experiment}"
+        self.sub_title = "connecting"
+        table = self.query_one("#workers", DataTable)
+        table.add_column("worker", key="worker")
+        for column in WORKER_COLUMNS:
+            table.add_column(column, key=column)
+        self.query_one("#throughput").border_title = "throughput"
+        self.query_one("#lag").border_title = "policy lag"
+        self.query_one("#events").border_title = "events and log"
+        self.source.start(self._receive, self._lose)
+        self.set_interval(REFRESH_SEC, self.render_latest)
+
+    # Called on the source's thread: only hand the newest status over.
+    def _receive(self, status: RunStatus) -> None:
+        self.latest = status
+        self.last_status_at = time.monotonic()
+        self.lost = None
+
+    def _lose(self, reason: str) -> None:
+        self.lost = reason
+
+    # ---- rendering --------------------------------------------------------------------------------
+
+    def render_latest(self) -> None:
+        status = self.latest
+        if status is not None and status is not self.shown:
+            self.shown = status
+            self.fps_history.append(status.fps.get("10", 0.0))
+            if status.policies:
+                self.lag_history.append(max(p.lag.avg for p in status.policies))
+            self._show(status)
+        self._show_banner()
+
+    def _show(self, s: RunStatus) -> None:
+        self.sub_title = s.state
+        budget = "" if s.budget_env_frames >= 10**15 else f" of {human(s.budget_env_frames)}"
+        fps = s.fps
+        self.query_one("#fps", Static).update(
+            f"[b]{human(fps.get('10', 0))}[/b] fps  "
+            f"(60 s {human(fps.get('60', 0))}, 300 s {human(fps.get('300', 0))})\n"
+            f"frames {human(s.env_frames)}{budget}   elapsed {duration(s.elapsed_sec)}   ETA {eta(s)}"
+        )
+        self.query_one("#fps-plot", Sparkline).data = list(self.fps_history)
+        if s.policies:
+            worst = max(s.policies, key=lambda p: p.lag.max)
+            lags = "  ".join(f"p{p.policy_id} {p.lag.min:.0f}/{p.lag.avg:.1f}/{p.lag.max:.0f}" for p in s.policies)
+            self.query_one("#lag-now", Static).update(f"min/avg/max  {lags}")
+            self.query_one("#lag-hist", Static).update(lag_histogram(worst.lag.histogram))
+        self.query_one("#lag-plot", Sparkline).data = list(self.lag_history)
+        self._show_policies(s)
+        self._show_workers(s)
+        self._show_events(s)
+
+    def _show_policies(self, s: RunStatus) -> None:
+        container = self.query_one("#policies", VerticalScroll)
+        panes = {pane.policy_id: pane for pane in container.query(PolicyPane)}
+        for policy in s.policies:
+            pane = panes.get(policy.policy_id)
+            if pane is None:
+                pane = PolicyPane(policy.policy_id)
+                container.mount(pane)
+                self.call_after_refresh(pane.show, policy)
+            else:
+                pane.show(policy)
+
+    def _show_workers(self, s: RunStatus) -> None:
+        table = self.query_one("#workers", DataTable)
+        for w in s.workers:
+            state = Text(w.state, style="bold red" if w.state in ("stalled", "dead") else "")
+            cells = {
+                "kind": w.kind,
+                "pid": str(w.pid or "-"),
+                "state": state,
+                "cpu %": f"{w.cpu_percent:.0f}",
+                "steps/s": human(w.steps_per_sec),
+                "restarts": str(w.restarts),
+                "last error": Text(w.last_error or "", style="red"),
+            }
+            if w.name in table.rows:
+                for column, value in cells.items():
+                    table.update_cell(w.name, column, value)
+            else:
+                table.add_row(w.name, *cells.values(), key=w.name)
+
+    def _show_events(self, s: RunStatus) -> None:
+        lines = [f"{time.strftime('%H:%M:%S', time.localtime(e.time))} {e.kind}: {e.message}" for e in s.events[-8:]]
+        tail = self._log_tail()
+        text = Text("\n".join(lines) or "no events yet")
+        if tail:
+            text.append("\n── log ──\n" + "\n".join(tail), style="dim")
+        self.query_one("#events", Static).update(text)
+
+    def _log_tail(self) -> list[str]:
+        folder = self.source.folder
+        if folder is None:
+            return []
+        try:
+            with open(Path(folder) / "log.txt", "rb") as f:
+                f.seek(0, 2)
+                f.seek(max(0, f.tell() - 4096))
+                return f.read().decode(errors="replace").splitlines()[-LOG_TAIL_LINES:]
+        except OSError:
+            return []
+
+    def _show_banner(self) -> None:
+        banner = self.query_one("#banner", Static)
+        s = self.shown
+        banner.remove_class("failed", "paused")
+        if self.lost is not None:
+            final = s.state if s is not None and s.state in ("stopped", "finished", "failed") else None
+            if final == "failed" or (s is not None and s.error):
+                banner.add_class("failed")
+                banner.update(f"run failed: {s.error or self.lost}")
+            elif final is not None:
+                banner.update(f"run {final}; the dashboard shows its last status")
+            else:
+                since = ""
+                if self.last_status_at is not None:
+                    since = f" (last status {time.monotonic() - self.last_status_at:.0f} s ago)"
+                banner.add_class("failed")
+                banner.update(f"not responding: {self.lost}{since}")
+            return
+        if s is None:
+            banner.update("waiting for the run's first status ...")
+        elif s.state == "paused":
+            banner.add_class("paused")
+            banner.update("paused: p resumes")
+        elif s.error:
+            banner.add_class("failed")
+            banner.update(f"{s.state}: {s.error}")
+        else:
+            banner.update("")
+
+    # ---- actions ---------------------------------------------------------------------------------
+
+    def _run_command(self, cmd: str, done: str) -> None:
+        if self.busy:
+            self.notify("a command is already under way", severity="warning")
+            return
+        self.busy = True
+
+        def work() -> None:
+            try:
+                result = self.source.command(cmd)
+            except Exception as e:  # noqa: BLE001 - shown to the user, never raised
+                self.app.call_from_thread(self.notify, f"{cmd} failed: {e}", severity="error")
+            else:
+                message = done if not isinstance(result, list) else done + ": " + ", ".join(map(str, result))
+                self.app.call_from_thread(self.notify, message)
+            finally:
+                self.busy = False
+
+        self.run_worker(work, thread=True, exclusive=False, group="commands")
+
+    def action_toggle_pause(self) -> None:
+        paused = self.shown is not None and self.shown.state == "paused"
+        self._run_command("resume" if paused else "pause", "resumed" if paused else "paused")
+
+    def action_save(self) -> None:
+        self._run_command("save", "saved")
+
+    def action_stop_run(self) -> None:
+        from sftui.app.dialogs import confirm
+
+        def answered(answer: str | None) -> None:
+            if answer == "yes":
+                self._run_command("stop", "stopping: the run saves a checkpoint, then exits")
+
+        self.app.push_screen(confirm(f"Stop {self.experiment}? It saves a checkpoint and can be resumed."), answered)
+
+    def on_unmount(self) -> None:
+        self.source.close()

@@ -1,0 +1,189 @@
+"""Pilot tests of the dashboard, driven by a fake RunStatus stream: no training, no sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+
+from sampler.status import Event, Lag, PolicyStatus, RunStatus, WorkerStatus
+from sftui.app.app import SftuiApp, TooSmall
+from sftui.app.dashboard import DashboardScreen
+from sftui.app.sources import FakeSource
+
+
+def fake_status(frames: int, state: str = "running", policies: int = 2, workers: int = 4, **run) -> RunStatus:
+    return RunStatus(
+        experiment="exp",
+        state=state,
+        env_frames=frames,
+        fps={"10": 12_345.0, "60": 11_000.0, "300": 10_000.0},
+        budget_env_frames=1_000_000,
+        budget_seconds=1e10,
+        elapsed_sec=42.0,
+        policies=[
+            PolicyStatus(policy_id=p, version=7 + p, env_frames=frames, episode_return=100.5 + p, episode_length=200,
+                         episodes=30, best_return=120.0, learning_rate=1e-4, samples_per_sec=3_000,
+                         lag=Lag(min=0, avg=1.5, max=3, histogram=[4, 10, 2, 0, 0, 0, 0, 0, 0, 0]),
+                         losses={"policy_loss": -0.01, "value_loss": 0.5},
+                         hyperparameters={"gamma": 0.99}, metrics={"entropy": 0.6, "kl": 0.002, "episode/ammo": 3.0})
+            for p in range(policies)
+        ],
+        workers=[WorkerStatus(name=f"rollout_{i}", kind="rollout", pid=100 + i, state="running", cpu_percent=50.0,
+                              steps=frames, steps_per_sec=1_000.0 + i) for i in range(workers)]
+        + [WorkerStatus(name="learner_p0", kind="learner", pid=99, state="stalled", last_error="no heartbeat")],
+        events=[Event(time=0.0, kind="checkpoint", message="saved checkpoints/p0/ckpt_7.pt")],
+        **run,
+    )
+
+
+def sync(test):
+    """Runs an async pilot test on a fresh event loop."""
+
+    @functools.wraps(test)
+    def run(*args, **kwargs):
+        return asyncio.run(test(*args, **kwargs))
+
+    return run
+
+
+async def settle(pilot) -> None:
+    await pilot.pause(0.6)  # one refresh tick
+    await pilot.pause()
+
+
+@sync
+async def test_dashboard_shows_the_streams_values():
+    source = FakeSource()
+    app = SftuiApp(source, "exp")
+    async with app.run_test(size=(160, 48)) as pilot:
+        source.push(fake_status(123_456))
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, DashboardScreen)
+        fps = str(screen.query_one("#fps").render())
+        assert "12,345" in fps and "123,456" in fps and "1,000,000" in fps
+        pane = screen.query_one("#policy-1")
+        assert "101.50" in str(pane.query_one("#summary").render())
+        assert "gamma 0.99" in str(pane.query_one("#dicts").render())
+        assert "min/avg/max" in str(screen.query_one("#lag-now").render())
+        table = screen.query_one("#workers")
+        assert table.row_count == 5
+        assert "stalled" in str(table.get_cell("learner_p0", "state"))
+
+
+@sync
+async def test_worker_rows_are_updated_in_place_never_rebuilt():
+    source = FakeSource()
+    app = SftuiApp(source, "exp")
+    async with app.run_test(size=(160, 48)) as pilot:
+        source.push(fake_status(1_000))
+        await settle(pilot)
+        table = app.screen.query_one("#workers")
+        keys_before = list(table.rows)
+        row_objects = [table.rows[k] for k in keys_before]
+        source.push(fake_status(2_000))
+        await settle(pilot)
+        assert list(table.rows) == keys_before
+        assert [table.rows[k] for k in keys_before] == row_objects
+        assert table.get_cell("rollout_1", "steps/s") == "1,001"
+
+
+@sync
+async def test_p_pauses_and_p_again_resumes():
+    source = FakeSource()
+    app = SftuiApp(source, "exp")
+    async with app.run_test(size=(160, 48)) as pilot:
+        source.push(fake_status(1_000))
+        await settle(pilot)
+        await pilot.press("p")
+        await pilot.pause(0.3)
+        source.push(fake_status(1_000, state="paused"))
+        await settle(pilot)
+        assert "paused" in str(app.screen.query_one("#banner").render())
+        await pilot.press("p")
+        await pilot.pause(0.3)
+    assert [cmd for cmd, _ in source.commands] == ["pause", "resume"]
+
+
+@sync
+async def test_s_saves_and_x_stops_after_confirmation():
+    source = FakeSource(replies={"save": ["checkpoints/p0/ckpt_9.pt"]})
+    app = SftuiApp(source, "exp")
+    async with app.run_test(size=(160, 48)) as pilot:
+        source.push(fake_status(1_000))
+        await settle(pilot)
+        await pilot.press("s")
+        await pilot.pause(0.3)
+        await pilot.press("x")
+        await pilot.pause()
+        await pilot.click("#no")
+        await pilot.pause(0.3)
+        assert [cmd for cmd, _ in source.commands] == ["save"]
+        await pilot.press("x")
+        await pilot.pause()
+        await pilot.click("#yes")
+        await pilot.pause(0.3)
+    assert [cmd for cmd, _ in source.commands] == ["save", "stop"]
+
+
+@sync
+async def test_quit_can_leave_the_run_training():
+    source = FakeSource()
+    app = SftuiApp(source, "exp")
+    async with app.run_test(size=(160, 48)) as pilot:
+        source.push(fake_status(1_000))
+        await settle(pilot)
+        await pilot.press("q")
+        await pilot.pause()
+        await pilot.click("#leave")
+        await pilot.pause()
+    assert source.commands == []
+    assert "keeps training" in app.exit_message
+
+
+@sync
+async def test_a_failed_run_shows_its_error_and_a_lost_run_shows_not_responding():
+    source = FakeSource()
+    app = SftuiApp(source, "exp")
+    async with app.run_test(size=(160, 48)) as pilot:
+        source.push(fake_status(1_000, state="failed", error="learner_p0 died: killed by SIGKILL"))
+        source.lose("the run closed the connection")
+        await settle(pilot)
+        assert "learner_p0 died" in str(app.screen.query_one("#banner").render())
+
+    source = FakeSource()
+    app = SftuiApp(source, "exp")
+    async with app.run_test(size=(160, 48)) as pilot:
+        source.push(fake_status(1_000))
+        await settle(pilot)
+        source.lose("the run did not answer in time")
+        await settle(pilot)
+        assert "not responding" in str(app.screen.query_one("#banner").render())
+
+
+@sync
+async def test_a_small_terminal_gets_a_message_instead_of_a_broken_layout():
+    source = FakeSource()
+    app = SftuiApp(source, "exp")
+    async with app.run_test(size=(60, 20)) as pilot:
+        await pilot.pause()
+        assert isinstance(app.screen, TooSmall)
+        assert "at least 80x24" in str(app.screen.query_one("#message").render())
+        await pilot.resize_terminal(100, 30)
+        await pilot.pause()
+        assert isinstance(app.screen, DashboardScreen)
+
+
+@sync
+async def test_the_command_palette_offers_the_run_commands():
+    source = FakeSource()
+    app = SftuiApp(source, "exp")
+    async with app.run_test(size=(160, 48)) as pilot:
+        source.push(fake_status(1_000))
+        await settle(pilot)
+        titles = [command.title for command in app.get_system_commands(app.screen)]
+        assert {"Pause or resume the run", "Save a checkpoint now", "Stop the run", "Quit sftui"} <= set(titles)
+        save = next(c for c in app.get_system_commands(app.screen) if c.title == "Save a checkpoint now")
+        save.callback()
+        await pilot.pause(0.3)
+    assert [cmd for cmd, _ in source.commands] == ["save"]
