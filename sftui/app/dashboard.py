@@ -17,7 +17,8 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Sparkline, Static
 
-from sampler.status import LAG_HISTOGRAM_EDGES, PolicyStatus, RunStatus
+from sampler.experiment import NOT_RESPONDING_AFTER_SEC as NOT_RESPONDING_SEC
+from sampler.status import LAG_HISTOGRAM_EDGES, LIVE_STATES, PolicyStatus, RunStatus
 from sftui.app.sources import StatusSource
 
 REFRESH_SEC = 0.5
@@ -281,7 +282,11 @@ class DashboardScreen(Screen):
                 banner.add_class("failed")
                 banner.update(f"not responding: {self.lost}{since}")
             return
-        if s is None:
+        silent = None if self.last_status_at is None else time.monotonic() - self.last_status_at
+        if silent is not None and silent > NOT_RESPONDING_SEC and (s is None or s.state in LIVE_STATES):
+            banner.add_class("failed")
+            banner.update(f"not_responding: no status for {silent:.0f} s")
+        elif s is None:
             banner.update("waiting for the run's first status ...")
         elif s.state == "paused":
             banner.add_class("paused")

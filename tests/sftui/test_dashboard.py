@@ -187,3 +187,15 @@ async def test_the_command_palette_offers_the_run_commands():
         save.callback()
         await pilot.pause(0.3)
     assert [cmd for cmd, _ in source.commands] == ["save"]
+
+
+@sync
+async def test_a_silent_run_shows_not_responding_with_the_time_since_its_last_status():
+    source = FakeSource()
+    app = SftuiApp(source, "exp")
+    async with app.run_test(size=(160, 48)) as pilot:
+        source.push(fake_status(1_000))
+        await settle(pilot)
+        app.screen.last_status_at -= 30  # as if the last status came 30 s ago
+        await settle(pilot)
+        assert "not_responding: no status for 3" in str(app.screen.query_one("#banner").render())
