@@ -172,11 +172,12 @@ def list_experiments(train_dir: TrainDirOpt = None) -> None:
     if not found:
         typer.echo(f"no experiments in {root}")
         return
-    width = max(len(e.id) for e in found)
-    typer.echo(f"{'EXPERIMENT':<{width}}  {'STATE':<14} {'ENV':<22} {'FRAMES':>14}  RETURN")
+    width = max(len("EXPERIMENT"), *(len(e.id) for e in found))
+    env_width = max(len("ENV"), *(len(e.env) for e in found))
+    typer.echo(f"{'EXPERIMENT':<{width}}  {'STATE':<14} {'ENV':<{env_width}} {'FRAMES':>14}  RETURN")
     for e in found:
         ret = "-" if e.last_return is None else f"{e.last_return:.2f}"
-        typer.echo(f"{e.id:<{width}}  {e.state:<14} {e.env:<22} {e.env_frames:>14,}  {ret}")
+        typer.echo(f"{e.id:<{width}}  {e.state:<14} {e.env:<{env_width}} {e.env_frames:>14,}  {ret}")
 
 
 def _client(experiment: str, train_dir: str | None):

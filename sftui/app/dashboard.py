@@ -18,7 +18,8 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Sparkline, Static
 
 from sampler.experiment import NOT_RESPONDING_AFTER_SEC as NOT_RESPONDING_SEC
-from sampler.status import LAG_HISTOGRAM_EDGES, LIVE_STATES, PolicyStatus, RunStatus
+from sampler.experiment import derived_state
+from sampler.status import FINAL_STATES, LAG_HISTOGRAM_EDGES, LIVE_STATES, PolicyStatus, RunStatus
 from sftui.app.sources import StatusSource
 
 REFRESH_SEC = 0.5
@@ -117,8 +118,9 @@ class DashboardScreen(Screen):
 
     DEFAULT_CSS = """
     DashboardScreen #top { height: 9; }
+    DashboardScreen #fps-plot { height: 1fr; }
     DashboardScreen #throughput, DashboardScreen #lag { width: 1fr; border: round $primary-darken-2; padding: 0 1; }
-    DashboardScreen #throughput Sparkline, DashboardScreen #lag Sparkline { height: 2; }
+    DashboardScreen #lag Sparkline { height: 2; }
     DashboardScreen #body { height: 1fr; }
     DashboardScreen #policies { width: 3fr; }
     DashboardScreen #side { width: 2fr; }
@@ -269,10 +271,13 @@ class DashboardScreen(Screen):
         s = self.shown
         banner.remove_class("failed", "paused")
         if self.lost is not None:
-            final = s.state if s is not None and s.state in ("stopped", "finished", "failed") else None
-            if final == "failed" or (s is not None and s.error):
+            final = s.state if s is not None and s.state in FINAL_STATES else self._final_state_on_disk()
+            if final is not None:
+                self.sub_title = final
+            error = s.error if s is not None else None
+            if final == "failed" or error:
                 banner.add_class("failed")
-                banner.update(f"run failed: {s.error or self.lost}")
+                banner.update(f"run failed: {error or self.lost}")
             elif final is not None:
                 banner.update(f"run {final}; the dashboard shows its last status")
             else:
@@ -296,6 +301,13 @@ class DashboardScreen(Screen):
             banner.update(f"{s.state}: {s.error}")
         else:
             banner.update("")
+
+    def _final_state_on_disk(self) -> str | None:
+        """After the socket closed: the state the run wrote last, if it ended (stopped, finished, failed)."""
+        if self.source.folder is None:
+            return None
+        state, _ = derived_state(Path(self.source.folder))
+        return state if state in FINAL_STATES else None
 
     # ---- actions ---------------------------------------------------------------------------------
 

@@ -199,3 +199,17 @@ async def test_a_silent_run_shows_not_responding_with_the_time_since_its_last_st
         app.screen.last_status_at -= 30  # as if the last status came 30 s ago
         await settle(pilot)
         assert "not_responding: no status for 3" in str(app.screen.query_one("#banner").render())
+
+
+@sync
+async def test_a_run_that_stopped_after_its_last_status_shows_stopped_from_its_folder(tmp_path):
+    (tmp_path / "cfg.json").write_text("{}")
+    (tmp_path / "summary.json").write_text('{"state": "stopped"}')
+    source = FakeSource(folder=tmp_path)
+    app = SftuiApp(source, "exp")
+    async with app.run_test(size=(160, 48)) as pilot:
+        source.push(fake_status(1_000, state="stopping"))
+        source.lose("the run closed the connection")
+        await settle(pilot)
+        assert "run stopped" in str(app.screen.query_one("#banner").render())
+        assert app.screen.sub_title == "stopped"
