@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 from textual.app import App, ComposeResult, SystemCommand
@@ -16,6 +18,31 @@ from sftui.app.dialogs import Choice
 from sftui.app.sources import LiveSource, StatusSource
 
 MIN_WIDTH, MIN_HEIGHT = 80, 24
+BINDING_IDS = ("pause", "save", "stop", "quit")
+
+
+def keys_file() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return Path(base) / "sftui" / "keys.json"
+
+
+def load_keymap(path: Path) -> tuple[dict[str, str], str | None]:
+    """Binding id -> key(s), e.g. {"pause": "space"}, from keys.json.
+
+    Returns (keymap, problem): a bad file is reported in one line and the default keys stay.
+    """
+    if not path.exists():
+        return {}, None
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        return {}, f"{path}: not valid JSON ({e}); default keys in use"
+    if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in data.items()):
+        return {}, f'{path}: expected {{"binding": "key"}}, e.g. {{"pause": "space"}}; default keys in use'
+    unknown = sorted(set(data) - set(BINDING_IDS))
+    if unknown:
+        return {}, f"{path}: unknown binding(s) {', '.join(unknown)}; known: {', '.join(BINDING_IDS)}"
+    return data, None
 
 
 class TooSmall(Screen):
@@ -51,6 +78,11 @@ class SftuiApp(App):
         self.exit_message: str | None = None
 
     def on_mount(self) -> None:
+        keymap, problem = load_keymap(keys_file())
+        if keymap:
+            self.set_keymap(keymap)
+        if problem:
+            self.notify(problem, severity="warning", timeout=10)
         self.push_screen(DashboardScreen(self.source, self.experiment))
         self.check_size()
 

@@ -213,3 +213,30 @@ async def test_a_run_that_stopped_after_its_last_status_shows_stopped_from_its_f
         await settle(pilot)
         assert "run stopped" in str(app.screen.query_one("#banner").render())
         assert app.screen.sub_title == "stopped"
+
+
+@sync
+async def test_keys_can_be_remapped_from_keys_json(tmp_path, monkeypatch):
+    (tmp_path / "sftui").mkdir()
+    (tmp_path / "sftui" / "keys.json").write_text('{"pause": "space"}')
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    source = FakeSource()
+    app = SftuiApp(source, "exp")
+    async with app.run_test(size=(160, 48)) as pilot:
+        source.push(fake_status(1_000))
+        await settle(pilot)
+        await pilot.press("p")
+        await pilot.press("space")
+        await pilot.pause(0.3)
+    assert [cmd for cmd, _ in source.commands] == ["pause"]
+
+
+def test_a_bad_keys_json_is_reported_in_one_line_and_ignored(tmp_path):
+    from sftui.app.app import load_keymap
+
+    bad = tmp_path / "keys.json"
+    bad.write_text('{"paws": "space"}')
+    keymap, problem = load_keymap(bad)
+    assert keymap == {} and "unknown binding(s) paws" in problem
+    bad.write_text("{not json")
+    assert "not valid JSON" in load_keymap(bad)[1]
