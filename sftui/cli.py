@@ -79,7 +79,7 @@ def _train(raw: dict, set_items: list[str], train_dir, restart: bool, detach: bo
 
         code = start_detached(prepared.folder)
         if code == 0 and attach:
-            _open_app(prepared.folder, prepared.cfg.run.experiment)
+            _open_app(prepared.folder, prepared.cfg.run.experiment, prepared.folder.parent)
         raise typer.Exit(code)
     raise typer.Exit(_supervise(prepared.cfg, prepared.folder, foreground=True))
 
@@ -190,17 +190,17 @@ def _client(experiment: str, train_dir: str | None):
 ExperimentArg = Annotated[str, typer.Argument(help="Experiment id (relative to train_dir) or folder.")]
 
 
-def _open_app(folder: Path, experiment: str) -> None:
+def _open_app(folder: Path | None, experiment: str | None, train_dir: Path) -> None:
     from sftui.app.app import run_app
 
-    message = run_app(folder, experiment)
+    message = run_app(folder, experiment, train_dir)
     if message:
         typer.echo(message)
 
 
 @app.callback(invoke_without_command=True)
 def _no_command(ctx: typer.Context, train_dir: TrainDirOpt = None) -> None:
-    """With no command, open the app on the most recent live run."""
+    """With no command, open the app on the most recent live run (else on the experiment browser)."""
     if ctx.invoked_subcommand is not None:
         return
     from sampler.experiment import resolve_train_dir
@@ -208,11 +208,7 @@ def _no_command(ctx: typer.Context, train_dir: TrainDirOpt = None) -> None:
 
     root = resolve_train_dir(train_dir)
     folder = most_recent_live(root)
-    if folder is None:
-        typer.echo(f"No live run in {root}. Start one with `sftui run CFG` or `sftui train ENV --detach`; "
-                   "`sftui --help` lists every command.")
-        raise typer.Exit(0)
-    _open_app(folder, str(folder.relative_to(root)))
+    _open_app(folder, str(folder.relative_to(root)) if folder is not None else None, root)
 
 
 @app.command()
@@ -226,7 +222,7 @@ def attach(experiment: ExperimentArg, train_dir: TrainDirOpt = None) -> None:
     state, _ = derived_state(folder)
     if state not in (*LIVE_STATES, "not_responding"):
         raise ExperimentError(f"{experiment} is {state}, not live; `sftui run` its cfg.json to resume it")
-    _open_app(folder, experiment)
+    _open_app(folder, experiment, resolve_train_dir(train_dir))
 
 
 @app.command()

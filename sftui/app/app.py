@@ -13,6 +13,7 @@ from textual.screen import Screen
 from textual.widgets import Static
 
 from sampler.experiment import LIVE_STATES, list_experiments
+from sftui.app.browser import BrowserScreen
 from sftui.app.dashboard import DashboardScreen
 from sftui.app.dialogs import Choice
 from sftui.app.sources import LiveSource, StatusSource
@@ -68,13 +69,19 @@ class TooSmall(Screen):
 
 
 class SftuiApp(App):
-    TITLE = "sftui"
-    BINDINGS = [Binding("q", "quit_app", "Quit", id="quit")]
+    """Two screens: the experiment browser, always there, and the dashboard of the attached run, if any."""
 
-    def __init__(self, source: StatusSource, experiment: str):
+    TITLE = "sftui"
+    BINDINGS = [
+        Binding("d", "dashboard", "Dashboard", id="dashboard"),
+        Binding("e", "experiments", "Experiments", id="experiments"),
+        Binding("q", "quit_app", "Quit", id="quit"),
+    ]
+
+    def __init__(self, source: StatusSource | None, experiment: str | None, train_dir: Path | None = None):
         super().__init__()
-        self.source = source
-        self.experiment = experiment
+        self.train_dir = Path(train_dir) if train_dir is not None else Path("train_dir")
+        self._initial = (source, experiment)
         self.exit_message: str | None = None
 
     def on_mount(self) -> None:
@@ -83,8 +90,39 @@ class SftuiApp(App):
             self.set_keymap(keymap)
         if problem:
             self.notify(problem, severity="warning", timeout=10)
-        self.push_screen(DashboardScreen(self.source, self.experiment))
+        self.install_screen(BrowserScreen(self.train_dir), "experiments")
+        source, experiment = self._initial
+        if source is not None:
+            self.install_screen(DashboardScreen(source, experiment or "run"), "dashboard")
+            self.push_screen("dashboard")
+        else:
+            self.push_screen("experiments")
         self.check_size()
+
+    @property
+    def dashboard(self) -> DashboardScreen | None:
+        return self.get_screen("dashboard") if self.is_screen_installed("dashboard") else None
+
+    def attach(self, folder: Path, experiment: str) -> None:
+        """Show the dashboard of the live run in `folder`, replacing any dashboard shown before."""
+        old = self.dashboard
+        if old is not None:
+            if self.screen is old:
+                self.switch_screen("experiments")
+            self.uninstall_screen("dashboard")
+            old.source.close()
+        self.install_screen(DashboardScreen(LiveSource(folder), experiment), "dashboard")
+        self.switch_screen("dashboard")
+
+    def action_dashboard(self) -> None:
+        if self.dashboard is None:
+            self.notify("no run attached: pick a live one in the experiments (a attaches)", severity="warning")
+        elif self.screen is not self.dashboard:
+            self.switch_screen("dashboard")
+
+    def action_experiments(self) -> None:
+        if not isinstance(self.screen, BrowserScreen):
+            self.switch_screen("experiments")
 
     def on_resize(self) -> None:
         self.check_size()
@@ -102,6 +140,9 @@ class SftuiApp(App):
 
     def get_system_commands(self, screen: Screen):
         yield from super().get_system_commands(screen)
+        yield SystemCommand("Experiments", "key e: browse train_dir", self.action_experiments)
+        if self.dashboard is not None:
+            yield SystemCommand("Dashboard", "key d: the attached run", self.action_dashboard)
         if isinstance(screen, DashboardScreen):
             yield SystemCommand("Pause or resume the run", "key p", screen.action_toggle_pause)
             yield SystemCommand("Save a checkpoint now", "key s", screen.action_save)
@@ -109,32 +150,33 @@ class SftuiApp(App):
         yield SystemCommand("Quit sftui", "key q: leave the run training, or stop it", self.action_quit_app)
 
     def action_quit_app(self) -> None:
-        dashboard = next((s for s in self.screen_stack if isinstance(s, DashboardScreen)), None)
+        dashboard = self.dashboard
         status = dashboard.shown if dashboard is not None else None
         if status is None or status.state not in LIVE_STATES or dashboard.lost is not None:
             self.exit()
             return
+        name = dashboard.experiment
 
         def answered(choice: str | None) -> None:
             if choice == "leave":
-                self.exit_message = f"{self.experiment} keeps training; `sftui attach {self.experiment}` returns to it"
+                self.exit_message = f"{name} keeps training; `sftui attach {name}` returns to it"
                 self.exit()
             elif choice == "stop":
-                self._stop_and_exit()
+                self._stop_and_exit(dashboard)
 
         self.push_screen(
-            Choice(f"Quit sftui. {self.experiment} is {status.state}: leave it training, or stop it?",
+            Choice(f"Quit sftui. {name} is {status.state}: leave it training, or stop it?",
                    [("leave", "Leave it training"), ("stop", "Stop the run"), ("cancel", "Cancel")]),
             answered,
         )
 
-    def _stop_and_exit(self) -> None:
+    def _stop_and_exit(self, dashboard: DashboardScreen) -> None:
         def work() -> None:
             try:
-                self.source.command("stop")
-                self.exit_message = f"{self.experiment}: stopping (it saves a checkpoint first)"
+                dashboard.source.command("stop")
+                self.exit_message = f"{dashboard.experiment}: stopping (it saves a checkpoint first)"
             except Exception as e:  # noqa: BLE001 - reported after the app closes
-                self.exit_message = f"could not stop {self.experiment}: {e}"
+                self.exit_message = f"could not stop {dashboard.experiment}: {e}"
             self.call_from_thread(self.exit)
 
         self.notify("stopping the run ...")
@@ -149,7 +191,8 @@ def most_recent_live(train_dir: Path) -> Path | None:
                else 0.0).path
 
 
-def run_app(folder: Path, experiment: str) -> str | None:
-    app = SftuiApp(LiveSource(folder), experiment)
+def run_app(folder: Path | None, experiment: str | None, train_dir: Path) -> str | None:
+    """The app on `folder`'s dashboard, or on the experiment browser when folder is None."""
+    app = SftuiApp(LiveSource(folder) if folder is not None else None, experiment, train_dir)
     app.run()
     return app.exit_message

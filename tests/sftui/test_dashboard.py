@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import tempfile
+from pathlib import Path
 
 from sampler.status import Event, Lag, PolicyStatus, RunStatus, WorkerStatus
 from sftui.app.app import SftuiApp, TooSmall
@@ -36,6 +38,14 @@ def fake_status(frames: int, state: str = "running", policies: int = 2, workers:
     )
 
 
+_EMPTY_TRAIN_DIR = tempfile.TemporaryDirectory(prefix="sftui-empty-train-dir-")
+
+
+def tmp_train_dir() -> Path:
+    """An empty train_dir: the browser behind the dashboard has nothing to list."""
+    return Path(_EMPTY_TRAIN_DIR.name)
+
+
 def sync(test):
     """Runs an async pilot test on a fresh event loop."""
 
@@ -54,7 +64,7 @@ async def settle(pilot) -> None:
 @sync
 async def test_dashboard_shows_the_streams_values():
     source = FakeSource()
-    app = SftuiApp(source, "exp")
+    app = SftuiApp(source, "exp", tmp_train_dir())
     async with app.run_test(size=(160, 48)) as pilot:
         source.push(fake_status(123_456))
         await settle(pilot)
@@ -74,7 +84,7 @@ async def test_dashboard_shows_the_streams_values():
 @sync
 async def test_worker_rows_are_updated_in_place_never_rebuilt():
     source = FakeSource()
-    app = SftuiApp(source, "exp")
+    app = SftuiApp(source, "exp", tmp_train_dir())
     async with app.run_test(size=(160, 48)) as pilot:
         source.push(fake_status(1_000))
         await settle(pilot)
@@ -91,7 +101,7 @@ async def test_worker_rows_are_updated_in_place_never_rebuilt():
 @sync
 async def test_p_pauses_and_p_again_resumes():
     source = FakeSource()
-    app = SftuiApp(source, "exp")
+    app = SftuiApp(source, "exp", tmp_train_dir())
     async with app.run_test(size=(160, 48)) as pilot:
         source.push(fake_status(1_000))
         await settle(pilot)
@@ -108,7 +118,7 @@ async def test_p_pauses_and_p_again_resumes():
 @sync
 async def test_s_saves_and_x_stops_after_confirmation():
     source = FakeSource(replies={"save": ["checkpoints/p0/ckpt_9.pt"]})
-    app = SftuiApp(source, "exp")
+    app = SftuiApp(source, "exp", tmp_train_dir())
     async with app.run_test(size=(160, 48)) as pilot:
         source.push(fake_status(1_000))
         await settle(pilot)
@@ -129,7 +139,7 @@ async def test_s_saves_and_x_stops_after_confirmation():
 @sync
 async def test_quit_can_leave_the_run_training():
     source = FakeSource()
-    app = SftuiApp(source, "exp")
+    app = SftuiApp(source, "exp", tmp_train_dir())
     async with app.run_test(size=(160, 48)) as pilot:
         source.push(fake_status(1_000))
         await settle(pilot)
@@ -144,7 +154,7 @@ async def test_quit_can_leave_the_run_training():
 @sync
 async def test_a_failed_run_shows_its_error_and_a_lost_run_shows_not_responding():
     source = FakeSource()
-    app = SftuiApp(source, "exp")
+    app = SftuiApp(source, "exp", tmp_train_dir())
     async with app.run_test(size=(160, 48)) as pilot:
         source.push(fake_status(1_000, state="failed", error="learner_p0 died: killed by SIGKILL"))
         source.lose("the run closed the connection")
@@ -152,7 +162,7 @@ async def test_a_failed_run_shows_its_error_and_a_lost_run_shows_not_responding(
         assert "learner_p0 died" in str(app.screen.query_one("#banner").render())
 
     source = FakeSource()
-    app = SftuiApp(source, "exp")
+    app = SftuiApp(source, "exp", tmp_train_dir())
     async with app.run_test(size=(160, 48)) as pilot:
         source.push(fake_status(1_000))
         await settle(pilot)
@@ -164,7 +174,7 @@ async def test_a_failed_run_shows_its_error_and_a_lost_run_shows_not_responding(
 @sync
 async def test_a_small_terminal_gets_a_message_instead_of_a_broken_layout():
     source = FakeSource()
-    app = SftuiApp(source, "exp")
+    app = SftuiApp(source, "exp", tmp_train_dir())
     async with app.run_test(size=(60, 20)) as pilot:
         await pilot.pause()
         assert isinstance(app.screen, TooSmall)
@@ -177,7 +187,7 @@ async def test_a_small_terminal_gets_a_message_instead_of_a_broken_layout():
 @sync
 async def test_the_command_palette_offers_the_run_commands():
     source = FakeSource()
-    app = SftuiApp(source, "exp")
+    app = SftuiApp(source, "exp", tmp_train_dir())
     async with app.run_test(size=(160, 48)) as pilot:
         source.push(fake_status(1_000))
         await settle(pilot)
@@ -192,7 +202,7 @@ async def test_the_command_palette_offers_the_run_commands():
 @sync
 async def test_a_silent_run_shows_not_responding_with_the_time_since_its_last_status():
     source = FakeSource()
-    app = SftuiApp(source, "exp")
+    app = SftuiApp(source, "exp", tmp_train_dir())
     async with app.run_test(size=(160, 48)) as pilot:
         source.push(fake_status(1_000))
         await settle(pilot)
@@ -206,7 +216,7 @@ async def test_a_run_that_stopped_after_its_last_status_shows_stopped_from_its_f
     (tmp_path / "cfg.json").write_text("{}")
     (tmp_path / "summary.json").write_text('{"state": "stopped"}')
     source = FakeSource(folder=tmp_path)
-    app = SftuiApp(source, "exp")
+    app = SftuiApp(source, "exp", tmp_train_dir())
     async with app.run_test(size=(160, 48)) as pilot:
         source.push(fake_status(1_000, state="stopping"))
         source.lose("the run closed the connection")
@@ -221,7 +231,7 @@ async def test_keys_can_be_remapped_from_keys_json(tmp_path, monkeypatch):
     (tmp_path / "sftui" / "keys.json").write_text('{"pause": "space"}')
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
     source = FakeSource()
-    app = SftuiApp(source, "exp")
+    app = SftuiApp(source, "exp", tmp_train_dir())
     async with app.run_test(size=(160, 48)) as pilot:
         source.push(fake_status(1_000))
         await settle(pilot)

@@ -8,7 +8,7 @@ import pytest
 
 from sftui.app.app import SftuiApp
 from sftui.app.sources import FakeSource
-from tests.sftui.test_dashboard import fake_status
+from tests.sftui.test_dashboard import fake_status, tmp_train_dir
 
 
 @pytest.fixture(autouse=True)
@@ -22,7 +22,7 @@ def utc(monkeypatch):
 
 def dashboard_app() -> SftuiApp:
     source = FakeSource()
-    app = SftuiApp(source, "exp")
+    app = SftuiApp(source, "exp", tmp_train_dir())
     app.animation_level = "none"
 
     async def feed(pilot):

@@ -1,0 +1,224 @@
+"""The experiment browser: every experiment under train_dir, its details, and attach / resume / delete.
+
+Everything here is read from the folders (summary.json, cfg.json, status.jsonl, checkpoints/); a folder
+that cannot be read shows as unreadable with its reason and never stops the browser.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Sparkline, Static
+
+from sampler.experiment import is_resumable, list_experiments, read_json
+from sampler.status import LIVE_STATES
+from sftui.app.dialogs import confirm
+
+COLUMNS = ("state", "env", "frames", "best", "last", "age")
+STATE_STYLES = {"running": "green", "paused": "yellow", "failed": "red", "crashed": "red", "unreadable": "red",
+                "not_responding": "red", "finished": "cyan"}
+
+
+def age(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f}{unit}"
+    return f"{seconds:.0f}s"
+
+
+def read_curves(folder: Path, limit: int = 400) -> tuple[list[float], list[float]]:
+    """(mean return of policy 0, FPS) over the run's status history, thinned to `limit` points."""
+    returns, fps = [], []
+    try:
+        lines = (folder / "status.jsonl").read_text(errors="replace").splitlines()
+    except OSError:
+        return returns, fps
+    step = max(1, len(lines) // limit)
+    for line in lines[::step]:
+        try:
+            status = json.loads(line)
+            policies = status.get("policies") or [{}]
+            if policies[0].get("episode_return") is not None:
+                returns.append(float(policies[0]["episode_return"]))
+            fps.append(float((status.get("fps") or {}).get("10", 0.0)))
+        except (ValueError, TypeError, AttributeError, IndexError):
+            continue  # a torn or foreign line: skip it, keep the rest
+    return returns, fps
+
+
+class BrowserScreen(Screen):
+    BINDINGS = [
+        Binding("enter", "open", "Attach", show=False),
+        Binding("a", "attach", "Attach", id="attach"),
+        Binding("r", "resume", "Resume", id="resume"),
+        Binding("delete", "delete", "Delete", id="delete"),
+        Binding("f5", "reload", "Reload", id="reload"),
+    ]
+    DEFAULT_CSS = """
+    BrowserScreen #experiments { width: 3fr; }
+    BrowserScreen #details { width: 2fr; border: round $primary-darken-2; padding: 0 1; }
+    BrowserScreen #details Sparkline { height: 3; }
+    """
+
+    def __init__(self, train_dir: Path):
+        super().__init__(name="experiments")
+        self.train_dir = Path(train_dir)
+        self.infos: dict[str, object] = {}
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal():
+            yield DataTable(id="experiments", cursor_type="row", zebra_stripes=True)
+            with VerticalScroll(id="details"):
+                yield Static(id="info")
+                yield Static("return", classes="label")
+                yield Sparkline([], id="return-curve")
+                yield Static("FPS", classes="label")
+                yield Sparkline([], id="fps-curve")
+                yield Static(id="checkpoints")
+                yield Static(id="cfg")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.title = "sftui · experiments"
+        self.sub_title = str(self.train_dir)
+        table = self.query_one("#experiments", DataTable)
+        table.add_column("experiment", key="experiment")
+        for column in COLUMNS:
+            table.add_column(column, key=column)
+        self.query_one("#details").border_title = "details"
+        self.action_reload()
+        self.set_interval(2.0, self.action_reload)
+
+    def action_reload(self) -> None:
+        table = self.query_one("#experiments", DataTable)
+        found = list_experiments(self.train_dir)
+        now = time.time()
+        seen = set()
+        for e in found:
+            summary = read_json(e.path / "summary.json") or {}
+            policies = [p for p in summary.get("policies", []) if isinstance(p, dict)]
+            best = [p.get("best_return") for p in policies if p.get("best_return") is not None]
+            try:
+                mtime = max(f.stat().st_mtime for f in (e.path / "summary.json", e.path / "cfg.json") if f.exists())
+            except OSError:
+                mtime = now
+            cells = {
+                "state": Text(e.state, style=STATE_STYLES.get(e.state, "")),
+                "env": e.env,
+                "frames": f"{e.env_frames:,}",
+                "best": f"{max(best):.2f}" if best else "-",
+                "last": "-" if e.last_return is None else f"{e.last_return:.2f}",
+                "age": age(now - mtime),
+            }
+            seen.add(e.id)
+            self.infos[e.id] = e
+            if e.id in table.rows:
+                for column, value in cells.items():
+                    table.update_cell(e.id, column, value)
+            else:
+                table.add_row(e.id, *cells.values(), key=e.id)
+        for key in [k for k in table.rows if k.value not in seen]:
+            table.remove_row(key)
+            self.infos.pop(key.value, None)
+        self._show_details()
+
+    def selected(self):
+        table = self.query_one("#experiments", DataTable)
+        if table.row_count == 0:
+            return None
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
+        return self.infos.get(key.value)
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._show_details()
+
+    def _show_details(self) -> None:
+        e = self.selected()
+        info = self.query_one("#info", Static)
+        if e is None:
+            info.update(f"no experiments in {self.train_dir}")
+            return
+        lines = [f"[b]{e.id}[/b]  {e.state}  {e.env}", str(e.path)]
+        if e.reason:
+            lines.append(f"[red]{e.reason}[/red]")
+        actions = []
+        if e.state in LIVE_STATES:
+            actions.append("a attach")
+        if is_resumable(e.state, e.path):
+            actions.append("r resume")
+        if e.state not in (*LIVE_STATES, "not_responding", "remote"):
+            actions.append("delete")
+        lines.append("actions: " + (", ".join(actions) or "none"))
+        info.update("\n".join(lines))
+        returns, fps = read_curves(e.path)
+        self.query_one("#return-curve", Sparkline).data = returns
+        self.query_one("#fps-curve", Sparkline).data = fps
+        ckpts = sorted(str(p.relative_to(e.path)) for p in (e.path / "checkpoints").glob("p*/*.pt"))
+        self.query_one("#checkpoints", Static).update("checkpoints:\n  " + ("\n  ".join(ckpts[-6:]) or "none"))
+        try:
+            cfg_text = (e.path / "cfg.json").read_text(errors="replace")
+        except OSError as err:
+            cfg_text = f"cfg.json unreadable: {err}"
+        self.query_one("#cfg", Static).update(Text("cfg.json\n" + cfg_text[:4000], style="dim"))
+
+    # ---- actions ---------------------------------------------------------------------------------
+
+    def action_open(self) -> None:
+        self.action_attach()
+
+    def action_attach(self) -> None:
+        e = self.selected()
+        if e is None:
+            return
+        if e.state not in LIVE_STATES:
+            self.notify(f"{e.id} is {e.state}, not live", severity="warning")
+            return
+        self.app.attach(e.path, e.id)
+
+    def action_resume(self) -> None:
+        e = self.selected()
+        if e is None:
+            return
+        if not is_resumable(e.state, e.path):
+            self.notify(f"{e.id} is {e.state}: not resumable", severity="warning")
+            return
+        command = [sys.executable, "-m", "sftui", "run", str(e.path / "cfg.json"), "--detach",
+                   "--train-dir", str(e.path.parent)]
+        self.notify(f"resuming {e.id} ...")
+
+        def work() -> None:
+            result = subprocess.run(command, capture_output=True, text=True)
+            if result.returncode == 0:
+                self.app.call_from_thread(self.app.attach, e.path, e.id)
+            else:
+                message = (result.stderr.strip().splitlines() or ["unknown error"])[-1]
+                self.app.call_from_thread(self.notify, f"resume failed: {message}", severity="error")
+
+        self.run_worker(work, thread=True)
+
+    def action_delete(self) -> None:
+        e = self.selected()
+        if e is None:
+            return
+        if e.state in (*LIVE_STATES, "not_responding", "remote"):
+            self.notify(f"{e.id} is {e.state}: stop it before deleting it", severity="warning")
+            return
+
+        def answered(answer: str | None) -> None:
+            if answer == "yes":
+                shutil.rmtree(e.path, ignore_errors=True)
+                self.notify(f"deleted {e.id}")
+                self.action_reload()
+
+        self.app.push_screen(confirm(f"Delete {e.id} and everything in {e.path}? This cannot be undone."), answered)
