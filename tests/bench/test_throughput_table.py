@@ -45,15 +45,22 @@ def test_sftui_sample_prints_frames_per_second_and_leaves_nothing_behind():
 
 def test_sftui_sample_stops_cleanly_on_ctrl_c():
     proc = popen("sample", "gym_CartPole-v1", "--seconds", "600", "--set", "sampler.num_envs_per_worker=4")
-    root = psutil.Process(proc.pid)
-    wait_for(lambda: len(root.children()) >= 2, timeout=60, what="the two rollout workers")
-    tree = [root, *root.children(recursive=True)]
-    time.sleep(1.0)
-    proc.send_signal(signal.SIGINT)
-    out, _ = proc.communicate(timeout=60)
-    assert proc.returncode == 130, out
-    assert "Traceback" not in out and "interrupted" in out
-    wait_for(lambda: all_gone(tree), timeout=20, what="every sampler process to exit")
+    try:
+        root = psutil.Process(proc.pid)
+        wait_for(lambda: len(root.children()) >= 2, timeout=60, what="the two rollout workers")
+        tree = [root, *root.children(recursive=True)]
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+        assert proc.returncode == 130, out
+        assert "Traceback" not in out and "interrupted" in out
+        wait_for(lambda: all_gone(tree), timeout=20, what="every sampler process to exit")
+    finally:
+        if proc.poll() is None:  # a failed check must not leave a sampler running
+            for child in psutil.Process(proc.pid).children(recursive=True):
+                child.kill()
+            proc.kill()
+            proc.wait()
 
 
 def test_sftui_sample_rejects_an_unknown_env_in_one_line():
