@@ -19,7 +19,7 @@ from sftui.app.dialogs import Choice
 from sftui.app.sources import LiveSource, StatusSource
 
 MIN_WIDTH, MIN_HEIGHT = 80, 24
-BINDING_IDS = ("pause", "save", "stop", "quit")
+BINDING_IDS = ("pause", "save", "stop", "dashboard", "experiments", "quit", "attach", "resume", "delete", "reload")
 
 
 def keys_file() -> Path:
