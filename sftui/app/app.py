@@ -16,10 +16,12 @@ from sampler.experiment import LIVE_STATES, list_experiments
 from sftui.app.browser import BrowserScreen
 from sftui.app.dashboard import DashboardScreen
 from sftui.app.dialogs import Choice
+from sftui.app.launcher import LauncherScreen
 from sftui.app.sources import LiveSource, StatusSource
 
 MIN_WIDTH, MIN_HEIGHT = 80, 24
-BINDING_IDS = ("pause", "save", "stop", "dashboard", "experiments", "quit", "attach", "resume", "delete", "reload")
+BINDING_IDS = ("pause", "save", "stop", "dashboard", "experiments", "launcher", "quit", "attach", "resume", "delete",
+               "reload", "launch", "save_cfg")
 
 
 def keys_file() -> Path:
@@ -75,6 +77,7 @@ class SftuiApp(App):
     BINDINGS = [
         Binding("d", "dashboard", "Dashboard", id="dashboard"),
         Binding("e", "experiments", "Experiments", id="experiments"),
+        Binding("l", "launcher", "Launcher", id="launcher"),
         Binding("q", "quit_app", "Quit", id="quit"),
     ]
 
@@ -91,12 +94,13 @@ class SftuiApp(App):
         if problem:
             self.notify(problem, severity="warning", timeout=10)
         self.install_screen(BrowserScreen(self.train_dir), "experiments")
+        self.install_screen(LauncherScreen(self.train_dir), "launcher")
         source, experiment = self._initial
         if source is not None:
             self.install_screen(DashboardScreen(source, experiment or "run"), "dashboard")
             self.push_screen("dashboard")
         else:
-            self.push_screen("experiments")
+            self.push_screen("launcher")
         self.check_size()
 
     @property
@@ -124,6 +128,10 @@ class SftuiApp(App):
         if not isinstance(self.screen, BrowserScreen):
             self.switch_screen("experiments")
 
+    def action_launcher(self) -> None:
+        if not isinstance(self.screen, LauncherScreen):
+            self.switch_screen("launcher")
+
     def on_resize(self) -> None:
         self.check_size()
 
@@ -141,6 +149,7 @@ class SftuiApp(App):
     def get_system_commands(self, screen: Screen):
         yield from super().get_system_commands(screen)
         yield SystemCommand("Experiments", "key e: browse train_dir", self.action_experiments)
+        yield SystemCommand("Launcher", "key l: a new run from an env family's defaults", self.action_launcher)
         if self.dashboard is not None:
             yield SystemCommand("Dashboard", "key d: the attached run", self.action_dashboard)
         if isinstance(screen, DashboardScreen):
@@ -192,7 +201,7 @@ def most_recent_live(train_dir: Path) -> Path | None:
 
 
 def run_app(folder: Path | None, experiment: str | None, train_dir: Path) -> str | None:
-    """The app on `folder`'s dashboard, or on the experiment browser when folder is None."""
+    """The app on `folder`'s dashboard, or on the launcher when folder is None."""
     app = SftuiApp(LiveSource(folder) if folder is not None else None, experiment, train_dir)
     app.run()
     return app.exit_message

@@ -1,0 +1,94 @@
+"""Pilot tests of the launcher: the generated form, validation as you type, and what launching runs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from sftui.app import launcher as launcher_module
+from sftui.app.app import SftuiApp
+from sftui.app.launcher import LauncherScreen, field_id
+from tests.sftui.test_dashboard import settle, sync
+
+
+async def open_launcher(pilot, app, env):
+    screen = app.screen
+    assert isinstance(screen, LauncherScreen)
+    screen.query_one("#env").value = env
+    screen.build_form(env)
+    await settle(pilot)
+    return screen
+
+
+def field(screen, path):
+    return screen.query_one(f"#{field_id(path)}")
+
+
+@sync
+async def test_the_form_holds_the_family_defaults_grouped_by_section(tmp_path):
+    app = SftuiApp(None, None, tmp_path)
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = await open_launcher(pilot, app, "doom_basic")
+        assert field(screen, "appo.batch_size").value == "512"
+        assert field(screen, "model.use_rnn").value == "true"
+        assert field(screen, "env.doom.episode_timeout_sec").value == "null"
+        sections = [str(s.render()) for s in screen.query(".section")]
+        assert sections[:3] == ["run", "sampler", "env"] and "appo" in sections
+        assert screen.query_one("#launch").disabled is False
+
+
+@sync
+async def test_a_bad_value_shows_its_error_and_blocks_the_launch(tmp_path):
+    app = SftuiApp(None, None, tmp_path)
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = await open_launcher(pilot, app, "gym_CartPole-v1")
+        field(screen, "appo.gamma").value = "1.5"
+        await settle(pilot)
+        assert "appo.gamma" in str(screen.query_one("#error").render())
+        assert field(screen, "appo.gamma").has_class("-invalid")
+        assert screen.query_one("#launch").disabled is True
+        field(screen, "appo.gamma").value = "0.98"
+        await settle(pilot)
+        assert screen.query_one("#launch").disabled is False and screen.error is None
+
+
+@sync
+async def test_launch_writes_the_config_and_runs_sftui_run_headless_detached(tmp_path, monkeypatch):
+    ran = []
+    monkeypatch.setattr(launcher_module.subprocess, "run",
+                        lambda command, **kw: ran.append(command) or subprocess.CompletedProcess(command, 0, "", ""))
+    app = SftuiApp(None, None, tmp_path)
+    attached = []
+    monkeypatch.setattr(app, "attach", lambda folder, name: attached.append((folder, name)))
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = await open_launcher(pilot, app, "gym_CartPole-v1")
+        screen.query_one("#experiment").value = "cp1"
+        field(screen, "appo.learning_rate").value = "0.0005"
+        await settle(pilot)
+        await pilot.click("#launch")
+        await settle(pilot)
+    cfg_path = tmp_path / "cp1.cfg.json"
+    assert ran == [[sys.executable, "-m", "sftui", "run", "--headless", "--detach", str(cfg_path),
+                    "--train-dir", str(tmp_path)]]
+    saved = json.loads(cfg_path.read_text())
+    assert saved["env"]["name"] == "gym_CartPole-v1" and saved["run"]["experiment"] == "cp1"
+    assert saved["appo"] == {"learning_rate": 0.0005}
+    assert attached == [(tmp_path / "cp1", "cp1")]
+
+
+@sync
+async def test_save_and_load_a_cfg_json(tmp_path):
+    app = SftuiApp(None, None, tmp_path)
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = await open_launcher(pilot, app, "gym_CartPole-v1")
+        field(screen, "appo.batch_size").value = "256"
+        screen.query_one("#cfg-path").value = str(tmp_path / "mine.json")
+        await settle(pilot)
+        await pilot.click("#save")
+        await settle(pilot)
+        assert json.loads((tmp_path / "mine.json").read_text())["appo"]["batch_size"] == 256
+        field(screen, "appo.batch_size").value = "1024"
+        await pilot.click("#load")
+        await settle(pilot)
+        assert field(screen, "appo.batch_size").value == "256"
