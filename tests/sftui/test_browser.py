@@ -38,6 +38,7 @@ async def test_browser_lists_states_and_survives_corrupt_folders(tmp_path):
     make_experiment(tmp_path, "ghost", state="running")  # no lock held: it crashed
     app = browser_app(tmp_path)
     async with app.run_test(size=(160, 48)) as pilot:
+        app.action_experiments()  # with no live run the app opens on the launcher
         await settle(pilot)
         screen = app.screen
         assert isinstance(screen, BrowserScreen)
@@ -61,6 +62,7 @@ async def test_delete_asks_first_and_removes_the_folder(tmp_path):
     folder = make_experiment(tmp_path, "old")
     app = browser_app(tmp_path)
     async with app.run_test(size=(160, 48)) as pilot:
+        app.action_experiments()  # with no live run the app opens on the launcher
         await settle(pilot)
         await pilot.press("delete")
         await pilot.pause()
@@ -85,6 +87,7 @@ async def test_a_live_experiment_is_never_deleted(tmp_path):
     try:
         app = browser_app(tmp_path)
         async with app.run_test(size=(160, 48)) as pilot:
+            app.action_experiments()
             await settle(pilot)
             await pilot.press("delete")
             await settle(pilot)
