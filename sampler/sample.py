@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import multiprocessing as mp
+import signal
 import time
 from dataclasses import dataclass
 
@@ -110,6 +111,9 @@ def measure(cfg, seconds: float = 20.0, warmup: float = 5.0, on_tick=None) -> Sa
 
     local = uses_local_inference(cfg)  # the pipeline training would use
     workers: list[_Worker] = []
+    # Ctrl+C waits until every worker is started: an interrupt in the middle of handing a child its
+    # shared buffers could leave that child, and our exit, waiting on each other.
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         for policy in range(num_policies if not local else 0):
             for i in range(cfg.sampler.policy_workers_per_policy):
@@ -120,8 +124,10 @@ def measure(cfg, seconds: float = 20.0, warmup: float = 5.0, on_tick=None) -> Sa
             workers.append(_Worker(ctx, f"rollout_{index}", rollout_main, index, 0, cfg_dict, buffers, layout,
                                    request_queues, reply_queues[index], learner_queues,
                                    (actor, None) if local else None))
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         return _drain(cfg, workers, buffers, layout, learner_queues, reply_queues, seconds, warmup, on_tick)
     finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         _stop(workers)
 
 
@@ -182,3 +188,6 @@ def _stop(workers: list[_Worker]) -> None:
             worker.process.kill()
             worker.process.join()
         worker.conn.close()
+    for child in mp.active_children():  # anything else this process started
+        child.kill()
+        child.join()
