@@ -88,6 +88,9 @@ class _Worker:
 def measure(cfg, seconds: float = 20.0, warmup: float = 5.0, on_tick=None) -> SampleReport:
     """Runs the sampler for warmup + seconds and returns the frames/s of the last `seconds`."""
     torch.set_num_threads(1)
+    # Ctrl+C (and a SIGINT sent by hand) ends the measurement even when this process was started with
+    # SIGINT ignored, as a shell does for background jobs; the supervisor does the same for training.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     ctx = mp.get_context("spawn")
     probe = make_env(cfg, EnvContext(seed=cfg.run.seed))
     obs_specs, action_spec, num_agents = probe.obs_specs, probe.action_spec, probe.num_agents
