@@ -12,6 +12,7 @@ worker can reclaim its half-written buffers without racing the learners.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 
 import torch
@@ -135,23 +136,34 @@ class NumpyViews:
 
 
 class SharedWeights:
-    """Each policy's model state in shared memory, with a version counter; readers copy under the lock."""
+    """Each policy's model state in shared memory, with a version counter.
 
-    def __init__(self, state_dicts: list[dict[str, torch.Tensor]], ctx):
+    Readers take no lock, so a reader killed mid-read (a rollout worker acting locally) can block
+    nobody. Each policy has one writer, its learner, which makes its sequence number odd while it
+    writes; a reader retries until it copied the weights between two equal, even readings.
+    """
+
+    def __init__(self, state_dicts: list[dict[str, torch.Tensor]], ctx=None):
         self.tensors = [{k: v.detach().clone().cpu().share_memory_() for k, v in sd.items()} for sd in state_dicts]
         self.versions = torch.zeros(len(state_dicts), dtype=torch.int64).share_memory_()
-        self.locks = [ctx.Lock() for _ in state_dicts]
+        self.sequence = torch.zeros(len(state_dicts), dtype=torch.int64).share_memory_()
 
     def publish(self, policy: int, state_dict: dict[str, torch.Tensor], version: int) -> None:
-        with self.locks[policy]:
-            for key, tensor in self.tensors[policy].items():
-                tensor.copy_(state_dict[key].detach())
-            self.versions[policy] = version
+        self.sequence[policy] += 1  # odd: a write is under way
+        for key, tensor in self.tensors[policy].items():
+            tensor.copy_(state_dict[key].detach())
+        self.versions[policy] = version
+        self.sequence[policy] += 1  # even: the weights are whole again
 
     def version(self, policy: int) -> int:
         return int(self.versions[policy])
 
     def load_into(self, policy: int, model: torch.nn.Module) -> int:
-        with self.locks[policy]:
-            model.load_state_dict(self.tensors[policy])
-            return int(self.versions[policy])
+        while True:
+            before = int(self.sequence[policy])
+            if before % 2 == 0:
+                model.load_state_dict(self.tensors[policy])
+                version = int(self.versions[policy])
+                if int(self.sequence[policy]) == before:
+                    return version
+            time.sleep(0.0005)  # the learner is writing: it takes milliseconds
