@@ -29,9 +29,9 @@ def test_doom_basic_conv_gru_reaches_60_within_400k_frames(tmp_path):
                    "--set", "model.encoder_conv_architecture=convnet_simple", timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     statuses = [json.loads(line) for line in (tmp_path / "basic60" / "status.jsonl").read_text().splitlines()]
-    # The run stops at the first training batch past its budget: 400k plus at most one batch of frames.
-    assert statuses[-1]["env_frames"] <= 400_000 + 512 * 4 * 2
-    returns = [s["policies"][0]["episode_return"] or -1e9 for s in statuses]
-    assert max(returns) >= 60, f"best mean return {max(returns):.1f} within {statuses[-1]['env_frames']:,} frames"
-    first = statuses[next(i for i, r in enumerate(returns) if r >= 60)]
+    # The run stops at a status tick past its budget; only statuses within 400k frames count.
+    within = [s for s in statuses if s["env_frames"] <= 400_000]
+    returns = [s["policies"][0]["episode_return"] or -1e9 for s in within]
+    assert max(returns) >= 60, f"best mean return {max(returns):.1f} within {within[-1]['env_frames']:,} frames"
+    first = within[next(i for i, r in enumerate(returns) if r >= 60)]
     print(f"doom_basic mean return >= 60 at {first['env_frames']:,} env frames after {first['elapsed_sec']:.1f} s")
