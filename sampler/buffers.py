@@ -45,11 +45,36 @@ class BufferLayout:
     def owner(self, traj: int) -> int:
         return traj // self.per_worker
 
+    @classmethod
+    def for_run(cls, cfg, num_agents: int) -> BufferLayout:
+        """The layout a run's config asks for: every env slot of every worker, enough buffers for a batch."""
+        slots = cfg.sampler.num_envs_per_worker * num_agents
+        batch_trajectories = cfg.appo.batch_size * cfg.appo.num_batches_per_epoch // cfg.appo.rollout
+        return cls(num_workers=cfg.sampler.num_workers, slots_per_worker=slots, rollout=cfg.appo.rollout,
+                   buffers_per_slot=buffers_per_slot(batch_trajectories, cfg.sampler.num_workers, slots))
+
 
 def buffers_per_slot(batch_trajectories: int, num_workers: int, slots_per_worker: int) -> int:
     """Enough buffers for the learner to hold a full batch while every slot keeps filling one."""
     per_slot_for_batch = math.ceil(batch_trajectories / max(1, num_workers * slots_per_worker))
     return max(2, per_slot_for_batch + 1) + 1
+
+
+def release(np_: NumpyViews, layout: BufferLayout, trajectories) -> tuple[set[int], int]:
+    """One consumer is done with each trajectory; those no one else needs go back to FREE.
+
+    Returns the rollout workers owning freed buffers (to be told) and how many were freed. Callers
+    that share buffers with other consumers hold the consumers lock around this.
+    """
+    owners: set[int] = set()
+    freed = 0
+    for traj in trajectories:
+        np_.consumers[traj] -= 1
+        if np_.consumers[traj] <= 0:
+            np_.state[traj] = FREE
+            owners.add(layout.owner(traj))
+            freed += 1
+    return owners, freed
 
 
 class TrajectoryBuffers:

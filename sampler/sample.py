@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from algos.distributions import make_distribution
 from algos.spaces import ActionSpec
 from sampler import channels
-from sampler.buffers import FREE, BufferLayout, TrajectoryBuffers, buffers_per_slot
+from sampler.buffers import BufferLayout, TrajectoryBuffers, release
 from sampler.channels import MessageChannel, ReplyChannel
 from sampler.config import config_to_dict, uses_local_inference
 from sampler.envs import EnvContext
@@ -96,13 +96,7 @@ def measure(cfg, seconds: float = 20.0, warmup: float = 5.0, on_tick=None) -> Sa
     obs_specs, action_spec, num_agents = probe.obs_specs, probe.action_spec, probe.num_agents
     probe.close()
 
-    slots = cfg.sampler.num_envs_per_worker * num_agents
-    rollout = cfg.appo.rollout
-    batch_trajectories = cfg.appo.batch_size * cfg.appo.num_batches_per_epoch // rollout
-    layout = BufferLayout(
-        num_workers=cfg.sampler.num_workers, slots_per_worker=slots, rollout=rollout,
-        buffers_per_slot=buffers_per_slot(batch_trajectories, cfg.sampler.num_workers, slots),
-    )
+    layout = BufferLayout.for_run(cfg, num_agents)
     buffers = TrajectoryBuffers(layout, obs_specs, action_spec, rnn_state_size=0)
     num_policies = cfg.sampler.num_policies
     shared = cfg.sampler.policy_workers_per_policy > 1
@@ -158,14 +152,8 @@ def _drain(cfg, workers, buffers, layout, learner_queues, reply_queues, seconds,
         for reader in mp.connection.wait(readers, timeout=0.1):
             queue = learner_queues[readers.index(reader)]
             while queue.poll():
-                trajectories = queue.get()
-                owners = set()
-                for traj in trajectories:
-                    np_.consumers[traj] -= 1
-                    if np_.consumers[traj] <= 0:
-                        np_.state[traj] = FREE
-                        owners.add(layout.owner(traj))
-                        frames += frames_per_trajectory
+                owners, freed = release(np_, layout, queue.get())
+                frames += freed * frames_per_trajectory
                 for owner in owners:
                     reply_queues[owner].put(channels.FREE)
     elapsed = time.monotonic() - measured_from

@@ -22,7 +22,7 @@ import torch
 from algos.models import make_actor_critic
 from algos.spaces import obs_specs_to_dict
 from sampler import janitor, processes
-from sampler.buffers import BufferLayout, SharedWeights, TrajectoryBuffers, buffers_per_slot
+from sampler.buffers import BufferLayout, SharedWeights, TrajectoryBuffers
 from sampler.channels import MessageChannel, ReplyChannel
 from sampler.config import config_to_dict, resolved_device, uses_local_inference
 from sampler.control import ControlServer, socket_path_for
@@ -132,12 +132,7 @@ class Supervisor:
             torch.manual_seed(cfg.run.seed + policy)
             model = model_factory()
             initial.append(model.state_dict())
-        slots = cfg.sampler.num_envs_per_worker * num_agents
-        batch_trajectories = cfg.appo.batch_size * cfg.appo.num_batches_per_epoch // cfg.appo.rollout
-        self.layout = BufferLayout(
-            num_workers=cfg.sampler.num_workers, slots_per_worker=slots, rollout=cfg.appo.rollout,
-            buffers_per_slot=buffers_per_slot(batch_trajectories, cfg.sampler.num_workers, slots),
-        )
+        self.layout = BufferLayout.for_run(cfg, num_agents)
         self.buffers = TrajectoryBuffers(self.layout, obs_specs, action_spec, rnn_state_size=model.rnn_state_size,
                                          poison=cfg.run.debug_poison)
         self.weights = SharedWeights(initial, self.ctx)

@@ -16,7 +16,7 @@ import torch
 
 from algos.appo import AppoLearner, TrainBatch
 from sampler import channels, checkpoints
-from sampler.buffers import FREE, BufferLayout, SharedWeights, TrajectoryBuffers
+from sampler.buffers import BufferLayout, SharedWeights, TrajectoryBuffers, release
 from sampler.experiment import write_json_atomic
 from sampler.status import LAG_HISTOGRAM_EDGES
 from sampler.workers.base import WorkerBase, run_worker, setup_process
@@ -173,14 +173,8 @@ class LearnerWorker(WorkerBase):
         )
 
     def _release(self, trajectories: list[int]) -> None:
-        owners = set()
-        consumers, state = self.np.consumers, self.np.state
         with self.consumers_lock:
-            for traj in trajectories:
-                consumers[traj] -= 1
-                if consumers[traj] <= 0:
-                    state[traj] = FREE
-                    owners.add(self.layout.owner(traj))
+            owners, _ = release(self.np, self.layout, trajectories)
         for owner in owners:
             self.reply_queues[owner].put(channels.FREE)
 
