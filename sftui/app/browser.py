@@ -74,6 +74,7 @@ class BrowserScreen(Screen):
         super().__init__(name="experiments")
         self.train_dir = Path(train_dir)
         self.infos: dict[str, object] = {}
+        self._curves: tuple[tuple, tuple[list[float], list[float]]] | None = None  # (file identity, curves)
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -161,7 +162,7 @@ class BrowserScreen(Screen):
             actions.append("delete")
         lines.append("actions: " + (", ".join(actions) or "none"))
         info.update("\n".join(lines))
-        returns, fps = read_curves(e.path)
+        returns, fps = self._read_curves_once(e.path)
         self.query_one("#return-curve", Sparkline).data = returns
         self.query_one("#fps-curve", Sparkline).data = fps
         ckpts = sorted(str(p.relative_to(e.path)) for p in (e.path / "checkpoints").glob("p*/*.pt"))
@@ -171,6 +172,17 @@ class BrowserScreen(Screen):
         except OSError as err:
             cfg_text = f"cfg.json unreadable: {err}"
         self.query_one("#cfg", Static).update(Text("cfg.json\n" + cfg_text[:4000], style="dim"))
+
+    def _read_curves_once(self, folder: Path) -> tuple[list[float], list[float]]:
+        """read_curves, redone only when the selection or its status.jsonl changed (it can be megabytes)."""
+        try:
+            stat = (folder / "status.jsonl").stat()
+            identity = (folder, stat.st_mtime_ns, stat.st_size)
+        except OSError:
+            identity = (folder, None, None)
+        if self._curves is None or self._curves[0] != identity:
+            self._curves = (identity, read_curves(folder))
+        return self._curves[1]
 
     # ---- actions ---------------------------------------------------------------------------------
 
