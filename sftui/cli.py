@@ -226,6 +226,18 @@ def attach(experiment: ExperimentArg, train_dir: TrainDirOpt = None) -> None:
 
 
 @app.command()
+def serve(
+    train_dir: TrainDirOpt = None,
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Local port to listen on.")] = 8765,
+) -> None:
+    """Serve the app in a browser on localhost; prints a URL with a random token."""
+    from sampler.experiment import resolve_train_dir
+    from sftui.app.serve import serve as serve_app
+
+    serve_app(resolve_train_dir(train_dir), port)
+
+
+@app.command()
 def status(
     experiment: ExperimentArg,
     train_dir: TrainDirOpt = None,
