@@ -1,12 +1,12 @@
 """What the dashboard costs: its update time and CPU with 8 policies x 16 workers, and a real run's FPS.
 
-    python bench/dashboard.py                 # about 4 minutes
+    python bench/dashboard.py                 # about 5 minutes
     python bench/dashboard.py --skip-run      # the fake-stream part only
 
 1. A fake RunStatus stream of 8 policies and 16 workers drives the dashboard at 2 updates a second
    (headless, real rendering): the time per update at the 95th percentile and the app's CPU use.
-2. A real doom_basic run: training FPS over `--seconds` with no dashboard, then over the same span
-   with the dashboard attached through the run's control socket.
+2. A real doom_basic run: training FPS in alternating spans with no dashboard and with `sftui attach`
+   running in a 160x48 tmux terminal (headless in this process when there is no tmux).
 
 Not a test: compare figures taken in one run of this script.
 """
@@ -17,6 +17,8 @@ import argparse
 import asyncio
 import json
 import os
+import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -24,6 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -90,26 +93,62 @@ def fps_between(folder: Path, start: float, end: float) -> float:
     return (last["env_frames"] - first["env_frames"]) / span if span > 0 else 0.0
 
 
-async def attached_for(folder: Path, seconds: float) -> None:
+async def attached_headless(folder: Path, seconds: float) -> None:
     app = SftuiApp(LiveSource(folder), "bench")
-    async with app.run_test(size=(200, 60)) as pilot:
+    async with app.run_test(size=(160, 48)) as pilot:
         await pilot.pause(seconds)
 
 
-def real_run(seconds: float, warmup: float) -> tuple[float, float]:
-    """doom_basic training FPS (without, with) the dashboard attached."""
+def cpu_seconds(pid: int) -> float:
+    try:
+        procs = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+        return sum(sum(p.cpu_times()[:2]) for p in procs)
+    except psutil.Error:
+        return 0.0
+
+
+def attached_for(folder: Path, seconds: float) -> tuple[str, float]:
+    """Attach the dashboard for `seconds`: `sftui attach` in a real 160x48 terminal under tmux when there
+    is one (what a user runs: rendering, terminal output and all), else headless in this process.
+    Returns how, and the app's CPU use in % of one core (tmux only)."""
+    if shutil.which("tmux") is None:
+        asyncio.run(attached_headless(folder, seconds))
+        return "headless", float("nan")
+    session = f"sftui-bench-{os.getpid()}"
+    command = shlex.join([sys.executable, "-m", "sftui", "attach", folder.name, "--train-dir", str(folder.parent)])
+    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "160", "-y", "48", command], check=True)
+    try:
+        pane = int(subprocess.run(["tmux", "display-message", "-p", "-t", session, "#{pane_pid}"],
+                                  capture_output=True, text=True, check=True).stdout)
+        time.sleep(3.0)  # start-up, then measure
+        cpu0, wall0 = cpu_seconds(pane), time.monotonic()
+        time.sleep(seconds - 3.0)
+        cpu = (cpu_seconds(pane) - cpu0) / (time.monotonic() - wall0) * 100
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], stderr=subprocess.DEVNULL)
+    return "tmux 160x48", cpu
+
+
+def real_run(rounds: int, seconds: float, warmup: float) -> tuple[list[float], list[float], str, list[float]]:
+    """doom_basic training FPS in alternating spans without and with the dashboard attached (ABAB..., so
+    a drift of the run's own FPS, e.g. as its episodes get shorter, falls on both sides alike)."""
     with tempfile.TemporaryDirectory() as train_dir:
         folder = Path(train_dir) / "bench"
         subprocess.run([sys.executable, "-m", "sftui", "train", "doom_basic", "-e", "bench", "--train-dir", train_dir,
                         "--detach"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+        without, with_app, how, cpus = [], [], "", []
         try:
             time.sleep(warmup)
-            t0 = time.time()
-            time.sleep(seconds)
-            t1 = time.time()
-            asyncio.run(attached_for(folder, seconds))
-            t2 = time.time()
-            return fps_between(folder, t0, t1), fps_between(folder, t1, t2)
+            for _ in range(rounds):
+                t0 = time.time()
+                time.sleep(seconds)
+                t1 = time.time()
+                how, cpu = attached_for(folder, seconds)
+                cpus.append(cpu)
+                t2 = time.time()
+                without.append(fps_between(folder, t0, t1))
+                with_app.append(fps_between(folder, t1 + 2.0, t2))  # the app's start-up counts too, bar 2 s
+            return without, with_app, how, cpus
         finally:
             subprocess.run([sys.executable, "-m", "sftui", "stop", "bench", "--train-dir", train_dir], cwd=ROOT,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -121,7 +160,8 @@ def real_run(seconds: float, warmup: float) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--seconds", type=float, default=30.0, help="length of each span")
+    parser.add_argument("--rounds", type=int, default=4, help="pairs of spans without / with the dashboard")
     parser.add_argument("--warmup", type=float, default=30.0)
     parser.add_argument("--skip-run", action="store_true")
     args = parser.parse_args()
@@ -129,10 +169,15 @@ def main() -> None:
     rows = [("fake stream, 8 policies x 16 workers", "update p95", f"{p95:.1f} ms"),
             ("", "app CPU", f"{cpu:.1f} % of one core")]
     if not args.skip_run:
-        without, with_app = real_run(args.seconds, args.warmup)
-        rows += [("doom_basic training", "FPS without the dashboard", f"{without:,.0f}"),
-                 ("", "FPS with the dashboard attached", f"{with_app:,.0f}"),
-                 ("", "cost", f"{(1 - with_app / without):.1%}" if without else "-")]
+        without, with_app, how, cpus = real_run(args.rounds, args.seconds, args.warmup)
+        mean_without, mean_with = float(np.mean(without)), float(np.mean(with_app))
+        spans = f"{args.rounds} x {args.seconds:.0f} s each"
+        rows += [(f"doom_basic training ({spans})", "FPS without the dashboard",
+                  f"{mean_without:,.0f}  ({' '.join(f'{x:,.0f}' for x in without)})"),
+                 (f"dashboard: {how}", "FPS with the dashboard attached",
+                  f"{mean_with:,.0f}  ({' '.join(f'{x:,.0f}' for x in with_app)})"),
+                 ("", "app CPU while attached", f"{np.mean(cpus):.1f} % of one core"),
+                 ("", "cost", f"{(1 - mean_with / mean_without):.1%}" if mean_without else "-")]
     print(f"{os.cpu_count()} cores")
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     for r in rows:

@@ -99,7 +99,15 @@ class BrowserScreen(Screen):
             table.add_column(column, key=column)
         self.query_one("#details").border_title = "details"
         self.action_reload()
-        self.set_interval(2.0, self.action_reload)
+        self.set_interval(2.0, self.reload_if_shown)
+
+    def on_screen_resume(self) -> None:
+        self.action_reload()
+
+    def reload_if_shown(self) -> None:
+        # Hidden behind the dashboard, the browser costs the run nothing; it catches up when shown.
+        if self.is_current:
+            self.action_reload()
 
     def action_reload(self) -> None:
         table = self.query_one("#experiments", DataTable)
