@@ -28,6 +28,17 @@ WORKER_COLUMNS = ("kind", "pid", "state", "cpu %", "steps/s", "restarts", "last 
 LOG_TAIL_LINES = 6
 
 
+class Readout(Static):
+    """A Static that skips updates which change nothing: each update costs a layout pass."""
+
+    _last: object = None
+
+    def show(self, content) -> None:
+        if content != self._last:
+            self._last = content
+            self.update(content)
+
+
 def human(n: float) -> str:
     return f"{n:,.0f}"
 
@@ -82,10 +93,10 @@ class PolicyPane(Vertical):
         self.border_title = f"policy {policy_id}"
 
     def compose(self) -> ComposeResult:
-        yield Static(id="summary")
+        yield Readout(id="summary")
         yield Sparkline([], id="returns")
-        yield Static(id="learner")
-        yield Static(id="dicts")
+        yield Readout(id="learner")
+        yield Readout(id="dicts")
 
     def show(self, p: PolicyStatus) -> None:
         if p.episode_return is not None:
@@ -93,7 +104,7 @@ class PolicyPane(Vertical):
         ret = "-" if p.episode_return is None else f"{p.episode_return:.2f}"
         best = "-" if p.best_return is None else f"{p.best_return:.2f}"
         length = "-" if p.episode_length is None else f"{p.episode_length:.0f}"
-        self.query_one("#summary", Static).update(
+        self.query_one("#summary", Readout).show(
             f"return [b]{ret}[/b] (best {best})  length {length}  episodes {p.episodes:,}  "
             f"version {p.version}  samples/s {human(p.samples_per_sec)}  valid {p.valid_fraction:.0%}"
         )
@@ -102,9 +113,9 @@ class PolicyPane(Vertical):
         for key in ("entropy", "kl"):
             if key in p.metrics:
                 losses[key] = p.metrics[key]
-        self.query_one("#learner", Static).update(f"lr {p.learning_rate:.3g}  " + format_dict(losses))
+        self.query_one("#learner", Readout).show(f"lr {p.learning_rate:.3g}  " + format_dict(losses))
         extra = {k: v for k, v in p.metrics.items() if k not in ("entropy", "kl")}
-        self.query_one("#dicts", Static).update(
+        self.query_one("#dicts", Readout).show(
             Text(f"hyperparameters: {format_dict(p.hyperparameters)}\nmetrics: {format_dict(extra)}", style="dim")
         )
 
@@ -145,20 +156,20 @@ class DashboardScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Static(id="banner")
+        yield Readout(id="banner")
         with Horizontal(id="top"):
             with Vertical(id="throughput"):
-                yield Static(id="fps")
+                yield Readout(id="fps")
                 yield Sparkline([], id="fps-plot")
             with Vertical(id="lag"):
-                yield Static(id="lag-now")
+                yield Readout(id="lag-now")
                 yield Sparkline([], id="lag-plot")
-                yield Static(id="lag-hist")
+                yield Readout(id="lag-hist")
         with Horizontal(id="body"):
             yield VerticalScroll(id="policies")
             with Vertical(id="side"):
                 yield DataTable(id="workers", cursor_type="row", zebra_stripes=True)
-                yield Static(id="events")
+                yield Readout(id="events")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -199,7 +210,7 @@ class DashboardScreen(Screen):
         self.sub_title = s.state
         budget = "" if s.budget_env_frames >= 10**15 else f" of {human(s.budget_env_frames)}"
         fps = s.fps
-        self.query_one("#fps", Static).update(
+        self.query_one("#fps", Readout).show(
             f"[b]{human(fps.get('10', 0))}[/b] fps  "
             f"(60 s {human(fps.get('60', 0))}, 300 s {human(fps.get('300', 0))})\n"
             f"frames {human(s.env_frames)}{budget}   elapsed {duration(s.elapsed_sec)}   ETA {eta(s)}"
@@ -208,8 +219,8 @@ class DashboardScreen(Screen):
         if s.policies:
             worst = max(s.policies, key=lambda p: p.lag.max)
             lags = "  ".join(f"p{p.policy_id} {p.lag.min:.0f}/{p.lag.avg:.1f}/{p.lag.max:.0f}" for p in s.policies)
-            self.query_one("#lag-now", Static).update(f"min/avg/max  {lags}")
-            self.query_one("#lag-hist", Static).update(lag_histogram(worst.lag.histogram))
+            self.query_one("#lag-now", Readout).show(f"min/avg/max  {lags}")
+            self.query_one("#lag-hist", Readout).show(lag_histogram(worst.lag.histogram))
         self.query_one("#lag-plot", Sparkline).data = list(self.lag_history)
         self._show_policies(s)
         self._show_workers(s)
@@ -242,7 +253,8 @@ class DashboardScreen(Screen):
             }
             if w.name in table.rows:
                 for column, value in cells.items():
-                    table.update_cell(w.name, column, value)
+                    if table.get_cell(w.name, column) != value:
+                        table.update_cell(w.name, column, value)
             else:
                 table.add_row(w.name, *cells.values(), key=w.name)
 
@@ -252,7 +264,7 @@ class DashboardScreen(Screen):
         text = Text("\n".join(lines) or "no events yet")
         if tail:
             text.append("\n── log ──\n" + "\n".join(tail), style="dim")
-        self.query_one("#events", Static).update(text)
+        self.query_one("#events", Readout).show(text)
 
     def _log_tail(self) -> list[str]:
         folder = self.source.folder
@@ -267,40 +279,38 @@ class DashboardScreen(Screen):
             return []
 
     def _show_banner(self) -> None:
-        banner = self.query_one("#banner", Static)
+        text, style = self._banner()
+        banner = self.query_one("#banner", Readout)
+        banner.set_class(style == "failed", "failed")
+        banner.set_class(style == "paused", "paused")
+        banner.show(text)
+
+    def _banner(self) -> tuple[str, str | None]:
+        """The banner's text and style class: failures, silence, pause, or nothing."""
         s = self.shown
-        banner.remove_class("failed", "paused")
         if self.lost is not None:
             final = s.state if s is not None and s.state in FINAL_STATES else self._final_state_on_disk()
             if final is not None:
                 self.sub_title = final
             error = s.error if s is not None else None
             if final == "failed" or error:
-                banner.add_class("failed")
-                banner.update(f"run failed: {error or self.lost}")
-            elif final is not None:
-                banner.update(f"run {final}; the dashboard shows its last status")
-            else:
-                since = ""
-                if self.last_status_at is not None:
-                    since = f" (last status {time.monotonic() - self.last_status_at:.0f} s ago)"
-                banner.add_class("failed")
-                banner.update(f"not responding: {self.lost}{since}")
-            return
+                return f"run failed: {error or self.lost}", "failed"
+            if final is not None:
+                return f"run {final}; the dashboard shows its last status", None
+            since = ""
+            if self.last_status_at is not None:
+                since = f" (last status {time.monotonic() - self.last_status_at:.0f} s ago)"
+            return f"not responding: {self.lost}{since}", "failed"
         silent = None if self.last_status_at is None else time.monotonic() - self.last_status_at
         if silent is not None and silent > NOT_RESPONDING_SEC and (s is None or s.state in LIVE_STATES):
-            banner.add_class("failed")
-            banner.update(f"not_responding: no status for {silent:.0f} s")
-        elif s is None:
-            banner.update("waiting for the run's first status ...")
-        elif s.state == "paused":
-            banner.add_class("paused")
-            banner.update("paused: p resumes")
-        elif s.error:
-            banner.add_class("failed")
-            banner.update(f"{s.state}: {s.error}")
-        else:
-            banner.update("")
+            return f"not_responding: no status for {silent:.0f} s", "failed"
+        if s is None:
+            return "waiting for the run's first status ...", None
+        if s.state == "paused":
+            return "paused: p resumes", "paused"
+        if s.error:
+            return f"{s.state}: {s.error}", "failed"
+        return "", None
 
     def _final_state_on_disk(self) -> str | None:
         """After the socket closed: the state the run wrote last, if it ended (stopped, finished, failed)."""
