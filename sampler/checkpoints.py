@@ -64,7 +64,8 @@ def load(path: Path) -> dict:
     except FileNotFoundError:
         raise ExperimentError(f"{path}: no such checkpoint") from None
     except Exception as e:  # noqa: BLE001 - a corrupt file can raise almost anything
-        raise ExperimentError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e})") from None
+        # torch's own message runs to paragraphs about weights_only; the type says enough.
+        raise ExperimentError(f"{path}: not a readable checkpoint, corrupt or not one ({type(e).__name__})") from None
     if not isinstance(payload, dict) or payload.get("format_version") != FORMAT_VERSION:
         raise ExperimentError(f"{path}: unknown checkpoint format (expected version {FORMAT_VERSION})")
     return payload

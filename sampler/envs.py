@@ -109,5 +109,9 @@ class GymnasiumAgent:
                 info = {**info, "action_mask": reset_info["action_mask"]}
         return [self._wrap(obs)], [float(reward)], [bool(terminated)], [bool(truncated)], [info]
 
+    def render(self) -> Any:
+        """The env's own render (an rgb_array when built with render_mode="rgb_array")."""
+        return self.env.render()
+
     def close(self) -> None:
         self.env.close()

@@ -226,6 +226,32 @@ def attach(experiment: ExperimentArg, train_dir: TrainDirOpt = None) -> None:
 
 
 @app.command()
+def enjoy(
+    experiment: Annotated[str, typer.Argument(help="Experiment id (relative to train_dir) or folder.")],
+    train_dir: TrainDirOpt = None,
+    checkpoint: Annotated[str, typer.Option("--checkpoint", "-c", help="latest, best, or a file.")] = "latest",
+    policy: Annotated[int, typer.Option("--policy", min=0, help="Which policy plays.")] = 0,
+    episodes: Annotated[int, typer.Option("--episodes", "-n", min=0, help="Episodes to play; 0 plays on.")] = 5,
+    deterministic: Annotated[bool, typer.Option("--deterministic", help="Take the most likely action.")] = False,
+    video: Annotated[Path | None, typer.Option("--video", help="Write the episodes to this MP4 file.")] = None,
+    fps: Annotated[float | None, typer.Option("--fps", min=1.0, help="Frames a second to play and record at "
+                                              "(default: the env's real time, 35 for Doom).")] = None,
+    no_render: Annotated[bool, typer.Option("--no-render", help="Do not draw frames; play as fast as it can.")] = False,
+) -> None:
+    """Play a checkpoint: print each episode's return, draw its frames here, optionally record an MP4."""
+    from sampler.experiment import find_experiment, resolve_train_dir
+    from sftui.watch import enjoy as play
+
+    folder = find_experiment(experiment, resolve_train_dir(train_dir))
+    render = not no_render and sys.stdout.isatty()
+    try:
+        play(folder, policy=policy, checkpoint=checkpoint, episodes=episodes, deterministic=deterministic,
+             video=video, fps=fps, render=render, echo=typer.echo)
+    except KeyboardInterrupt:  # during start-up; the play loop handles its own
+        raise typer.Exit(130) from None
+
+
+@app.command()
 def serve(
     train_dir: TrainDirOpt = None,
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Local port to listen on.")] = 8765,

@@ -20,8 +20,8 @@ from sftui.app.launcher import LauncherScreen
 from sftui.app.sources import LiveSource, StatusSource
 
 MIN_WIDTH, MIN_HEIGHT = 80, 24
-BINDING_IDS = ("pause", "save", "stop", "dashboard", "experiments", "launcher", "quit", "attach", "resume", "delete",
-               "reload", "launch", "save_cfg")
+BINDING_IDS = ("pause", "save", "stop", "enjoy", "dashboard", "experiments", "launcher", "quit", "attach", "resume",
+               "delete", "reload", "launch", "save_cfg")
 
 
 def keys_file() -> Path:
@@ -76,7 +76,7 @@ class SftuiApp(App):
     TITLE = "sftui"
     BINDINGS = [
         Binding("d", "dashboard", "Dashboard", id="dashboard"),
-        Binding("e", "experiments", "Experiments", id="experiments"),
+        Binding("b", "experiments", "Experiments", id="experiments"),
         Binding("l", "launcher", "Launcher", id="launcher"),
         Binding("q", "quit_app", "Quit", id="quit"),
     ]
@@ -118,6 +118,15 @@ class SftuiApp(App):
         self.install_screen(DashboardScreen(LiveSource(folder), experiment), "dashboard")
         self.switch_screen("dashboard")
 
+    def enjoy(self, folder: Path, experiment: str) -> None:
+        """Open the Enjoy screen on the experiment's latest checkpoint (another can be picked there)."""
+        from sftui.app.enjoy import EnjoyScreen
+
+        if not any((Path(folder) / "checkpoints").glob("p*/*.pt")):
+            self.notify(f"{experiment} has no checkpoint yet: press s to save one", severity="warning")
+            return
+        self.push_screen(EnjoyScreen(Path(folder), experiment))
+
     def action_dashboard(self) -> None:
         if self.dashboard is None:
             self.notify("no run attached: pick a live one in the experiments (a attaches)", severity="warning")
@@ -148,7 +157,7 @@ class SftuiApp(App):
 
     def get_system_commands(self, screen: Screen):
         yield from super().get_system_commands(screen)
-        yield SystemCommand("Experiments", "key e: browse train_dir", self.action_experiments)
+        yield SystemCommand("Experiments", "key b: browse train_dir", self.action_experiments)
         yield SystemCommand("Launcher", "key l: a new run from an env family's defaults", self.action_launcher)
         if self.dashboard is not None:
             yield SystemCommand("Dashboard", "key d: the attached run", self.action_dashboard)
@@ -156,6 +165,8 @@ class SftuiApp(App):
             yield SystemCommand("Pause or resume the run", "key p", screen.action_toggle_pause)
             yield SystemCommand("Save a checkpoint now", "key s", screen.action_save)
             yield SystemCommand("Stop the run", "key x, after confirmation", screen.action_stop_run)
+        if isinstance(screen, DashboardScreen | BrowserScreen):
+            yield SystemCommand("Enjoy", "key e: watch a checkpoint play, while the run trains", screen.action_enjoy)
         yield SystemCommand("Quit sftui", "key q: leave the run training, or stop it", self.action_quit_app)
 
     def action_quit_app(self) -> None:

@@ -61,6 +61,7 @@ class BrowserScreen(Screen):
         Binding("enter", "open", "Attach", show=False),
         Binding("a", "attach", "Attach", id="attach"),
         Binding("r", "resume", "Resume", id="resume"),
+        Binding("e", "enjoy", "Enjoy", id="enjoy"),
         Binding("delete", "delete", "Delete", id="delete"),
         Binding("f5", "reload", "Reload", id="reload"),
     ]
@@ -205,6 +206,11 @@ class BrowserScreen(Screen):
             self.notify(f"{e.id} is {e.state}, not live", severity="warning")
             return
         self.app.attach(e.path, e.id)
+
+    def action_enjoy(self) -> None:
+        e = self.selected()
+        if e is not None:
+            self.app.enjoy(e.path, e.id)
 
     def action_resume(self) -> None:
         e = self.selected()

@@ -125,6 +125,7 @@ class DashboardScreen(Screen):
         Binding("p", "toggle_pause", "Pause/Resume", id="pause"),
         Binding("s", "save", "Save", id="save"),
         Binding("x", "stop_run", "Stop run", id="stop"),
+        Binding("e", "enjoy", "Enjoy", id="enjoy"),
     ]
 
     DEFAULT_CSS = """
@@ -346,6 +347,10 @@ class DashboardScreen(Screen):
 
     def action_save(self) -> None:
         self._run_command("save", "saved")
+
+    def action_enjoy(self) -> None:
+        if self.source.folder is not None:
+            self.app.enjoy(Path(self.source.folder), self.experiment)
 
     def action_stop_run(self) -> None:
         from sftui.app.dialogs import confirm

@@ -1,0 +1,365 @@
+"""Enjoy: a checkpoint's policy playing its env with evaluation settings, one step at a time.
+
+`Player` loads an experiment's config and one checkpoint (model, observation normalizer, value
+normalizer), builds one env of the experiment's family and acts in it, carrying the recurrent state
+across steps and zeroing it between episodes, as training does. `sftui enjoy` and the app's Enjoy
+screen drive it; the screen runs it in its own process (`sftui.app.enjoy`).
+
+Evaluation settings: Doom runs at frameskip 1 with each action repeated `frameskip` times, so every
+tic is a frame and a video plays smoothly; other families run as they trained.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from sampler import checkpoints
+from sampler.errors import ExperimentError
+
+# Families whose frameskip is an action repeat that can be done outside the env (see the docstring).
+REPEAT_OUTSIDE = ("doom_",)
+
+
+@dataclass
+class StepResult:
+    frames: list[np.ndarray]  # HxWx3 uint8, one per env frame shown (several when the action repeats)
+    action: Any
+    value: float  # the value estimate before the step, in raw reward units
+    reward: float
+    episode_return: float  # so far, raw units; the finished episode's total when done
+    episode_step: int  # agent steps into the episode (frames = steps x frameskip)
+    done: bool
+
+
+@dataclass
+class Episode:
+    index: int
+    episode_return: float
+    length: int  # agent steps
+    frames: int  # env frames
+
+
+def resolve_checkpoint(folder: Path, policy: int, which: str = "latest") -> Path:
+    """latest | best | a path -> the checkpoint file, or a clear error when there is none."""
+    if which == "latest":
+        path = checkpoints.latest_checkpoint(folder, policy)
+        best = checkpoints.policy_dir(folder, policy) / "best.pt"
+        if path is None and best.exists():
+            path = best
+    elif which == "best":
+        path = checkpoints.policy_dir(folder, policy) / "best.pt"
+        if not path.exists():
+            raise ExperimentError(f"{folder.name}: policy {policy} has no best.pt yet; use --checkpoint latest")
+    else:
+        path = Path(which)
+        if not path.is_absolute() and not path.exists():
+            path = folder / which
+        if not path.exists():
+            raise ExperimentError(f"{which}: no such checkpoint")
+    if path is None:
+        raise ExperimentError(f"{folder.name}: no checkpoint yet for policy {policy}; "
+                              "let it train, or press s on its dashboard (`sftui save` from a shell)")
+    return path
+
+
+def next_newest(folder: Path, policy: int, bad: Path) -> Path | None:
+    """The newest periodic checkpoint older than `bad`: what to offer when `bad` cannot be read."""
+    found = checkpoints.list_checkpoints(folder, policy)
+    older = [p for p in found if p != bad and (bad not in found or found.index(p) < found.index(bad))]
+    return older[-1] if older else None
+
+
+def load_checkpoint(folder: Path, policy: int, path: Path) -> dict:
+    try:
+        return checkpoints.load(path)
+    except ExperimentError as e:
+        fallback = next_newest(folder, policy, path)
+        hint = f"; the next newest is {fallback} (--checkpoint {fallback})" if fallback else ""
+        raise ExperimentError(f"{e}{hint}") from None
+
+
+def to_rgb(array: np.ndarray) -> np.ndarray | None:
+    """An image observation as HxWx3 uint8: CHW RGB as is, a grayscale stack by its newest frame."""
+    if array.dtype != np.uint8 or array.ndim != 3:
+        return None
+    channels = array.shape[0]
+    if channels == 3:
+        return np.ascontiguousarray(array.transpose(1, 2, 0))
+    if channels in (1, 2, 4):
+        return np.repeat(array[-1][:, :, None], 3, axis=2)
+    return None
+
+
+SEND_FPS = 15.0  # frames a second the Enjoy screen is sent
+
+
+@dataclass
+class Player:
+    folder: Path
+    policy: int = 0
+    checkpoint: str = "latest"
+    deterministic: bool = False
+    seed: int | None = None
+    frames: bool = True  # render frames (an image observation, else the env's rgb_array render)
+    checkpoint_path: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        from algos.models import make_actor_critic
+        from algos.spaces import obs_specs_to_dict
+        from sampler.config import build_config, read_cfg_file
+        from sampler.envs import EnvContext
+        from sampler.families.registry import make_env
+
+        self.folder = Path(self.folder)
+        cfg_path = self.folder / "cfg.json"
+        if not cfg_path.exists():
+            raise ExperimentError(f"{self.folder}: no cfg.json here; is it an experiment folder?")
+        raw = read_cfg_file(cfg_path)
+        trained = build_config(raw)
+        policies = trained.sampler.num_policies
+        if not 0 <= self.policy < policies:
+            raise ExperimentError(f"--policy {self.policy}: the experiment has policies 0..{policies - 1}")
+        self.checkpoint_path = resolve_checkpoint(self.folder, self.policy, self.checkpoint)
+        payload = load_checkpoint(self.folder, self.policy, self.checkpoint_path)
+
+        self.repeat = 1
+        overrides: dict = {}
+        if trained.env.name.startswith(REPEAT_OUTSIDE) and trained.env.frameskip > 1:
+            self.repeat = trained.env.frameskip
+            overrides = {"env": {"frameskip": 1}}
+        self.cfg = build_config(raw, overrides)
+        self.frameskip = trained.env.frameskip
+        torch.set_num_threads(1)
+        self.env = make_env(self.cfg, EnvContext(seed=self.seed, render_mode="rgb_array" if self.frames else None))
+        checkpoints.check_compatible(payload, self.checkpoint_path, trained.env.name,
+                                     trained.model.model_dump(mode="json"), obs_specs_to_dict(self.env.obs_specs),
+                                     self.env.action_spec.to_dict())
+        self.model = make_actor_critic(self.cfg.model, self.env.obs_specs, self.env.action_spec)
+        self.model.load_state_dict(payload["learner"]["model"])
+        self.model.eval()
+        self.version = int(payload.get("version", 0))
+        self.env_frames = int(payload.get("env_frames", 0))
+        self.reward_scale = float(payload.get("hyperparameters", {}).get("reward_scale", self.cfg.appo.reward_scale))
+        self.image_key = next((k for k, s in self.env.obs_specs.items() if s.dtype == "uint8" and len(s.shape) == 3),
+                              None)
+        self.episodes: list[Episode] = []
+        self._reset()
+
+    # ---- stepping -------------------------------------------------------------------------------
+
+    def _reset(self, seed: int | None = None) -> None:
+        obs, infos = self.env.reset(seed=seed)
+        self._obs, self._infos = obs, infos
+        size = self.model.rnn_state_size
+        self._states = torch.zeros(self.env.num_agents, size) if size else None
+        self.episode_return = 0.0
+        self.episode_step = 0
+
+    def new_episode(self) -> None:
+        """Abandon the current episode (not counted) and start a fresh one."""
+        self._reset()
+
+    def frame(self, obs: dict | None = None) -> np.ndarray | None:
+        if not self.frames:
+            return None
+        if self.image_key is not None:
+            return to_rgb((obs or self._obs[0])[self.image_key])
+        render = getattr(self.env, "render", None)
+        if render is None:
+            return None
+        image = render()
+        return image if isinstance(image, np.ndarray) and image.ndim == 3 else None
+
+    def vector_obs(self, limit: int = 16) -> list[float]:
+        """The first agent's non-image observation, flattened (at most `limit` numbers), for a live plot."""
+        values = [np.asarray(v, np.float32).ravel() for k, v in self._obs[0].items() if k != self.image_key]
+        return np.concatenate(values)[:limit].tolist() if values else []
+
+    def step(self) -> StepResult:
+        obs = {key: torch.as_tensor(np.stack([o[key] for o in self._obs])) for key in self.env.obs_specs}
+        masks = [info.get("action_mask") for info in self._infos]
+        mask = torch.as_tensor(np.stack(masks)) if all(m is not None for m in masks) else None
+        out = self.model.act(obs, rnn_states=self._states, action_mask=mask, deterministic=self.deterministic)
+        actions = out["actions"].numpy()
+        value = float(self.model.returns_normalizer.denormalize(out["values"][:1])[0]) / self.reward_scale
+        if self._states is not None:
+            self._states = out["rnn_states"]
+        reward, done, frames = 0.0, False, []
+        for _ in range(self.repeat):
+            new_obs, rewards, terminated, truncated, infos = self.env.step(list(actions))
+            reward += float(rewards[0])
+            ended = [te or tr for te, tr in zip(terminated, truncated, strict=True)]
+            self._obs, self._infos = new_obs, infos
+            if self._states is not None:
+                for i, e in enumerate(ended):
+                    if e:
+                        self._states[i] = 0.0
+            done = ended[0] and not infos[0].get("episode_continues")
+            if not done or self.image_key is None:
+                image = self.frame()
+                if image is not None:
+                    frames.append(image)
+            if any(ended):
+                break
+        self.episode_return += reward
+        self.episode_step += 1
+        result = StepResult(frames=frames, action=actions[0].tolist(), value=value, reward=reward,
+                            episode_return=self.episode_return, episode_step=self.episode_step, done=done)
+        if done:
+            self.episodes.append(Episode(len(self.episodes) + 1, self.episode_return, self.episode_step,
+                                         self.episode_step * self.frameskip))
+            self.episode_return = 0.0
+            self.episode_step = 0
+        return result
+
+    @property
+    def natural_fps(self) -> float:
+        """Frames a second at real-time speed: Doom's 35 tics, Atari's 60, else the env's render_fps, else 30."""
+        if self.cfg.env.name.startswith("doom_"):
+            return 35.0 / (self.frameskip // self.repeat)
+        if self.cfg.env.name.startswith("atari_"):
+            return 60.0 / self.frameskip
+        metadata = getattr(getattr(self.env, "env", None), "metadata", None) or {}
+        return float(metadata.get("render_fps") or 30.0)
+
+    def close(self) -> None:
+        self.env.close()
+
+
+def serve(folder: str, policy: int, checkpoint: str, commands: Connection, events: Connection) -> None:
+    """The enjoy process of the app's Enjoy screen: play at real time x speed; send frames and the
+    step at most SEND_FPS times a second, and every finished episode; obey pause, speed, next, record
+    and stop."""
+    from sampler.errors import SftuiError
+    from sampler.workers.base import SupervisorGone, die_with_parent
+
+    die_with_parent()
+    player = None
+    try:
+        try:
+            player = Player(Path(folder), policy=policy, checkpoint=checkpoint)
+        except SftuiError as e:
+            events.send(("error", str(e)))
+            return
+        events.send(("ready", {"checkpoint": str(player.checkpoint_path), "version": player.version,
+                               "env_frames": player.env_frames, "fps": player.natural_fps,
+                               "has_frames": player.frame() is not None}))
+        Session(player, Path(folder), commands, events).run()
+    except (SupervisorGone, KeyboardInterrupt, BrokenPipeError, EOFError):
+        pass
+    except Exception as e:  # noqa: BLE001 - reported on the screen, never as a traceback
+        events.send(("error", f"{type(e).__name__}: {e}"))
+    finally:
+        if player is not None:
+            player.close()
+
+
+class Session:
+    """The loop of `serve`, with its state: speed, pause, the pacing clock and the video being recorded."""
+
+    def __init__(self, player: Player, folder: Path, commands: Connection, events: Connection):
+        self.player, self.folder, self.commands, self.events = player, folder, commands, events
+        self.speed, self.paused, self.writer = 1.0, False, None
+        self.last_sent = 0.0
+        self.restart_clock()
+
+    def restart_clock(self) -> None:
+        self.clock, self.shown = time.monotonic(), 0
+
+    def obey(self) -> bool:
+        """Handle pending commands; False on stop."""
+        while self.commands.poll(0):
+            command, arg = self.commands.recv()
+            if command == "stop":
+                return False
+            if command == "pause":
+                self.paused = bool(arg)
+            elif command == "speed":
+                self.speed = float(arg)
+            elif command == "next":
+                self.player.new_episode()
+            elif command == "record":
+                self.toggle_recording()
+            self.restart_clock()
+        return True
+
+    def toggle_recording(self) -> None:
+        if self.writer is None:
+            self.writer = start_video(self.folder, self.player)
+            self.events.send(("recording", str(self.writer.path)))
+        else:
+            self.finish_recording()
+
+    def finish_recording(self) -> None:
+        path = self.writer.close()
+        self.writer = None
+        self.events.send(("recorded", str(path) if path else "nothing (no frames)"))
+
+    def wait_for(self, frames: int) -> None:
+        """Sleep until `frames` more frames are due at real time x speed."""
+        self.shown += frames
+        if self.speed > 0:
+            delay = self.clock + self.shown / (self.player.natural_fps * self.speed) - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+
+    def run(self) -> None:
+        player = self.player
+        try:
+            while self.obey():
+                if self.paused:
+                    time.sleep(0.05)
+                    self.restart_clock()
+                    continue
+                result = player.step()
+                frame = None
+                for frame in result.frames:
+                    if self.writer is not None:
+                        self.writer.write(frame)
+                    self.wait_for(1)
+                if not result.frames:
+                    self.wait_for(1)
+                now = time.monotonic()
+                if now - self.last_sent >= 1.0 / SEND_FPS or result.done:
+                    self.last_sent = now
+                    step = {"episode": len(player.episodes) + (0 if result.done else 1), "step": result.episode_step,
+                            "return": result.episode_return, "action": result.action, "value": result.value,
+                            "obs": None if frame is not None else player.vector_obs()}
+                    self.events.send(("step", frame, step))
+                if result.done:
+                    e = player.episodes[-1]
+                    self.events.send(("episode", {"index": e.index, "return": e.episode_return, "length": e.length}))
+                    if self.writer is not None:
+                        self.finish_recording()
+        finally:
+            if self.writer is not None:
+                self.writer.abort()
+
+
+def start_video(folder: Path, player):
+    from sampler.video import VideoWriter
+
+    videos = folder / "videos"
+    videos.mkdir(exist_ok=True)
+    name = f"{time.strftime('%Y%m%d-%H%M%S')}-p{player.policy}-v{player.version}.mp4"
+    return VideoWriter(videos / name, player.natural_fps)
+
+
+def main(argv: list[str]) -> None:
+    """`python -m sampler.enjoy FOLDER POLICY CHECKPOINT COMMANDS_FD EVENTS_FD`, started by the app."""
+    folder, policy, checkpoint, commands_fd, events_fd = argv
+    serve(folder, int(policy), checkpoint, Connection(int(commands_fd), writable=False),
+          Connection(int(events_fd), readable=False))
+
+
+if __name__ == "__main__":
+    import sys
+
+    main(sys.argv[1:])
