@@ -94,6 +94,10 @@ class ControlServer:
                     self._subscribers.add(subscriber)
         except (ConnectionError, asyncio.IncompleteReadError, ValueError):
             return
+        except asyncio.CancelledError:
+            # The run is shutting down with a client still connected. Ending normally keeps asyncio's
+            # stream callback (Python 3.11) from logging the cancellation as an error with a traceback.
+            return
         finally:
             if subscriber is not None:
                 self._subscribers.discard(subscriber)

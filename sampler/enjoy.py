@@ -12,6 +12,7 @@ tic is a frame and a video plays smoothly; other families run as they trained.
 from __future__ import annotations
 
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -98,6 +99,7 @@ def to_rgb(array: np.ndarray) -> np.ndarray | None:
 
 
 SEND_FPS = 15.0  # frames a second the Enjoy screen is sent
+EPISODE_BUFFER_BYTES = 256 << 20  # the current episode's frames kept, so that r records it from its start
 
 
 @dataclass
@@ -268,7 +270,19 @@ class Session:
         self.player, self.folder, self.commands, self.events = player, folder, commands, events
         self.speed, self.paused, self.writer = 1.0, False, None
         self.last_sent = 0.0
+        self.episode_frames: deque[np.ndarray] = deque()  # since the episode began (bounded by bytes)
+        self.episode_bytes = 0
         self.restart_clock()
+
+    def keep(self, frame: np.ndarray) -> None:
+        self.episode_frames.append(frame)
+        self.episode_bytes += frame.nbytes
+        while self.episode_bytes > EPISODE_BUFFER_BYTES:
+            self.episode_bytes -= self.episode_frames.popleft().nbytes
+
+    def forget_episode(self) -> None:
+        self.episode_frames.clear()
+        self.episode_bytes = 0
 
     def restart_clock(self) -> None:
         self.clock, self.shown = time.monotonic(), 0
@@ -285,6 +299,7 @@ class Session:
                 self.speed = float(arg)
             elif command == "next":
                 self.player.new_episode()
+                self.forget_episode()
             elif command == "record":
                 self.toggle_recording()
             self.restart_clock()
@@ -293,6 +308,8 @@ class Session:
     def toggle_recording(self) -> None:
         if self.writer is None:
             self.writer = start_video(self.folder, self.player)
+            for frame in self.episode_frames:  # the episode so far, then the rest as it plays
+                self.writer.write(frame)
             self.events.send(("recording", str(self.writer.path)))
         else:
             self.finish_recording()
@@ -323,6 +340,7 @@ class Session:
                 for frame in result.frames:
                     if self.writer is not None:
                         self.writer.write(frame)
+                    self.keep(frame)
                     self.wait_for(1)
                 if not result.frames:
                     self.wait_for(1)
@@ -334,6 +352,7 @@ class Session:
                             "obs": None if frame is not None else player.vector_obs()}
                     self.events.send(("step", frame, step))
                 if result.done:
+                    self.forget_episode()
                     e = player.episodes[-1]
                     self.events.send(("episode", {"index": e.index, "return": e.episode_return, "length": e.length}))
                     if self.writer is not None:

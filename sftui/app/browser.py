@@ -167,6 +167,8 @@ class BrowserScreen(Screen):
             actions.append("a attach")
         if is_resumable(e.state, e.path):
             actions.append("r resume")
+        if any((e.path / "checkpoints").glob("p*/*.pt")):
+            actions.append("e enjoy")
         if e.state not in (*LIVE_STATES, "not_responding", "remote"):
             actions.append("delete")
         lines.append("actions: " + (", ".join(actions) or "none"))

@@ -105,7 +105,7 @@ class PolicyPane(Vertical):
         best = "-" if p.best_return is None else f"{p.best_return:.2f}"
         length = "-" if p.episode_length is None else f"{p.episode_length:.0f}"
         self.query_one("#summary", Readout).show(
-            f"return [b]{ret}[/b] (best {best})  length {length}  episodes {p.episodes:,}  "
+            f"return [b]{ret}[/b] (best.pt {best})  length {length}  episodes {p.episodes:,}  "
             f"version {p.version}  samples/s {human(p.samples_per_sec)}  valid {p.valid_fraction:.0%}"
         )
         self.query_one("#returns", Sparkline).data = list(self.returns)
@@ -201,7 +201,7 @@ class DashboardScreen(Screen):
         status = self.latest
         if status is not None and status is not self.shown:
             self.shown = status
-            self.fps_history.append(status.fps.get("10", 0.0))
+            self.fps_history.append(0.0 if status.state == "paused" else status.fps.get("10", 0.0))
             if status.policies:
                 self.lag_history.append(max(p.lag.avg for p in status.policies))
             self._show(status)
@@ -211,8 +211,9 @@ class DashboardScreen(Screen):
         self.sub_title = s.state
         budget = "" if s.budget_env_frames >= 10**15 else f" of {human(s.budget_env_frames)}"
         fps = s.fps
+        now = 0.0 if s.state == "paused" else fps.get("10", 0)  # the 10 s window would take 10 s to empty
         self.query_one("#fps", Readout).show(
-            f"[b]{human(fps.get('10', 0))}[/b] fps  "
+            f"[b]{human(now)}[/b] fps  "
             f"(60 s {human(fps.get('60', 0))}, 300 s {human(fps.get('300', 0))})\n"
             f"frames {human(s.env_frames)}{budget}   elapsed {duration(s.elapsed_sec)}   ETA {eta(s)}"
         )

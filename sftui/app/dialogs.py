@@ -6,7 +6,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Label
+from textual.widgets import Button, Static
 
 
 class Choice(ModalScreen[str | None]):
@@ -27,7 +27,7 @@ class Choice(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(self.question)
+            yield Static(self.question, id="question")
             with Horizontal():
                 for i, (answer_id, label) in enumerate(self.answers):
                     yield Button(label, id=answer_id, variant="primary" if i == 0 else "default")

@@ -2,8 +2,8 @@
 
 The policy plays in its own process (`sampler.enjoy.serve`), tied to the app's life; the screen
 only draws what it sends: at most 15 frames a second, the step, and each finished episode.
-Keys: space pauses, n starts the next episode, r records to the experiment's videos/ until the
-episode ends, + and - change the speed, escape goes back.
+Keys: space pauses, n starts the next episode, r records the current episode (from its start) to the
+experiment's videos/, + and - change the speed, escape goes back.
 """
 
 from __future__ import annotations
@@ -226,7 +226,7 @@ class EnjoyScreen(Screen):
                 self.show_message("")
             elif kind == "recording":
                 self.recording = payload[0]
-                self.notify(f"recording to {payload[0]} until the episode ends (r again stops)")
+                self.notify(f"recording this episode, from its start, to {payload[0]} (r again stops early)")
             elif kind == "recorded":
                 self.recording = None
                 self.notify(f"saved {payload[0]}", timeout=8)

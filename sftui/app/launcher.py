@@ -101,6 +101,11 @@ class LauncherScreen(Screen):
         self.title = "sftui · launcher"
         self.sub_title = str(self.train_dir)
         self.build_form(self.env)
+        families = self.query_one("#family-list", OptionList)
+        prefix = self.env.split("_", 1)[0]
+        families.highlighted = next((i for i in range(families.option_count)
+                                     if families.get_option_at_index(i).id == prefix), 0)
+        families.focus()  # up/down and Enter pick a family before anything else
 
     # ---- the form ---------------------------------------------------------------------------------
 

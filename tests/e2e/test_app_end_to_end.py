@@ -75,4 +75,6 @@ async def test_launch_watch_pause_resume_and_stop_a_real_run(tmp_path):
                 proc.kill()
     psutil.wait_procs(tree, timeout=15)
     assert all_gone(tree), "processes of the run outlived it"
+    # Stopped with the dashboard subscribed: the shutdown logs no traceback (the log tail is on screen).
+    assert "Traceback" not in (folder / "log.txt").read_text()
     assert not (shm_entries() - shm_before)

@@ -160,7 +160,7 @@ def test_missing_vizdoom_is_a_dependency_error(monkeypatch):
 def test_family_defaults_are_valid_settings():
     cfg = build_config({"env": {"name": "doom_basic"}})
     assert (cfg.env.frameskip, cfg.env.res_h, cfg.env.res_w) == (4, 72, 128)
-    assert cfg.model.use_rnn and cfg.appo.recurrence == 32 and cfg.appo.reward_scale == 0.01
+    assert cfg.model.use_rnn and cfg.appo.recurrence == cfg.appo.rollout == 16 and cfg.appo.reward_scale == 0.01
     assert cfg.env.doom.max_concurrent_inits == 4 and cfg.env.doom.episode_timeout_sec is None
 
 
