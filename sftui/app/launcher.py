@@ -74,6 +74,7 @@ class LauncherScreen(Screen):
         self.env = env
         self.defaults: dict[str, object] = {}
         self.error: str | None = None
+        self._validation_pending = False
 
     def compose(self) -> ComposeResult:
         from sampler.families.registry import families
@@ -179,10 +180,15 @@ class LauncherScreen(Screen):
         self.query_one("#launch", Button).disabled = message is not None
 
     def on_input_changed(self, event: Input.Changed) -> None:
-        if event.input.id == "env":
+        if event.input.id in ("env", "cfg-path") or self._validation_pending:
             return
-        if event.input.id != "cfg-path":
-            self.validate()
+        # One validation per batch of changes: a rebuilt form sends one Changed per field.
+        self._validation_pending = True
+        self.call_after_refresh(self._validate_pending)
+
+    def _validate_pending(self) -> None:
+        self._validation_pending = False
+        self.validate()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if event.input.id == "env":

@@ -57,7 +57,7 @@ async def test_launch_watch_pause_resume_and_stop_a_real_run(tmp_path):
             await pilot.press("p")
             await wait_for(pilot, lambda: "paused" in str(screen.query_one("#banner").render()), 20, "paused")
             frozen = shown_frames(screen)
-            await pilot.pause(2.5)  # several status ticks
+            await pilot.pause(1.5)  # three status ticks
             assert shown_frames(screen) == frozen
 
             await pilot.press("p")
