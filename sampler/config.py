@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
 from algos.appo import AppoConfig
 from algos.models import ModelConfig
@@ -77,6 +77,11 @@ class SamplerConfig(BaseModel):
         "from every rollout worker (best with a GPU); 'local' runs the policy inside each rollout worker, with no "
         "messages (best on CPU only); auto: local on CPU, process on a GPU.",
     )
+    policy_mapping: str = Field(
+        "random",
+        description="Which policy plays each agent: 'random' per agent and episode, 'seat' (agent k plays for "
+        "policy k mod num_policies), or a name registered with sampler.mapping.register_policy_mapping.",
+    )
     policy_workers_per_policy: int = Field(
         1, ge=1, description="Inference worker processes per policy (with sampler.inference 'process')."
     )
@@ -84,6 +89,16 @@ class SamplerConfig(BaseModel):
         100, ge=1, description="Samples this many policy versions old or more are left out of the loss."
     )
     batched_sampling: bool = Field(False, description="Vectorized-env sampling (not available yet).")
+
+    @field_validator("policy_mapping")
+    @classmethod
+    def _known_mapping(cls, name: str) -> str:
+        from sampler.mapping import mapping_names
+
+        if name not in mapping_names():
+            raise ValueError(f"unknown policy mapping {name!r}; known: {', '.join(mapping_names())} "
+                             "(register others with sampler.mapping.register_policy_mapping from run.imports)")
+        return name
 
     @model_validator(mode="after")
     def _check(self) -> SamplerConfig:

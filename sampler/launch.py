@@ -53,6 +53,7 @@ def prepare(raw: dict, set_items: list[str], *, train_dir: str | None = None, re
         cfg = build_config(raw, overrides, experiment_default=name)
         prepared = Prepared(cfg=cfg, folder=folder)
     _check_device(prepared.cfg)
+    _check_seating(prepared.cfg)
     if create and prepared.already_finished is None:
         if exists and restart:
             prepared.archived = archive_folder(folder)
@@ -89,6 +90,22 @@ def _resume(folder: Path, raw: dict, overrides: dict, name: str) -> Prepared:
                 "(or run.train_for_seconds) or use --restart"
             )
     return prepared
+
+
+def _check_seating(cfg) -> None:
+    """With a mapping that seats policies, a policy that could never play is refused before anything is created.
+    Counting seats builds one env, so only the runs that need it pay for it."""
+    if cfg.sampler.num_policies == 1 or cfg.sampler.policy_mapping == "random":
+        return
+    from sampler.envs import EnvContext
+    from sampler.families.registry import make_env
+    from sampler.mapping import check_seating
+
+    probe = make_env(cfg, EnvContext(seed=cfg.run.seed))
+    try:
+        check_seating(cfg, probe.num_agents)
+    finally:
+        probe.close()
 
 
 def _check_device(cfg) -> None:

@@ -31,6 +31,13 @@ def hparams_path(folder: Path, policy: int) -> Path:
     return folder / "policies" / f"p{policy}" / "hparams.json"
 
 
+def valid_steps(step: dict[str, torch.Tensor], policy: int, version: int, max_policy_lag: int) -> torch.Tensor:
+    """[B, T] bool: the steps that count in this policy's loss. Another policy's steps, an inactive agent's
+    (`is_active: False`, e.g. dead and waiting to respawn) and samples too stale are left out."""
+    lag = version - step["policy_versions"]
+    return (step["policy_ids"] == policy) & step["active"] & (lag < max_policy_lag)
+
+
 class LearnerWorker(WorkerBase):
     kind = "learner"
 
@@ -149,7 +156,7 @@ class LearnerWorker(WorkerBase):
 
         mine = step["policy_ids"] == self.policy
         lag = self.learner.version - step["policy_versions"]
-        valids = mine & step["active"] & (lag < self.cfg.sampler.max_policy_lag)
+        valids = valid_steps(step, self.policy, self.learner.version, self.cfg.sampler.max_policy_lag)
         batch = TrainBatch(
             obs=obs, actions=step["actions"], log_probs=step["log_probs"], values=step["values"],
             dist_params=step["dist_params"], rewards=step["rewards"], dones=step["dones"].float(),

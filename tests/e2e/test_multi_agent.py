@@ -1,0 +1,39 @@
+"""Two policies learning in one two-seat env, and inactive agents left out of the loss."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from sampler.workers.learner import valid_steps
+from tests.support import sftui
+
+pytest.importorskip("pettingzoo")
+
+
+def test_two_policies_each_learn_their_seat_of_the_cue_game(tmp_path):
+    # examples/cue_game.py: the leader must play the cue, the follower the leader's last move; 10 steps,
+    # so each seat's best return is 10 and random play makes 2.5. One policy per seat.
+    result = sftui("train", "pettingzoo_examples.cue_game", "-e", "cues", "--train-dir", str(tmp_path),
+                   "--set", "sampler.num_policies=2", "--set", "sampler.policy_mapping=seat",
+                   "--set", "sampler.num_workers=2", "--set", "run.train_for_env_steps=150000",
+                   "--set", "appo.learning_rate=0.001", "--set", "appo.batch_size=256", "--set", "appo.rollout=16",
+                   "--set", "model.encoder_mlp_layers=[64,64]", "--set", "run.seed=0", timeout=180)
+    assert result.returncode == 0, result.stdout + result.stderr
+    last = json.loads((tmp_path / "cues" / "status.jsonl").read_text().splitlines()[-1])
+    returns = {p["policy_id"]: p["episode_return"] for p in last["policies"]}
+    assert returns[0] >= 9.0 and returns[1] >= 9.0, returns
+    assert all(p["env_frames"] > 0 and p["version"] > 10 for p in last["policies"])  # both learners trained
+
+
+def test_inactive_agents_and_other_policies_steps_carry_no_weight():
+    step = {
+        "policy_ids": torch.tensor([[0, 0, 0, 1]]),
+        "policy_versions": torch.tensor([[9, 9, 2, 9]]),
+        "active": torch.tensor([[True, False, True, True]]),
+    }
+    # Step 1 is an inactive agent (dead, waiting to respawn), step 2 is too stale, step 3 is policy 1's.
+    assert valid_steps(step, policy=0, version=10, max_policy_lag=5).tolist() == [[True, False, False, False]]
+    assert valid_steps(step, policy=1, version=10, max_policy_lag=5).tolist() == [[False, False, False, True]]
