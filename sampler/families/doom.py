@@ -329,16 +329,24 @@ def scenario_of(env_name: str) -> str:
 
 
 def validate_name(env_name: str) -> None:
+    from sampler.families.doom_multiplayer import BOTS
+
     scenario = scenario_of(env_name)
-    if scenario not in SCENARIOS:
-        close = difflib.get_close_matches(scenario, list(SCENARIOS), n=1)
+    if scenario not in SCENARIOS and scenario not in BOTS:
+        names = [*SCENARIOS, *BOTS]
+        close = difflib.get_close_matches(scenario, names, n=1)
         hint = f" (did you mean doom_{close[0]}?)" if close else ""
-        known = ", ".join(f"doom_{name}" for name in SCENARIOS)
+        known = ", ".join(f"doom_{name}" for name in names)
         raise ConfigError(f"env.name: unknown Doom scenario {scenario!r}{hint}; scenarios: {known}")
     _vizdoom()
 
 
-def make(cfg: Any, context: EnvContext) -> DoomEnv:
+def make(cfg: Any, context: EnvContext) -> Any:
+    from sampler.families.doom_multiplayer import BOTS, DoomBotsEnv
+
+    if scenario_of(cfg.env.name) in BOTS:
+        return DoomBotsEnv(scenario_of(cfg.env.name), cfg.env.doom, cfg.env.reward_shaping,
+                           frameskip=cfg.env.frameskip, res_h=cfg.env.res_h, res_w=cfg.env.res_w, seed=context.seed)
     return DoomEnv(
         scenario_of(cfg.env.name),
         cfg.env.doom,
@@ -349,7 +357,18 @@ def make(cfg: Any, context: EnvContext) -> DoomEnv:
     )
 
 
+def validate_config(cfg: Any) -> None:
+    from sampler.families.doom_multiplayer import BOTS, check_shaping
+
+    if scenario_of(cfg.env.name) in BOTS:
+        check_shaping(cfg.env.reward_shaping)
+
+
 def defaults_by_id(env_name: str) -> dict:
+    from sampler.families.doom_multiplayer import BOTS, DEFAULT_SHAPING
+
+    if scenario_of(env_name) in BOTS:
+        return {"env": {"reward_shaping": dict(DEFAULT_SHAPING)}}
     scenario = SCENARIOS.get(scenario_of(env_name))
     if scenario is None or scenario.reward_scale == 1.0:
         return {}
@@ -394,5 +413,6 @@ register_family(
         settings_model=DoomSettings,
         validate_name=validate_name,
         defaults_by_id=defaults_by_id,
+        validate_config=validate_config,
     )
 )

@@ -27,6 +27,7 @@ class EnvFamily:
     settings_model: type[BaseModel] | None = None  # env.<prefix>.*
     validate_name: Callable[[str], None] | None = None  # raises ConfigError for an unknown id
     defaults_by_id: Callable[[str], dict] | None = None
+    validate_config: Callable[[Any], None] | None = None  # raises ConfigError for settings the family refuses
 
     def defaults_for(self, env_name: str) -> dict:
         from sampler.config import deep_merge
@@ -37,6 +38,8 @@ class EnvFamily:
     def check(self, cfg) -> None:
         if self.validate_name is not None:
             self.validate_name(cfg.env.name)
+        if self.validate_config is not None:
+            self.validate_config(cfg)
 
 
 _FAMILIES: dict[str, EnvFamily] = {}

@@ -1,0 +1,196 @@
+"""Multiplayer Doom against the engine's built-in bots: `doom_duel_bots` (one bot) and
+`doom_deathmatch_bots` (seven), on cig.wad with its .cfg (move, strafe, turn, aim and shoot heads).
+
+The learning agent hosts a deathmatch (`-host 1`: it is the only networked player; the bots run
+inside its engine) on a UDP port that no other sftui env on this machine holds: each env keeps an
+flock on `port-<n>.lock` for as long as it lives, and a port is only taken when nothing is bound to
+it on 127.0.0.1. A dead player respawns at once; the episode is `env.doom.episode_timeout_sec` of
+game time (default 4 minutes).
+
+Rewards come from game variables. Every step reports the raw components in
+info["reward_components"]: frags, deaths, hits (shots that hit a player), damage_taken, health and
+ammo changes. The reward is their sum weighted by `env.reward_shaping` (the family's defaults below,
+overridden by the config). The true objective is the frag count of the episode.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import random
+import socket
+import tempfile
+from typing import Any
+
+import numpy as np
+
+from algos.spaces import ObsSpec
+from sampler.envs import Obs
+from sampler.errors import ConfigError
+from sampler.families.imaging import AreaResize
+
+PORTS = range(45000, 47000)
+EPISODE_MINUTES = 4.0
+GAME_ARGS = ("-deathmatch +sv_forcerespawn 1 +sv_noautoaim 1 +sv_respawnprotect 1 +sv_spawnfarthest 1 "
+             "+sv_nocrouch 1 +viz_respawn_delay 0 +viz_nocheat 1")
+# reward component -> the game variable whose change per step it is (frags, deaths, hits, damage first:
+# _observe relies on that order)
+COMPONENTS = {
+    "frags": "FRAGCOUNT",
+    "deaths": "DEATHCOUNT",
+    "hits": "HITCOUNT",
+    "damage_taken": "DAMAGE_TAKEN",
+    "health": "HEALTH",
+    "ammo": "SELECTED_WEAPON_AMMO",
+}
+DEFAULT_SHAPING = {"frags": 1.0, "deaths": -0.5, "hits": 0.05, "damage_taken": -0.005, "health": 0.002,
+                   "ammo": 0.002}
+BOTS = {"duel_bots": 1, "deathmatch_bots": 7}
+
+
+def check_shaping(shaping: dict[str, float]) -> None:
+    unknown = set(shaping) - set(COMPONENTS)
+    if unknown:
+        raise ConfigError(f"env.reward_shaping: unknown component(s) {sorted(unknown)}; "
+                          f"components: {', '.join(COMPONENTS)}")
+
+
+def _port_locks() -> str:
+    from sampler.families.doom import lock_folder
+
+    folder = lock_folder()
+    folder.mkdir(mode=0o700, exist_ok=True)
+    return str(folder)
+
+
+def _free_on_loopback(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def reserve_port(ports: range = PORTS) -> tuple[int, int]:
+    """(port, lock fd): a port no other sftui env holds and nothing is bound to; close the fd to free it."""
+    folder = _port_locks()
+    start = random.randrange(len(ports))
+    for i in range(len(ports)):
+        port = ports[(start + i) % len(ports)]
+        fd = os.open(os.path.join(folder, f"port-{port}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        if _free_on_loopback(port):
+            return port, fd
+        os.close(fd)
+    raise ConfigError(f"no free loopback UDP port in {ports.start}..{ports.stop - 1} for a multiplayer Doom game; "
+                      "close other Doom games or runs")
+
+
+class DoomBotsEnv:
+    """One learning agent against built-in bots, as a one-agent MultiAgentEnv with auto-reset."""
+
+    num_agents = 1
+
+    def __init__(self, scenario: str, settings, shaping: dict[str, float], frameskip: int = 4, res_h: int = 72,
+                 res_w: int = 128, seed: int | None = None):
+        from sampler.families.doom import SCREEN_H, SCREEN_W, ButtonActions, _vizdoom, init_game
+
+        vzd = _vizdoom()
+        self.frameskip = frameskip
+        self.bots = BOTS[scenario]
+        check_shaping(shaping)
+        self.shaping = {**DEFAULT_SHAPING, **shaping}
+        self.port, self._port_fd = reserve_port()
+        try:
+            game = vzd.DoomGame()
+            game.load_config(os.path.join(vzd.scenarios_path, "cig.cfg"))
+            game.set_doom_map("map01")
+            game.set_window_visible(False)
+            game.set_sound_enabled(False)
+            game.set_screen_resolution(vzd.ScreenResolution.RES_160X120)
+            game.set_screen_format(vzd.ScreenFormat.CRCGCB)
+            game.set_mode(vzd.Mode.PLAYER)
+            game.set_doom_config_path(os.path.join(tempfile.gettempdir(), f"sftui-vizdoom-{os.getuid()}.ini"))
+            minutes = (settings.episode_timeout_sec or EPISODE_MINUTES * 60) / 60
+            game.set_episode_timeout(0)  # the deathmatch time limit ends episodes
+            game.add_game_args(f"-host 1 -port {self.port} -netmode 0 {GAME_ARGS} +timelimit {minutes:.3f} "
+                               "+name sftui +colorset 0")
+            for name in COMPONENTS.values():
+                game.add_available_game_variable(getattr(vzd.GameVariable, name))
+            if seed is not None:
+                game.set_seed(seed)
+            init_game(game, settings.max_concurrent_inits)
+            self.game = game
+        except BaseException:
+            os.close(self._port_fd)
+            raise
+        self._actions = ButtonActions([b.name for b in game.get_available_buttons()], "heads")
+        self.action_spec = self._actions.spec
+        self._names = list(COMPONENTS)
+        self._vars = [getattr(vzd.GameVariable, name) for name in COMPONENTS.values()]
+        self.obs_specs = {"obs": ObsSpec((3, res_h, res_w), "uint8"),
+                          "measurements": ObsSpec((len(self._names),), "float32")}
+        self._resize = AreaResize(SCREEN_H, SCREEN_W, res_h, res_w)
+        self._start_episode()
+
+    def _read(self) -> np.ndarray:
+        """The component variables now (readable after the episode ended too, unlike the state)."""
+        return np.asarray([self.game.get_game_variable(v) for v in self._vars], np.float64)
+
+    def _start_episode(self) -> None:
+        self.game.send_game_command("removebots")
+        for _ in range(self.bots):
+            self.game.send_game_command("addbot")
+        self._last = self._read()
+        self._start = self._last.copy()
+
+    def reset(self, seed: int | None = None) -> tuple[list[Obs], list[dict]]:
+        if seed is not None:
+            self.game.set_seed(seed)
+        self.game.new_episode()
+        self._start_episode()
+        return [self._observe()], [{}]
+
+    def _components(self, now: np.ndarray) -> dict[str, float]:
+        delta = now - self._last
+        out = {name: float(delta[i]) for i, name in enumerate(self._names)}
+        out["frags"] = max(out["frags"], 0.0)  # a suicide lowers the frag count; deaths already counts it
+        return out
+
+    def step(self, actions: list[Any]) -> tuple[list[Obs], list[float], list[bool], list[bool], list[dict]]:
+        game = self.game
+        game.make_action(self._actions.buttons(actions[0]), self.frameskip)
+        now = self._read()
+        components = self._components(now)
+        self._last = now
+        reward = float(sum(self.shaping[name] * value for name, value in components.items()))
+        info: dict = {"reward_components": components}
+        if game.is_episode_finished():  # the time limit: the same for every player, so a truncation
+            frags, deaths = now[0] - self._start[0], now[1] - self._start[1]
+            info.update(true_objective=float(frags),
+                        episode_extra_stats={"frags": float(frags), "deaths": float(deaths)})
+            game.new_episode()
+            self._start_episode()
+            return [self._observe()], [reward], [False], [True], [info]
+        if game.is_player_dead():
+            game.respawn_player()
+            self._last = self._read()  # the respawn's full health and ammo are not the agent's doing
+        return [self._observe()], [reward], [False], [False], [info]
+
+    def _observe(self) -> Obs:
+        state = self.game.get_state()
+        now = np.asarray(state.game_variables, np.float32)
+        # Frags, deaths, hits and damage taken so far this episode; health and ammo as they are.
+        measurements = np.concatenate([now[:4] - self._start[:4].astype(np.float32), now[4:]])
+        return {"obs": self._resize.resize(state.screen_buffer), "measurements": measurements * 0.01}
+
+    def close(self) -> None:
+        try:
+            self.game.close()
+        finally:
+            os.close(self._port_fd)
