@@ -107,6 +107,7 @@ class Player:
     folder: Path
     policy: int = 0
     checkpoint: str = "latest"
+    agent: int = 0  # the seat watched in a multi-agent env (every seat plays with the same policy)
     deterministic: bool = False
     seed: int | None = None
     frames: bool = True  # render frames (an image observation, else the env's rgb_array render)
@@ -149,6 +150,10 @@ class Player:
         self.version = int(payload.get("version", 0))
         self.env_frames = int(payload.get("env_frames", 0))
         self.reward_scale = float(payload.get("hyperparameters", {}).get("reward_scale", self.cfg.appo.reward_scale))
+        if not 0 <= self.agent < self.env.num_agents:
+            self.env.close()
+            last = self.env.num_agents - 1
+            raise ExperimentError(f"--agent {self.agent}: {self.cfg.env.name} seats agents 0..{last}")
         self.image_key = next((k for k, s in self.env.obs_specs.items() if s.dtype == "uint8" and len(s.shape) == 3),
                               None)
         self.episodes: list[Episode] = []
@@ -172,7 +177,7 @@ class Player:
         if not self.frames:
             return None
         if self.image_key is not None:
-            return to_rgb((obs or self._obs[0])[self.image_key])
+            return to_rgb((obs or self._obs[self.agent])[self.image_key])
         render = getattr(self.env, "render", None)
         if render is None:
             return None
@@ -181,7 +186,8 @@ class Player:
 
     def vector_obs(self, limit: int = 16) -> list[float]:
         """The first agent's non-image observation, flattened (at most `limit` numbers), for a live plot."""
-        values = [np.asarray(v, np.float32).ravel() for k, v in self._obs[0].items() if k != self.image_key]
+        values = [np.asarray(v, np.float32).ravel() for k, v in self._obs[self.agent].items()
+                  if k != self.image_key]
         return np.concatenate(values)[:limit].tolist() if values else []
 
     def step(self) -> StepResult:
@@ -190,20 +196,21 @@ class Player:
         mask = torch.as_tensor(np.stack(masks)) if all(m is not None for m in masks) else None
         out = self.model.act(obs, rnn_states=self._states, action_mask=mask, deterministic=self.deterministic)
         actions = out["actions"].numpy()
-        value = float(self.model.returns_normalizer.denormalize(out["values"][:1])[0]) / self.reward_scale
+        a = self.agent
+        value = float(self.model.returns_normalizer.denormalize(out["values"][a:a + 1])[0]) / self.reward_scale
         if self._states is not None:
             self._states = out["rnn_states"]
         reward, done, frames = 0.0, False, []
         for _ in range(self.repeat):
             new_obs, rewards, terminated, truncated, infos = self.env.step(list(actions))
-            reward += float(rewards[0])
+            reward += float(rewards[a])
             ended = [te or tr for te, tr in zip(terminated, truncated, strict=True)]
             self._obs, self._infos = new_obs, infos
             if self._states is not None:
                 for i, e in enumerate(ended):
                     if e:
                         self._states[i] = 0.0
-            done = ended[0] and not infos[0].get("episode_continues")
+            done = ended[a] and not infos[a].get("episode_continues")
             if not done or self.image_key is None:
                 image = self.frame()
                 if image is not None:
@@ -212,7 +219,7 @@ class Player:
                 break
         self.episode_return += reward
         self.episode_step += 1
-        result = StepResult(frames=frames, action=actions[0].tolist(), value=value, reward=reward,
+        result = StepResult(frames=frames, action=actions[a].tolist(), value=value, reward=reward,
                             episode_return=self.episode_return, episode_step=self.episode_step, done=done)
         if done:
             self.episodes.append(Episode(len(self.episodes) + 1, self.episode_return, self.episode_step,
@@ -235,7 +242,8 @@ class Player:
         self.env.close()
 
 
-def serve(folder: str, policy: int, checkpoint: str, commands: Connection, events: Connection) -> None:
+def serve(folder: str, policy: int, checkpoint: str, commands: Connection, events: Connection,
+          agent: int = 0) -> None:
     """The enjoy process of the app's Enjoy screen: play at real time x speed; send frames and the
     step at most SEND_FPS times a second, and every finished episode; obey pause, speed, next, record
     and stop."""
@@ -246,13 +254,13 @@ def serve(folder: str, policy: int, checkpoint: str, commands: Connection, event
     player = None
     try:
         try:
-            player = Player(Path(folder), policy=policy, checkpoint=checkpoint)
+            player = Player(Path(folder), policy=policy, checkpoint=checkpoint, agent=agent)
         except SftuiError as e:
             events.send(("error", str(e)))
             return
         events.send(("ready", {"checkpoint": str(player.checkpoint_path), "version": player.version,
                                "env_frames": player.env_frames, "fps": player.natural_fps,
-                               "has_frames": player.frame() is not None}))
+                               "has_frames": player.frame() is not None, "agents": player.env.num_agents}))
         Session(player, Path(folder), commands, events).run()
     except (SupervisorGone, KeyboardInterrupt, BrokenPipeError, EOFError):
         pass
@@ -372,10 +380,10 @@ def start_video(folder: Path, player):
 
 
 def main(argv: list[str]) -> None:
-    """`python -m sampler.enjoy FOLDER POLICY CHECKPOINT COMMANDS_FD EVENTS_FD`, started by the app."""
-    folder, policy, checkpoint, commands_fd, events_fd = argv
+    """`python -m sampler.enjoy FOLDER POLICY CHECKPOINT AGENT COMMANDS_FD EVENTS_FD`, started by the app."""
+    folder, policy, checkpoint, agent, commands_fd, events_fd = argv
     serve(folder, int(policy), checkpoint, Connection(int(commands_fd), writable=False),
-          Connection(int(events_fd), readable=False))
+          Connection(int(events_fd), readable=False), agent=int(agent))
 
 
 if __name__ == "__main__":

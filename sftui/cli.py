@@ -231,6 +231,7 @@ def enjoy(
     train_dir: TrainDirOpt = None,
     checkpoint: Annotated[str, typer.Option("--checkpoint", "-c", help="latest, best, or a file.")] = "latest",
     policy: Annotated[int, typer.Option("--policy", min=0, help="Which policy plays.")] = 0,
+    agent: Annotated[int, typer.Option("--agent", min=0, help="Which seat to watch in a multi-agent env.")] = 0,
     episodes: Annotated[int, typer.Option("--episodes", "-n", min=0, help="Episodes to play; 0 plays on.")] = 5,
     deterministic: Annotated[bool, typer.Option("--deterministic", help="Take the most likely action.")] = False,
     video: Annotated[Path | None, typer.Option("--video", help="Write the episodes to this MP4 file.")] = None,
@@ -246,7 +247,7 @@ def enjoy(
     render = not no_render and sys.stdout.isatty()
     try:
         play(folder, policy=policy, checkpoint=checkpoint, episodes=episodes, deterministic=deterministic,
-             video=video, fps=fps, render=render, echo=typer.echo)
+             video=video, fps=fps, render=render, echo=typer.echo, agent=agent)
     except KeyboardInterrupt:  # during start-up; the play loop handles its own
         raise typer.Exit(130) from None
 

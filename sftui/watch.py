@@ -60,11 +60,11 @@ class Terminal:
 
 
 def enjoy(folder: Path, *, policy: int, checkpoint: str, episodes: int, deterministic: bool,
-          video: Path | None, fps: float | None, render: bool, echo=print) -> list[Episode]:
+          video: Path | None, fps: float | None, render: bool, echo=print, agent: int = 0) -> list[Episode]:
     from sampler.video import VideoWriter
 
     player = Player(folder, policy=policy, checkpoint=checkpoint, deterministic=deterministic,
-                    frames=render or video is not None)
+                    frames=render or video is not None, agent=agent)
     rate = fps or player.natural_fps
     writer = VideoWriter(video, rate) if video is not None else None
     screen = Terminal(f"{folder.name} · policy {policy} · {player.checkpoint_path.name} "

@@ -41,13 +41,13 @@ class PlayerProcess:
     are the terminal, and nothing the env engine prints may land on the screen.
     """
 
-    def __init__(self, folder: Path, policy: int, checkpoint: str):
+    def __init__(self, folder: Path, policy: int, checkpoint: str, agent: int = 0):
         commands_r, commands_w = os.pipe()
         events_r, events_w = os.pipe()
         self.errors = tempfile.TemporaryFile()
         try:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "sampler.enjoy", str(folder), str(policy), checkpoint,
+                [sys.executable, "-m", "sampler.enjoy", str(folder), str(policy), checkpoint, str(agent),
                  str(commands_r), str(events_w)],
                 pass_fds=(commands_r, events_w), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                 stderr=self.errors)
@@ -144,6 +144,7 @@ class EnjoyScreen(Screen):
     EnjoyScreen #now { height: auto; border: round $primary-darken-2; padding: 0 1; }
     EnjoyScreen #episodes { height: 1fr; border: round $primary-darken-2; }
     EnjoyScreen #message { height: auto; padding: 0 1; }
+    EnjoyScreen #agent { display: none; }
     EnjoyScreen #message.error { background: $error 30%; }
     """
 
@@ -156,6 +157,7 @@ class EnjoyScreen(Screen):
         self.checkpoint = checkpoint
         self.source_factory = source_factory
         self.source = None
+        self.agent = 0
         self.paused = False
         self.speed = 1.0
         self.recording: str | None = None
@@ -172,6 +174,7 @@ class EnjoyScreen(Screen):
             with Vertical(id="side"):
                 yield Select(checkpoint_choices(self.folder, self.policy), value=self.checkpoint, allow_blank=False,
                              id="checkpoint")
+                yield Select([("agent 0", 0)], value=0, allow_blank=False, id="agent")
                 yield Static(id="now")
                 yield DataTable(id="episodes", cursor_type="row", zebra_stripes=True)
         yield Footer()
@@ -196,12 +199,15 @@ class EnjoyScreen(Screen):
         self.paused, self.recording, self.step_info, self.info = False, None, None, None
         self.history.clear()
         self.show_message(f"loading {self.checkpoint} ...")
-        self.source = self.source_factory(self.folder, self.policy, self.checkpoint)
+        self.source = self.source_factory(self.folder, self.policy, self.checkpoint, self.agent)
         self.show_now()
 
     def on_select_changed(self, event: Select.Changed) -> None:
-        if event.value != self.checkpoint and isinstance(event.value, str):
+        if event.select.id == "checkpoint" and isinstance(event.value, str) and event.value != self.checkpoint:
             self.checkpoint = event.value
+            self.start()
+        elif event.select.id == "agent" and isinstance(event.value, int) and event.value != self.agent:
+            self.agent = event.value  # every seat plays with this policy; the frames and figures are its
             self.start()
 
     def drain(self) -> None:
@@ -221,6 +227,12 @@ class EnjoyScreen(Screen):
                 table.move_cursor(row=table.row_count - 1)
             elif kind == "ready":
                 self.info = payload[0]
+                agents = self.query_one("#agent", Select)
+                agents.display = self.info.get("agents", 1) > 1
+                if agents.display:
+                    with self.prevent(Select.Changed):  # filling the picker is not a pick
+                        agents.set_options([(f"agent {i}", i) for i in range(self.info["agents"])])
+                        agents.value = self.agent
                 self.query_one("#frame").display = self.info["has_frames"]
                 self.query_one("#plot").display = not self.info["has_frames"]
                 self.show_message("")

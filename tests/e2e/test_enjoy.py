@@ -57,6 +57,8 @@ def test_bad_input_gets_one_clear_line(trained, tmp_path):
 
     with pytest.raises(ExperimentError, match="policies 0..0"):
         Player(folder, policy=3)
+    with pytest.raises(ExperimentError, match="--agent 1: gym_CartPole-v1 seats agents 0..0"):
+        Player(folder, agent=1)
     with pytest.raises(ExperimentError, match="made for a different model"):
         cfg = json.loads((folder / "cfg.json").read_text())
         cfg["model"]["encoder_mlp_layers"] = [32]

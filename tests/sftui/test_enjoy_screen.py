@@ -11,11 +11,12 @@ from tests.sftui.test_dashboard import settle, sync, tmp_train_dir
 
 
 class FakePlayer:
-    def __init__(self, folder, policy, checkpoint, has_frames=True):
-        self.checkpoint = checkpoint
+    def __init__(self, folder, policy, checkpoint, agent=0, has_frames=True, agents=1):
+        self.checkpoint, self.agent = checkpoint, agent
         self.sent: list[tuple] = []
         self.events: list[tuple] = [("ready", {"checkpoint": "/x/ckpt_000000009_4096.pt", "version": 9,
-                                               "env_frames": 4096, "fps": 35.0, "has_frames": has_frames})]
+                                               "env_frames": 4096, "fps": 35.0, "has_frames": has_frames,
+                                               "agents": agents})]
         self.closed = False
 
     def push(self, *event) -> None:
@@ -36,8 +37,8 @@ class FakePlayer:
 async def test_enjoy_screen_draws_frames_steps_and_episodes_and_obeys_its_keys(tmp_path):
     players = []
 
-    def factory(folder, policy, checkpoint):
-        players.append(FakePlayer(folder, policy, checkpoint))
+    def factory(folder, policy, checkpoint, agent):
+        players.append(FakePlayer(folder, policy, checkpoint, agent, agents=2))
         return players[-1]
 
     app = SftuiApp(None, None, tmp_train_dir())
@@ -72,6 +73,14 @@ async def test_enjoy_screen_draws_frames_steps_and_episodes_and_obeys_its_keys(t
                                ("speed", 0.5)]
         assert "paused  speed 0.5x" in str(screen.query_one("#now").render())
 
+        # Two seats: the agent picker shows, and picking agent 1 restarts the player watching it.
+        picker = screen.query_one("#agent")
+        assert picker.display
+        picker.value = 1
+        await settle(pilot)
+        assert len(players) == 2 and players[-1].agent == 1 and player.closed
+        player = players[-1]
+
         player.push("error", "the enjoy process ended (exit code 1): boom")
         await settle(pilot)
         assert "boom" in str(screen.query_one("#message").render())
@@ -87,7 +96,8 @@ async def test_a_vector_env_gets_a_plot_of_observation_and_action(tmp_path):
     app = SftuiApp(None, None, tmp_train_dir())
     async with app.run_test(size=(120, 40)) as pilot:
         app.push_screen(EnjoyScreen(tmp_path, "cartpole",
-                                    source_factory=lambda *a: players.append(FakePlayer(*a, False)) or players[-1]))
+                                    source_factory=lambda *a: players.append(FakePlayer(*a, has_frames=False))
+                                    or players[-1]))
         await settle(pilot)
         player = players[-1]
         for t in range(5):
