@@ -104,8 +104,10 @@ class PolicyPane(Vertical):
         ret = "-" if p.episode_return is None else f"{p.episode_return:.2f}"
         best = "-" if p.best_return is None else f"{p.best_return:.2f}"
         length = "-" if p.episode_length is None else f"{p.episode_length:.0f}"
+        # The env's true objective (frags in a deathmatch, kills, a win rate), when it reports one.
+        objective = "" if p.true_objective is None else f"objective [b]{p.true_objective:.2f}[/b]  "
         self.query_one("#summary", Readout).show(
-            f"return [b]{ret}[/b] (best.pt {best})  length {length}  episodes {p.episodes:,}  "
+            f"return [b]{ret}[/b] (best.pt {best})  {objective}length {length}  episodes {p.episodes:,}  "
             f"version {p.version}  samples/s {human(p.samples_per_sec)}  valid {p.valid_fraction:.0%}"
         )
         self.query_one("#returns", Sparkline).data = list(self.returns)

@@ -24,6 +24,7 @@ def fake_status(frames: int, state: str = "running", policies: int = 2, workers:
         elapsed_sec=42.0,
         policies=[
             PolicyStatus(policy_id=p, version=7 + p, env_frames=frames, episode_return=100.5 + p, episode_length=200,
+                         true_objective=3.0,
                          episodes=30, best_return=120.0, learning_rate=1e-4, samples_per_sec=3_000,
                          lag=Lag(min=0, avg=1.5, max=3, histogram=[4, 10, 2, 0, 0, 0, 0, 0, 0, 0]),
                          losses={"policy_loss": -0.01, "value_loss": 0.5},
@@ -73,7 +74,8 @@ async def test_dashboard_shows_the_streams_values():
         fps = str(screen.query_one("#fps").render())
         assert "12,345" in fps and "123,456" in fps and "1,000,000" in fps
         pane = screen.query_one("#policy-1")
-        assert "101.50" in str(pane.query_one("#summary").render())
+        summary = str(pane.query_one("#summary").render())
+        assert "101.50" in summary and "objective 3.00" in summary
         assert "gamma 0.99" in str(pane.query_one("#dicts").render())
         assert "min/avg/max" in str(screen.query_one("#lag-now").render())
         table = screen.query_one("#workers")
