@@ -265,7 +265,10 @@ def serve(folder: str, policy: int, checkpoint: str, commands: Connection, event
     except (SupervisorGone, KeyboardInterrupt, BrokenPipeError, EOFError):
         pass
     except Exception as e:  # noqa: BLE001 - reported on the screen, never as a traceback
-        events.send(("error", f"{type(e).__name__}: {e}"))
+        try:
+            events.send(("error", f"{type(e).__name__}: {e}"))
+        except OSError:
+            pass  # the screen is gone
     finally:
         if player is not None:
             player.close()

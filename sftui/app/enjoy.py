@@ -80,15 +80,19 @@ class PlayerProcess:
         return out
 
     def close(self) -> None:
+        # Closing our end first: a player blocked on a full events pipe (the screen stopped reading) gets
+        # EPIPE and ends through its own clean-up, which closes its env and the env's engine.
+        self.events.close()
         if self.process.poll() is None:
             self.send("stop")
             try:
-                self.process.wait(3)
+                self.process.wait(5)
             except subprocess.TimeoutExpired:
-                self.process.kill()
+                from sampler.processes import kill_tree
+
+                kill_tree(self.process.pid)  # the engine too, and its /dev/shm files
                 self.process.wait(3)
         self.commands.close()
-        self.events.close()
         self.errors.close()
 
 
