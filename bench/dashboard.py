@@ -107,26 +107,44 @@ def cpu_seconds(pid: int) -> float:
         return 0.0
 
 
-def attached_for(folder: Path, seconds: float) -> tuple[str, float]:
-    """Attach the dashboard for `seconds`: `sftui attach` in a real 160x48 terminal under tmux when there
-    is one (what a user runs: rendering, terminal output and all), else headless in this process.
-    Returns how, and the app's CPU use in % of one core (tmux only)."""
-    if shutil.which("tmux") is None:
-        asyncio.run(attached_headless(folder, seconds))
-        return "headless", float("nan")
+def tmux_attached(folder: Path, seconds: float, keys: tuple[str, ...] = (), settle: float = 3.0) -> float:
+    """`sftui attach` on the run in a real 160x48 terminal under tmux for `seconds` (what a user runs:
+    rendering, terminal output and all). `keys` are typed 3 s in; the CPU of the app and its children is
+    measured from `settle` seconds after that, in % of one core."""
     session = f"sftui-bench-{os.getpid()}"
     command = shlex.join([sys.executable, "-m", "sftui", "attach", folder.name, "--train-dir", str(folder.parent)])
     subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "160", "-y", "48", command], check=True)
     try:
         pane = int(subprocess.run(["tmux", "display-message", "-p", "-t", session, "#{pane_pid}"],
                                   capture_output=True, text=True, check=True).stdout)
-        time.sleep(3.0)  # start-up, then measure
+        if keys:
+            time.sleep(3.0)  # the app starts
+            subprocess.run(["tmux", "send-keys", "-t", session, *keys], check=True)
+        time.sleep(settle)
         cpu0, wall0 = cpu_seconds(pane), time.monotonic()
-        time.sleep(seconds - 3.0)
-        cpu = (cpu_seconds(pane) - cpu0) / (time.monotonic() - wall0) * 100
+        time.sleep(max(1.0, seconds - settle - (3.0 if keys else 0.0)))
+        return (cpu_seconds(pane) - cpu0) / (time.monotonic() - wall0) * 100
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], stderr=subprocess.DEVNULL)
-    return "tmux 160x48", cpu
+
+
+def stop_run(folder: Path) -> None:
+    """`sftui stop` the benchmark's run and wait until it is gone."""
+    subprocess.run([sys.executable, "-m", "sftui", "stop", folder.name, "--train-dir", str(folder.parent)], cwd=ROOT,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(120):
+        if not (folder / "run.json").exists():
+            break
+        time.sleep(0.5)
+
+
+def attached_for(folder: Path, seconds: float) -> tuple[str, float]:
+    """Attach the dashboard for `seconds`: under tmux when there is one, else headless in this process.
+    Returns how, and the app's CPU use in % of one core (tmux only)."""
+    if shutil.which("tmux") is None:
+        asyncio.run(attached_headless(folder, seconds))
+        return "headless", float("nan")
+    return "tmux 160x48", tmux_attached(folder, seconds)
 
 
 def real_run(rounds: int, seconds: float, warmup: float) -> tuple[list[float], list[float], str, list[float]]:
@@ -150,12 +168,7 @@ def real_run(rounds: int, seconds: float, warmup: float) -> tuple[list[float], l
                 with_app.append(fps_between(folder, t1 + 2.0, t2))  # the app's start-up counts too, bar 2 s
             return without, with_app, how, cpus
         finally:
-            subprocess.run([sys.executable, "-m", "sftui", "stop", "bench", "--train-dir", train_dir], cwd=ROOT,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            for _ in range(120):
-                if not (folder / "run.json").exists():
-                    break
-                time.sleep(0.5)
+            stop_run(folder)
 
 
 def main() -> None:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import shutil
 import subprocess
 import sys
@@ -32,7 +31,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.dashboard import cpu_seconds, fps_between  # noqa: E402
+from bench.dashboard import fps_between, stop_run, tmux_attached  # noqa: E402
 from sampler.config import build_config  # noqa: E402
 from sampler.envs import EnvContext  # noqa: E402
 from sampler.families.registry import make_env  # noqa: E402
@@ -81,25 +80,6 @@ def loop_fps(folder: Path) -> float:
     return frames / (time.perf_counter() - start)
 
 
-def enjoy_attached(folder: Path, seconds: float) -> float:
-    """`sftui attach` on the run with the Enjoy screen open for `seconds`; returns the app and enjoy
-    processes' CPU use in % of one core."""
-    session = f"sftui-enjoy-bench-{os.getpid()}"
-    command = shlex.join([sys.executable, "-m", "sftui", "attach", folder.name, "--train-dir", str(folder.parent)])
-    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "160", "-y", "48", command], check=True)
-    try:
-        pane = int(subprocess.run(["tmux", "display-message", "-p", "-t", session, "#{pane_pid}"],
-                                  capture_output=True, text=True, check=True).stdout)
-        time.sleep(3.0)
-        subprocess.run(["tmux", "send-keys", "-t", session, "e"], check=True)
-        time.sleep(5.0)  # the enjoy process starts and loads the checkpoint
-        cpu0, wall0 = cpu_seconds(pane), time.monotonic()
-        time.sleep(max(1.0, seconds - 8.0))
-        return (cpu_seconds(pane) - cpu0) / (time.monotonic() - wall0) * 100
-    finally:
-        subprocess.run(["tmux", "kill-session", "-t", session], stderr=subprocess.DEVNULL)
-
-
 def real_run(rounds: int, seconds: float, warmup: float, train_dir: str) -> tuple[list[float], ...]:
     folder = Path(train_dir) / "bench"
     sftui("train", "doom_basic", "-e", "bench", "--train-dir", train_dir, "--detach", check=True)
@@ -111,17 +91,14 @@ def real_run(rounds: int, seconds: float, warmup: float, train_dir: str) -> tupl
             t0 = time.time()
             time.sleep(seconds)
             t1 = time.time()
-            cpus.append(enjoy_attached(folder, seconds))
+            # The Enjoy screen (key e) plays from about 5 s after the key: the player starts and loads.
+            cpus.append(tmux_attached(folder, seconds, keys=("e",), settle=5.0))
             t2 = time.time()
             without.append(fps_between(folder, t0, t1))
             with_enjoy.append(fps_between(folder, t1 + 8.0, t2))  # from when the Enjoy screen plays
         return without, with_enjoy, cpus
     finally:
-        sftui("stop", "bench", "--train-dir", train_dir)
-        for _ in range(120):
-            if not (folder / "run.json").exists():
-                break
-            time.sleep(0.5)
+        stop_run(folder)
 
 
 def main() -> None:
