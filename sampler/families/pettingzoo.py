@@ -93,6 +93,7 @@ class PettingZooAgents:
     def __init__(self, env, settings: PettingZooSettings, seed: int | None, env_name: str):
         self.env = env
         self.seats: list[str] = list(env.possible_agents)
+        self._seat_of = {agent: seat for seat, agent in enumerate(self.seats)}
         self.num_agents = len(self.seats)
         self._seed = seed
         spaces = {agent: _inner_obs_space(env.observation_space(agent)) for agent in self.seats}
@@ -193,7 +194,7 @@ class PettingZooAgents:
     def step(self, actions: list[Any]):
         live = list(self.env.agents)
         raw_obs, rewards, terminations, truncations, raw_infos = self.env.step(
-            {agent: self._action(agent, actions[self.seats.index(agent)]) for agent in live})
+            {agent: self._action(agent, actions[self._seat_of[agent]]) for agent in live})
         episode_over = not self.env.agents
         if episode_over:
             next_obs, next_infos = self.reset()
