@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,8 @@ class ActionSpec:
         return self.shape
 
     def action_dtype(self) -> torch.dtype:
+        import torch  # not at the top: env processes that never touch tensors start faster without it
+
         return torch.float32 if self.kind == "box" else torch.int64
 
     def to_dict(self) -> dict:

@@ -1,28 +1,93 @@
-"""Removes a run's socket once its supervisor is gone, even after SIGKILL.
+"""Cleans up after a run once its supervisor is gone, even after SIGKILL.
 
 The supervisor starts this tiny process with a pipe on its stdin and never writes to it. When the
-supervisor exits for any reason the pipe closes; the janitor then unlinks the socket, but only if it
-is still the same file (a new run on the same folder may have made a new one).
+supervisor exits for any reason the pipe closes. The janitor then:
+- kills every process that still carries the run's token in its environment (`SFTUI_RUN`), which
+  every worker inherits and passes on to whatever it starts: an env's helper processes and the game
+  engines they run, which would otherwise outlive a SIGKILLed tree (an engine waiting on its network
+  peer never notices its controller is gone), and removes the /dev/shm files those processes had mapped;
+- unlinks the control socket, but only if it is still the same file (a new run on the same folder may
+  have made a new one).
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+TOKEN_VARIABLE = "SFTUI_RUN"
 
 
 def start(socket_path: Path) -> subprocess.Popen:
+    """Tags this process's environment with a fresh run token (children started from now on carry it), and
+    starts the janitor, which itself does not carry it."""
+    token = secrets.token_hex(8)
+    os.environ[TOKEN_VARIABLE] = token
     inode = os.stat(socket_path).st_ino
+    env = {k: v for k, v in os.environ.items() if k != TOKEN_VARIABLE}
     return subprocess.Popen(
-        [sys.executable, "-m", "sampler.janitor", str(socket_path), str(inode)],
+        [sys.executable, "-m", "sampler.janitor", str(socket_path), str(inode), token],
         stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        env=env,
     )
 
 
-def main(socket_path: str, inode: str) -> None:
+def _tagged(token: str) -> list[int]:
+    tag = f"{TOKEN_VARIABLE}={token}".encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                if tag in f.read().split(b"\0"):
+                    found.append(int(entry))
+        except OSError:
+            continue  # gone, or not ours
+    return found
+
+
+def _shared_memory_files(pid: int) -> set[str]:
+    try:
+        with open(f"/proc/{pid}/maps") as f:
+            return {line.split(None, 5)[5].strip() for line in f
+                    if len(line.split(None, 5)) == 6 and line.split(None, 5)[5].startswith("/dev/shm/")}
+    except OSError:
+        return set()
+
+
+def sweep(token: str, seconds: float = 5.0) -> list[int]:
+    """Kills the run's leftover processes (again, while new ones appear) and removes their shared memory."""
+    if not os.path.isdir("/proc"):
+        return []
+    killed: list[int] = []
+    files: set[str] = set()
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        pids = _tagged(token)
+        if not pids:
+            break
+        for pid in pids:
+            files |= _shared_memory_files(pid)
+            try:
+                os.kill(pid, 9)
+                killed.append(pid)
+            except OSError:
+                pass
+        time.sleep(0.1)
+    for path in files:
+        Path(path.removesuffix(" (deleted)")).unlink(missing_ok=True)
+    return killed
+
+
+def main(socket_path: str, inode: str, token: str = "") -> None:
     sys.stdin.buffer.read()  # returns at EOF: the supervisor is gone
+    if token:
+        sweep(token)
     try:
         if os.stat(socket_path).st_ino == int(inode):
             os.unlink(socket_path)
@@ -31,4 +96,4 @@ def main(socket_path: str, inode: str) -> None:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:3])
+    main(*sys.argv[1:4])

@@ -324,16 +324,19 @@ class DoomEnv:
 # ---- the family -----------------------------------------------------------------------------------
 
 
+# cig.wad deathmatches (sampler/families/doom_multiplayer.py, doom_duel.py): one agent against bots, or
+# two learning agents in one networked game
+MULTIPLAYER = ("duel_bots", "deathmatch_bots", "duel")
+
+
 def scenario_of(env_name: str) -> str:
     return env_name.split("_", 1)[1]
 
 
 def validate_name(env_name: str) -> None:
-    from sampler.families.doom_multiplayer import BOTS
-
     scenario = scenario_of(env_name)
-    if scenario not in SCENARIOS and scenario not in BOTS:
-        names = [*SCENARIOS, *BOTS]
+    if scenario not in SCENARIOS and scenario not in MULTIPLAYER:
+        names = [*SCENARIOS, *MULTIPLAYER]
         close = difflib.get_close_matches(scenario, names, n=1)
         hint = f" (did you mean doom_{close[0]}?)" if close else ""
         known = ", ".join(f"doom_{name}" for name in names)
@@ -344,6 +347,11 @@ def validate_name(env_name: str) -> None:
 def make(cfg: Any, context: EnvContext) -> Any:
     from sampler.families.doom_multiplayer import BOTS, DoomBotsEnv
 
+    if scenario_of(cfg.env.name) == "duel":
+        from sampler.families.doom_duel import DoomDuelEnv
+
+        return DoomDuelEnv(cfg.env.doom, cfg.env.reward_shaping, frameskip=cfg.env.frameskip, res_h=cfg.env.res_h,
+                           res_w=cfg.env.res_w, seed=context.seed)
     if scenario_of(cfg.env.name) in BOTS:
         return DoomBotsEnv(scenario_of(cfg.env.name), cfg.env.doom, cfg.env.reward_shaping,
                            frameskip=cfg.env.frameskip, res_h=cfg.env.res_h, res_w=cfg.env.res_w, seed=context.seed)
@@ -358,16 +366,20 @@ def make(cfg: Any, context: EnvContext) -> Any:
 
 
 def validate_config(cfg: Any) -> None:
-    from sampler.families.doom_multiplayer import BOTS, check_shaping
+    from sampler.families.doom_multiplayer import check_shaping
 
-    if scenario_of(cfg.env.name) in BOTS:
+    if scenario_of(cfg.env.name) in MULTIPLAYER:
         check_shaping(cfg.env.reward_shaping)
 
 
 def defaults_by_id(env_name: str) -> dict:
-    from sampler.families.doom_multiplayer import BOTS, DEFAULT_SHAPING
+    from sampler.families.doom_multiplayer import DEFAULT_SHAPING
 
-    if scenario_of(env_name) in BOTS:
+    if scenario_of(env_name) == "duel":
+        # Each game is two engines and two player processes stepping in lockstep: 4 games a worker keep
+        # 2 cores busy (16 engines with the default 2 workers).
+        return {"env": {"reward_shaping": dict(DEFAULT_SHAPING)}, "sampler": {"num_envs_per_worker": 4}}
+    if scenario_of(env_name) in MULTIPLAYER:
         return {"env": {"reward_shaping": dict(DEFAULT_SHAPING)}}
     scenario = SCENARIOS.get(scenario_of(env_name))
     if scenario is None or scenario.reward_scale == 1.0:

@@ -33,8 +33,10 @@ PORTS = range(45000, 47000)
 EPISODE_MINUTES = 4.0
 GAME_ARGS = ("-deathmatch +sv_forcerespawn 1 +sv_noautoaim 1 +sv_respawnprotect 1 +sv_spawnfarthest 1 "
              "+sv_nocrouch 1 +viz_respawn_delay 0 +viz_nocheat 1")
-# reward component -> the game variable whose change per step it is (frags, deaths, hits, damage first:
-# _observe relies on that order)
+# The game variables a player's Scoreboard reads, in this order: the frag count (the game's score) first,
+# then one variable per reward component.
+VARIABLES = ("FRAGCOUNT", "DEATHCOUNT", "HITCOUNT", "DAMAGE_TAKEN", "HEALTH", "SELECTED_WEAPON_AMMO")
+# reward component -> the game variable whose change per step it is
 COMPONENTS = {
     "frags": "FRAGCOUNT",
     "deaths": "DEATHCOUNT",
@@ -46,6 +48,69 @@ COMPONENTS = {
 DEFAULT_SHAPING = {"frags": 1.0, "deaths": -0.5, "hits": 0.05, "damage_taken": -0.005, "health": 0.002,
                    "ammo": 0.002}
 BOTS = {"duel_bots": 1, "deathmatch_bots": 7}
+
+
+class Scoreboard:
+    """One player's game variables turned into per-step reward components, measurements and episode stats."""
+
+    def __init__(self, now: np.ndarray):
+        self.start(now)
+
+    def start(self, now: np.ndarray) -> None:
+        self._start = now.copy()
+        self._last = now.copy()
+
+    def rebase(self, now: np.ndarray) -> None:
+        """Forget the change since the last step (a respawn's full health and ammo are not the agent's doing)."""
+        self._last = now.copy()
+
+    def step(self, now: np.ndarray, respawned: bool = False) -> dict[str, float]:
+        delta = now - self._last
+        self._last = now.copy()
+        if respawned:
+            delta[4:] = 0.0
+        out = dict(zip(COMPONENTS, delta.tolist(), strict=True))
+        out["frags"] = max(out["frags"], 0.0)  # a suicide lowers the frag count; deaths already counts it
+        return out
+
+    def measurements(self, now: np.ndarray) -> np.ndarray:
+        """Frags, deaths, hits and damage taken so far this episode; health and ammo as they are; times 0.01."""
+        so_far = np.concatenate([now[:4] - self._start[:4], now[4:]])
+        return (so_far * 0.01).astype(np.float32)
+
+    def episode_end(self, now: np.ndarray) -> dict:
+        frags, deaths = float(now[0] - self._start[0]), float(now[1] - self._start[1])
+        return {"true_objective": frags, "episode_extra_stats": {"frags": frags, "deaths": deaths}}
+
+
+def cig_game(vzd: Any, settings, role_args: str, seed: int | None) -> Any:
+    """A cig.wad deathmatch game, not yet started: `role_args` makes it the host or a client."""
+    game = vzd.DoomGame()
+    game.load_config(os.path.join(vzd.scenarios_path, "cig.cfg"))
+    game.set_doom_map("map01")
+    game.set_window_visible(False)
+    game.set_sound_enabled(False)
+    game.set_screen_resolution(vzd.ScreenResolution.RES_160X120)
+    game.set_screen_format(vzd.ScreenFormat.CRCGCB)
+    game.set_mode(vzd.Mode.PLAYER)
+    game.set_doom_config_path(os.path.join(tempfile.gettempdir(), f"sftui-vizdoom-{os.getuid()}.ini"))
+    game.add_game_args(role_args)
+    for name in VARIABLES:
+        game.add_available_game_variable(getattr(vzd.GameVariable, name))
+    if seed is not None:
+        game.set_seed(seed)
+    return game
+
+
+def host_args(port: int, players: int, settings) -> str:
+    minutes = (settings.episode_timeout_sec or EPISODE_MINUTES * 60) / 60
+    # no episode timeout of the engine's own: the deathmatch time limit ends episodes for every player
+    return f"-host {players} -port {port} -netmode 0 {GAME_ARGS} +timelimit {minutes:.3f} +name p0 +colorset 0"
+
+
+def read_variables(game: Any, variables: list) -> np.ndarray:
+    """The Scoreboard's variables now (readable after the episode ended too, unlike the state)."""
+    return np.asarray([game.get_game_variable(v) for v in variables], np.float64)
 
 
 def check_shaping(shaping: dict[str, float]) -> None:
@@ -107,23 +172,8 @@ class DoomBotsEnv:
         self.shaping = {**DEFAULT_SHAPING, **shaping}
         self.port, self._port_fd = reserve_port()
         try:
-            game = vzd.DoomGame()
-            game.load_config(os.path.join(vzd.scenarios_path, "cig.cfg"))
-            game.set_doom_map("map01")
-            game.set_window_visible(False)
-            game.set_sound_enabled(False)
-            game.set_screen_resolution(vzd.ScreenResolution.RES_160X120)
-            game.set_screen_format(vzd.ScreenFormat.CRCGCB)
-            game.set_mode(vzd.Mode.PLAYER)
-            game.set_doom_config_path(os.path.join(tempfile.gettempdir(), f"sftui-vizdoom-{os.getuid()}.ini"))
-            minutes = (settings.episode_timeout_sec or EPISODE_MINUTES * 60) / 60
-            game.set_episode_timeout(0)  # the deathmatch time limit ends episodes
-            game.add_game_args(f"-host 1 -port {self.port} -netmode 0 {GAME_ARGS} +timelimit {minutes:.3f} "
-                               "+name sftui +colorset 0")
-            for name in COMPONENTS.values():
-                game.add_available_game_variable(getattr(vzd.GameVariable, name))
-            if seed is not None:
-                game.set_seed(seed)
+            game = cig_game(vzd, settings, host_args(self.port, 1, settings), seed)
+            game.set_episode_timeout(0)
             init_game(game, settings.max_concurrent_inits)
             self.game = game
         except BaseException:
@@ -131,23 +181,18 @@ class DoomBotsEnv:
             raise
         self._actions = ButtonActions([b.name for b in game.get_available_buttons()], "heads")
         self.action_spec = self._actions.spec
-        self._names = list(COMPONENTS)
-        self._vars = [getattr(vzd.GameVariable, name) for name in COMPONENTS.values()]
+        self._vars = [getattr(vzd.GameVariable, name) for name in VARIABLES]
         self.obs_specs = {"obs": ObsSpec((3, res_h, res_w), "uint8"),
-                          "measurements": ObsSpec((len(self._names),), "float32")}
+                          "measurements": ObsSpec((len(VARIABLES),), "float32")}
         self._resize = AreaResize(SCREEN_H, SCREEN_W, res_h, res_w)
+        self.board = Scoreboard(read_variables(game, self._vars))
         self._start_episode()
-
-    def _read(self) -> np.ndarray:
-        """The component variables now (readable after the episode ended too, unlike the state)."""
-        return np.asarray([self.game.get_game_variable(v) for v in self._vars], np.float64)
 
     def _start_episode(self) -> None:
         self.game.send_game_command("removebots")
         for _ in range(self.bots):
             self.game.send_game_command("addbot")
-        self._last = self._read()
-        self._start = self._last.copy()
+        self.board.start(read_variables(self.game, self._vars))
 
     def reset(self, seed: int | None = None) -> tuple[list[Obs], list[dict]]:
         if seed is not None:
@@ -156,38 +201,27 @@ class DoomBotsEnv:
         self._start_episode()
         return [self._observe()], [{}]
 
-    def _components(self, now: np.ndarray) -> dict[str, float]:
-        delta = now - self._last
-        out = {name: float(delta[i]) for i, name in enumerate(self._names)}
-        out["frags"] = max(out["frags"], 0.0)  # a suicide lowers the frag count; deaths already counts it
-        return out
-
     def step(self, actions: list[Any]) -> tuple[list[Obs], list[float], list[bool], list[bool], list[dict]]:
         game = self.game
         game.make_action(self._actions.buttons(actions[0]), self.frameskip)
-        now = self._read()
-        components = self._components(now)
-        self._last = now
+        now = read_variables(game, self._vars)
+        components = self.board.step(now)
         reward = float(sum(self.shaping[name] * value for name, value in components.items()))
         info: dict = {"reward_components": components}
         if game.is_episode_finished():  # the time limit: the same for every player, so a truncation
-            frags, deaths = now[0] - self._start[0], now[1] - self._start[1]
-            info.update(true_objective=float(frags),
-                        episode_extra_stats={"frags": float(frags), "deaths": float(deaths)})
+            info.update(self.board.episode_end(now))
             game.new_episode()
             self._start_episode()
             return [self._observe()], [reward], [False], [True], [info]
         if game.is_player_dead():
             game.respawn_player()
-            self._last = self._read()  # the respawn's full health and ammo are not the agent's doing
+            self.board.rebase(read_variables(game, self._vars))
         return [self._observe()], [reward], [False], [False], [info]
 
     def _observe(self) -> Obs:
         state = self.game.get_state()
-        now = np.asarray(state.game_variables, np.float32)
-        # Frags, deaths, hits and damage taken so far this episode; health and ammo as they are.
-        measurements = np.concatenate([now[:4] - self._start[:4].astype(np.float32), now[4:]])
-        return {"obs": self._resize.resize(state.screen_buffer), "measurements": measurements * 0.01}
+        now = np.asarray(state.game_variables, np.float64)
+        return {"obs": self._resize.resize(state.screen_buffer), "measurements": self.board.measurements(now)}
 
     def close(self) -> None:
         try:

@@ -58,18 +58,22 @@ def test_atari_pong_trains_through_the_tree(tmp_path):
 
 
 def _vizdoom_processes() -> set[int]:
+    """Engines, and doom_duel's player processes that drive them."""
     found = set()
     for proc in psutil.process_iter(["name", "cmdline"]):
         text = " ".join([proc.info["name"] or "", *(proc.info["cmdline"] or [])]).lower()
-        if "vizdoom" in text and proc.pid != os.getpid():
+        if ("vizdoom" in text or "sampler.families.doom_duel" in text) and proc.pid != os.getpid():
             found.add(proc.pid)
     return found
 
 
-def test_sigkill_of_a_doom_run_leaves_no_engine_shared_memory_or_socket(tmp_path):
+@pytest.mark.parametrize("env_name", ["doom_basic", "doom_duel"])
+def test_sigkill_of_a_doom_run_leaves_no_engine_shared_memory_or_socket(tmp_path, env_name):
     engines_before = _vizdoom_processes()
     shm_before = shm_entries()
-    folder = _start_doom(tmp_path)
+    duel = ["--set", "sampler.num_envs_per_worker=2", "--set", "sampler.num_policies=2"]
+    extra = duel if env_name == "doom_duel" else []
+    folder = _start_doom(tmp_path, env_name, *extra)
     wait_for(lambda: summary(folder).get("env_frames", 0) > 0, timeout=120, what="the Doom run to train")
     pid = supervisor_pid(folder)
     tree = process_tree(pid)
@@ -83,9 +87,9 @@ def test_sigkill_of_a_doom_run_leaves_no_engine_shared_memory_or_socket(tmp_path
     assert not os.path.exists(socket_path)
 
 
-def _start_doom(train_dir):
-    result = sftui("train", "doom_basic", "-e", "doomkill", "--train-dir", str(train_dir), "--detach",
-                   *SMALL_RECURRENT, timeout=240)
+def _start_doom(train_dir, env_name="doom_basic", *extra):
+    result = sftui("train", env_name, "-e", "doomkill", "--train-dir", str(train_dir), "--detach",
+                   *SMALL_RECURRENT, *extra, timeout=240)
     assert result.returncode == 0, result.stdout + result.stderr
     return train_dir / "doomkill"
 
