@@ -89,10 +89,13 @@ class TrajectoryBuffers:
         action_spec: ActionSpec,
         rnn_state_size: int = 0,
         poison: bool = False,
+        reward_components: tuple[str, ...] = (),
+        num_policies: int = 1,
     ):
         n, t = layout.total, layout.rollout
         self.layout = layout
         self.action_spec = action_spec
+        self.reward_components = tuple(reward_components)
 
         def alloc(shape, dtype):
             return torch.zeros(shape, dtype=dtype).share_memory_()
@@ -114,6 +117,12 @@ class TrajectoryBuffers:
         self.active = alloc((n, t), torch.bool)
         # The recurrent state before each observation; index T seeds the next trajectory of the slot.
         self.rnn_states = alloc((n, t + 1, rnn_state_size), torch.float32) if rnn_state_size else None
+        # Raw reward-shaping components per step (info["reward_components"], in the env's order), and each
+        # policy's coefficients for them: its learner owns its row and weights the components into the
+        # rewards it trains on; rollout workers read the rows to report shaped returns.
+        k = len(self.reward_components)
+        self.components = alloc((n, t, k), torch.float32) if k else None
+        self.shaping = alloc((num_policies, k), torch.float32) if k else None
         self.state = alloc((n,), torch.int32)
         self.consumers = alloc((n,), torch.int32)
         if poison:
@@ -121,7 +130,9 @@ class TrajectoryBuffers:
 
     def step_tensors(self) -> dict[str, torch.Tensor]:
         """Per-step tensors (everything indexed [trajectory, t] except observations and masks)."""
+        extra = {"components": self.components} if self.components is not None else {}
         return {
+            **extra,
             "actions": self.actions,
             "log_probs": self.log_probs,
             "values": self.values,
@@ -160,6 +171,8 @@ class NumpyViews:
             setattr(self, name, tensor.numpy())
         self.action_masks = buffers.action_masks.numpy() if buffers.action_masks is not None else None
         self.rnn_states = buffers.rnn_states.numpy() if buffers.rnn_states is not None else None
+        self.components = buffers.components.numpy() if buffers.components is not None else None
+        self.shaping = buffers.shaping.numpy() if buffers.shaping is not None else None
         self.state = buffers.state.numpy()
         self.consumers = buffers.consumers.numpy()
 

@@ -17,12 +17,16 @@ class PolicyStats:
         self.returns: deque[float] = deque(maxlen=EPISODES_AVERAGED)
         self.lengths: deque[float] = deque(maxlen=EPISODES_AVERAGED)
         self.objectives: deque[float] = deque(maxlen=EPISODES_AVERAGED)
+        self.shaped: deque[float] = deque(maxlen=EPISODES_AVERAGED)
         self.samples_window: deque[tuple[float, int]] = deque()
         self.valid = 0
         self.total = 0
 
-    def add_episode(self, ret: float, length: float, true_objective: float | None, extra: dict | None) -> None:
+    def add_episode(self, ret: float, length: float, true_objective: float | None, extra: dict | None,
+                    shaped_return: float | None = None) -> None:
         self.returns.append(ret)
+        if shaped_return is not None:
+            self.shaped.append(float(shaped_return))
         self.lengths.append(length)
         if true_objective is not None:
             self.objectives.append(float(true_objective))
@@ -50,6 +54,8 @@ class PolicyStats:
             s.episode_length = sum(self.lengths) / len(self.lengths)
         if self.objectives:
             s.true_objective = sum(self.objectives) / len(self.objectives)
+        if self.shaped:
+            s.shaped_return = sum(self.shaped) / len(self.shaped)
         s.valid_fraction = self.valid / self.total if self.total else 1.0
         self.samples_window.append((now, s.samples))
         while self.samples_window and now - self.samples_window[0][0] > FPS_WINDOWS[0]:

@@ -36,6 +36,7 @@ class PolicyStatus:
     episode_return: float | None = None
     episode_length: float | None = None
     true_objective: float | None = None
+    shaped_return: float | None = None  # the return with this policy's reward shaping (envs with components)
     episodes: int = 0
     best_return: float | None = None
     learning_rate: float = 0.0

@@ -123,6 +123,7 @@ class Supervisor:
         self._publish(persist=True)
         probe = make_env(cfg, EnvContext(seed=cfg.run.seed))
         obs_specs, action_spec, num_agents = probe.obs_specs, probe.action_spec, probe.num_agents
+        components = tuple(getattr(probe, "reward_components", ()))
         probe.close()
         self.device = resolved_device(cfg)
 
@@ -134,7 +135,8 @@ class Supervisor:
             initial.append(model.state_dict())
         self.layout = BufferLayout.for_run(cfg, num_agents)
         self.buffers = TrajectoryBuffers(self.layout, obs_specs, action_spec, rnn_state_size=model.rnn_state_size,
-                                         poison=cfg.run.debug_poison)
+                                         poison=cfg.run.debug_poison, reward_components=components,
+                                         num_policies=cfg.sampler.num_policies)
         self.weights = SharedWeights(initial, self.ctx)
         num_policies = cfg.sampler.num_policies
         shared = cfg.sampler.policy_workers_per_policy > 1
@@ -240,8 +242,8 @@ class Supervisor:
         if future is not None and not future.done():
             future.set_result(payload)
         if kind == "heartbeat" and handle.kind == "rollout":
-            for policy, ret, length, objective, extra in payload.get("episodes", ()):
-                self.board.policies[policy].add_episode(ret, length, objective, extra)
+            for policy, ret, length, objective, extra, shaped in payload.get("episodes", ()):
+                self.board.policies[policy].add_episode(ret, length, objective, extra, shaped)
         elif kind == "train":
             self.board.policies[handle.policy].add_training(payload)
         elif kind == "hyperparameters":
@@ -358,11 +360,20 @@ class Supervisor:
 
     def set_hyperparameters(self, args: dict) -> dict:
         changes = args.get("hyperparameters") or {}
-        unknown = sorted(set(changes) - set(HPARAM_KEYS))
+        components = self.buffers.reward_components
+        allowed = [*HPARAM_KEYS, "reward_shaping"] if components else list(HPARAM_KEYS)
+        unknown = sorted(set(changes) - set(allowed))
         if not changes or unknown:
-            raise ControlError(f"set takes hyperparameters among {', '.join(HPARAM_KEYS)}; got {unknown or 'none'}")
+            raise ControlError(f"set takes hyperparameters among {', '.join(allowed)}; got {unknown or 'none'}")
+        shaping = changes.get("reward_shaping")
+        if shaping is not None:
+            if not isinstance(shaping, dict) or set(shaping) - set(components) or not all(
+                    isinstance(v, int | float) and not isinstance(v, bool) for v in shaping.values()):
+                raise ControlError(f"reward_shaping takes numbers for components among {', '.join(components)}; "
+                                   f"got {shaping!r}")
         try:
-            type(self.cfg.appo).model_validate({**self.cfg.appo.model_dump(), **changes})
+            appo = {k: v for k, v in changes.items() if k != "reward_shaping"}
+            type(self.cfg.appo).model_validate({**self.cfg.appo.model_dump(), **appo})
         except Exception as e:  # noqa: BLE001 - pydantic's message is the answer
             raise ControlError(f"invalid value: {e}") from None
         policies = [args["policy"]] if "policy" in args else range(self.cfg.sampler.num_policies)

@@ -35,6 +35,8 @@ class TensorboardWriter:
                 scalars["reward/episode_length"] = policy.episode_length
             if policy.true_objective is not None:
                 scalars["reward/true_objective"] = policy.true_objective
+            if policy.shaped_return is not None:
+                scalars["reward/shaped_return"] = policy.shaped_return
             scalars.update({f"train/{k}": v for k, v in policy.losses.items()})
             scalars.update({f"train/{k}": v for k, v in policy.metrics.items() if "/" not in k})
             scalars.update({k: v for k, v in policy.metrics.items() if "/" in k})

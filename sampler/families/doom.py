@@ -350,11 +350,11 @@ def make(cfg: Any, context: EnvContext) -> Any:
     if scenario_of(cfg.env.name) == "duel":
         from sampler.families.doom_duel import DoomDuelEnv
 
-        return DoomDuelEnv(cfg.env.doom, cfg.env.reward_shaping, frameskip=cfg.env.frameskip, res_h=cfg.env.res_h,
-                           res_w=cfg.env.res_w, seed=context.seed)
+        return DoomDuelEnv(cfg.env.doom, frameskip=cfg.env.frameskip, res_h=cfg.env.res_h, res_w=cfg.env.res_w,
+                           seed=context.seed)
     if scenario_of(cfg.env.name) in BOTS:
-        return DoomBotsEnv(scenario_of(cfg.env.name), cfg.env.doom, cfg.env.reward_shaping,
-                           frameskip=cfg.env.frameskip, res_h=cfg.env.res_h, res_w=cfg.env.res_w, seed=context.seed)
+        return DoomBotsEnv(scenario_of(cfg.env.name), cfg.env.doom, frameskip=cfg.env.frameskip,
+                           res_h=cfg.env.res_h, res_w=cfg.env.res_w, seed=context.seed)
     return DoomEnv(
         scenario_of(cfg.env.name),
         cfg.env.doom,

@@ -36,10 +36,9 @@ import psutil
 from algos.spaces import ActionSpec, ObsSpec
 from sampler.envs import Obs
 from sampler.families.doom_multiplayer import (
-    DEFAULT_SHAPING,
+    COMPONENTS,
     VARIABLES,
     Scoreboard,
-    check_shaping,
     cig_game,
     host_args,
     read_variables,
@@ -137,7 +136,8 @@ def player_main(fd: int, spec: dict) -> None:
                 if game.is_episode_finished():
                     break
             now = read_variables(game, variables)
-            result: dict = {"components": board.step(now, respawned=dead), "active": not dead}
+            score, components = board.step(now, respawned=dead)
+            result: dict = {"score": score, "components": components, "active": not dead}
             if game.is_episode_finished():  # the deathmatch time limit, the same for both players
                 result.update(board.episode_end(now))
                 game.new_episode()
@@ -222,11 +222,9 @@ class DoomDuelEnv:
     """Two learning agents in one networked deathmatch, as a two-agent MultiAgentEnv with auto-reset."""
 
     num_agents = PLAYERS
+    reward_components = tuple(COMPONENTS)
 
-    def __init__(self, settings, shaping: dict[str, float], frameskip: int = 4, res_h: int = 72, res_w: int = 128,
-                 seed: int | None = None):
-        check_shaping(shaping)
-        self.shaping = {**DEFAULT_SHAPING, **shaping}
+    def __init__(self, settings, frameskip: int = 4, res_h: int = 72, res_w: int = 128, seed: int | None = None):
         self.settings, self.frameskip, self.seed = settings, frameskip, seed
         self.res_h, self.res_w = res_h, res_w
         self.players: list[Player] = []
@@ -319,7 +317,7 @@ class DoomDuelEnv:
                 info["true_objective"] = result["true_objective"]
                 info["episode_extra_stats"] = result["episode_extra_stats"]
             obs.append({"obs": result["obs"], "measurements": result["measurements"]})
-            rewards.append(float(sum(self.shaping[name] * value for name, value in components.items())))
+            rewards.append(result["score"])
             truncated.append(ended)
             infos.append(info)
         if truncated[0] and truncated[1]:

@@ -7,9 +7,10 @@ flock on `port-<n>.lock` for as long as it lives, and a port is only taken when 
 it on 127.0.0.1. A dead player respawns at once; the episode is `env.doom.episode_timeout_sec` of
 game time (default 4 minutes).
 
-Rewards come from game variables. Every step reports the raw components in
-info["reward_components"]: frags, deaths, hits (shots that hit a player), damage_taken, health and
-ammo changes. The reward is their sum weighted by `env.reward_shaping` (the family's defaults below,
+Rewards come from game variables. The env's own reward is the change of the frag count (the game's score:
++1 a frag, -1 a suicide). Every step also reports raw shaping components in info["reward_components"]:
+deaths, hits (shots that hit a player), damage_taken, health and ammo changes. The learners weight them
+with each policy's own coefficients, which start from `env.reward_shaping` (the family's defaults below,
 overridden by the config). The true objective is the frag count of the episode.
 """
 
@@ -36,17 +37,16 @@ GAME_ARGS = ("-deathmatch +sv_forcerespawn 1 +sv_noautoaim 1 +sv_respawnprotect 
 # The game variables a player's Scoreboard reads, in this order: the frag count (the game's score) first,
 # then one variable per reward component.
 VARIABLES = ("FRAGCOUNT", "DEATHCOUNT", "HITCOUNT", "DAMAGE_TAKEN", "HEALTH", "SELECTED_WEAPON_AMMO")
-# reward component -> the game variable whose change per step it is
+# reward component -> the game variable whose change per step it is. The frag count is not among them: its
+# change is the env's own reward (the game's score: +1 a frag, -1 a suicide).
 COMPONENTS = {
-    "frags": "FRAGCOUNT",
     "deaths": "DEATHCOUNT",
     "hits": "HITCOUNT",
     "damage_taken": "DAMAGE_TAKEN",
     "health": "HEALTH",
     "ammo": "SELECTED_WEAPON_AMMO",
 }
-DEFAULT_SHAPING = {"frags": 1.0, "deaths": -0.5, "hits": 0.05, "damage_taken": -0.005, "health": 0.002,
-                   "ammo": 0.002}
+DEFAULT_SHAPING = {"deaths": -0.5, "hits": 0.05, "damage_taken": -0.005, "health": 0.002, "ammo": 0.002}
 BOTS = {"duel_bots": 1, "deathmatch_bots": 7}
 
 
@@ -64,14 +64,13 @@ class Scoreboard:
         """Forget the change since the last step (a respawn's full health and ammo are not the agent's doing)."""
         self._last = now.copy()
 
-    def step(self, now: np.ndarray, respawned: bool = False) -> dict[str, float]:
+    def step(self, now: np.ndarray, respawned: bool = False) -> tuple[float, dict[str, float]]:
+        """(the change of the frag count, the reward components) since the last step."""
         delta = now - self._last
         self._last = now.copy()
         if respawned:
             delta[4:] = 0.0
-        out = dict(zip(COMPONENTS, delta.tolist(), strict=True))
-        out["frags"] = max(out["frags"], 0.0)  # a suicide lowers the frag count; deaths already counts it
-        return out
+        return float(delta[0]), dict(zip(COMPONENTS, delta[1:].tolist(), strict=True))
 
     def measurements(self, now: np.ndarray) -> np.ndarray:
         """Frags, deaths, hits and damage taken so far this episode; health and ammo as they are; times 0.01."""
@@ -160,16 +159,15 @@ class DoomBotsEnv:
     """One learning agent against built-in bots, as a one-agent MultiAgentEnv with auto-reset."""
 
     num_agents = 1
+    reward_components = tuple(COMPONENTS)
 
-    def __init__(self, scenario: str, settings, shaping: dict[str, float], frameskip: int = 4, res_h: int = 72,
-                 res_w: int = 128, seed: int | None = None):
+    def __init__(self, scenario: str, settings, frameskip: int = 4, res_h: int = 72, res_w: int = 128,
+                 seed: int | None = None):
         from sampler.families.doom import SCREEN_H, SCREEN_W, ButtonActions, _vizdoom, init_game
 
         vzd = _vizdoom()
         self.frameskip = frameskip
         self.bots = BOTS[scenario]
-        check_shaping(shaping)
-        self.shaping = {**DEFAULT_SHAPING, **shaping}
         self.port, self._port_fd = reserve_port()
         try:
             game = cig_game(vzd, settings, host_args(self.port, 1, settings), seed)
@@ -205,8 +203,7 @@ class DoomBotsEnv:
         game = self.game
         game.make_action(self._actions.buttons(actions[0]), self.frameskip)
         now = read_variables(game, self._vars)
-        components = self.board.step(now)
-        reward = float(sum(self.shaping[name] * value for name, value in components.items()))
+        reward, components = self.board.step(now)
         info: dict = {"reward_components": components}
         if game.is_episode_finished():  # the time limit: the same for every player, so a truncation
             info.update(self.board.episode_end(now))

@@ -38,6 +38,15 @@ def valid_steps(step: dict[str, torch.Tensor], policy: int, version: int, max_po
     return (step["policy_ids"] == policy) & step["active"] & (lag < max_policy_lag)
 
 
+def shaped_rewards(step: dict[str, torch.Tensor], shaping: torch.Tensor | None, policy: int) -> torch.Tensor:
+    """[B, T] rewards this policy trains on: the env's reward plus the step's raw reward components weighted by
+    this policy's coefficients (`shaping[policy]`). Steps of other policies get the same weights, but
+    valid_steps leaves them out of the loss."""
+    if "components" not in step or shaping is None:
+        return step["rewards"]
+    return step["rewards"] + step["components"] @ shaping[policy]
+
+
 class LearnerWorker(WorkerBase):
     kind = "learner"
 
@@ -55,6 +64,10 @@ class LearnerWorker(WorkerBase):
         self.device = torch.device(device)
         budget = cfg.run.train_for_env_steps // cfg.sampler.num_policies
         self.learner = AppoLearner(model_factory().to(self.device), cfg.appo, self.device, total_env_frames=budget)
+        self.reward_shaping: dict[str, float] | None = None
+        if buffers.reward_components:
+            self.reward_shaping = {name: 0.0 for name in buffers.reward_components}
+            self._set_shaping({k: v for k, v in cfg.env.reward_shaping.items() if k in self.reward_shaping})
         self.policy_env_frames = 0
         self.elapsed_sec = 0.0
         self.restored_from: str | None = None
@@ -70,7 +83,30 @@ class LearnerWorker(WorkerBase):
     # ---- state ----------------------------------------------------------------------------------
 
     def hyperparameters(self) -> dict:
-        return {key: getattr(self.learner.cfg, key) for key in HPARAM_KEYS}
+        out = {key: getattr(self.learner.cfg, key) for key in HPARAM_KEYS}
+        if self.reward_shaping is not None:
+            out["reward_shaping"] = dict(self.reward_shaping)
+        return out
+
+    def _apply_hyperparameters(self, changes: dict) -> None:
+        changes = dict(changes)
+        shaping = changes.pop("reward_shaping", None)
+        if shaping is not None:
+            self._set_shaping(shaping)
+        if changes:
+            self.learner.set_hyperparameters(**changes)
+
+    def _set_shaping(self, changes: dict) -> None:
+        """This policy's reward-shaping coefficients, one per component the env reports; others are refused."""
+        names = self.buffers.reward_components
+        if not names:
+            raise ValueError("reward_shaping: this env reports no reward components")
+        unknown = set(changes) - set(names)
+        if unknown:
+            raise ValueError(f"reward_shaping: unknown component(s) {sorted(unknown)}; components: {', '.join(names)}")
+        shaping = {**self.reward_shaping, **{name: float(value) for name, value in changes.items()}}
+        self.buffers.shaping[self.policy] = torch.tensor([shaping[name] for name in names])
+        self.reward_shaping = shaping
 
     def _resume(self) -> None:
         path = checkpoints.latest_checkpoint(self.folder, self.policy)
@@ -84,7 +120,7 @@ class LearnerWorker(WorkerBase):
             self.elapsed_sec = float(payload["elapsed_sec"])
         saved = hparams_path(self.folder, self.policy)
         if saved.exists():
-            self.learner.set_hyperparameters(**json.loads(saved.read_text()))
+            self._apply_hyperparameters(json.loads(saved.read_text()))
         else:
             write_json_atomic(saved, self.hyperparameters())
 
@@ -120,7 +156,7 @@ class LearnerWorker(WorkerBase):
 
     def set_hyperparameters(self, changes: dict, source: str) -> None:
         before = self.hyperparameters()
-        self.learner.set_hyperparameters(**changes)
+        self._apply_hyperparameters(changes)
         after = self.hyperparameters()
         saved = hparams_path(self.folder, self.policy)
         with open(saved.parent / "history.jsonl", "a") as history:
@@ -157,9 +193,10 @@ class LearnerWorker(WorkerBase):
         mine = step["policy_ids"] == self.policy
         lag = self.learner.version - step["policy_versions"]
         valids = valid_steps(step, self.policy, self.learner.version, self.cfg.sampler.max_policy_lag)
+        rewards = shaped_rewards(step, self.buffers.shaping, self.policy)
         batch = TrainBatch(
             obs=obs, actions=step["actions"], log_probs=step["log_probs"], values=step["values"],
-            dist_params=step["dist_params"], rewards=step["rewards"], dones=step["dones"].float(),
+            dist_params=step["dist_params"], rewards=rewards, dones=step["dones"].float(),
             time_outs=step["time_outs"].float(), valids=valids, action_masks=masks, rnn_states=rnn_states,
         ).to(self.device)
         stats = self.learner.train(batch, env_frames=self.policy_env_frames)

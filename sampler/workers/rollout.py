@@ -30,6 +30,7 @@ class Split:
     policy: np.ndarray  # policy acting for each slot this episode
     used_policies: list[set[int]]
     ep_return: np.ndarray
+    ep_shaped: np.ndarray  # the return with the acting policy's shaping (envs with reward components)
     ep_length: np.ndarray
     t: int = 0
     pending: set[int] = field(default_factory=set)  # policies whose actions are awaited
@@ -62,6 +63,7 @@ class RolloutWorker(WorkerBase):
             model_factory, weights = local_inference
             self.actors = [Actor(p, model_factory(), weights, torch.device("cpu"))
                            for p in range(cfg.sampler.num_policies)]
+        self.components = buffers.reward_components
         self.my_buffers = np.arange(layout.worker_range(index).start, layout.worker_range(index).stop)
         self._reclaim_buffers()
 
@@ -87,7 +89,7 @@ class RolloutWorker(WorkerBase):
                 traj=np.full(count, -1, np.int64),
                 policy=np.array([self.mapping.policy_for(index, i, a) for i, a in _env_agents(group, slots)]),
                 used_policies=[set() for _ in slots],
-                ep_return=np.zeros(count), ep_length=np.zeros(count, np.int64),
+                ep_return=np.zeros(count), ep_shaped=np.zeros(count), ep_length=np.zeros(count, np.int64),
             ))
 
     def _reclaim_buffers(self) -> None:
@@ -168,11 +170,18 @@ class RolloutWorker(WorkerBase):
         np_.time_outs[split.traj, t] = truncated & ~terminated
         np_.active[split.traj, t] = [info.get("is_active", True) for info in infos]
         self.steps += len(split.slots)
+        shaped = rewards.astype(np.float64)
+        if np_.components is not None:
+            raw = np.asarray([[info.get("reward_components", {}).get(name, 0.0) for name in self.components]
+                              for info in infos], np.float32)
+            np_.components[split.traj, t] = raw
+            shaped = shaped + (raw * np_.shaping[split.policy]).sum(axis=1)
 
         if np_.rnn_states is not None and dones.any():
             np_.rnn_states[split.traj[dones], t + 1] = 0.0  # a new episode starts from a blank memory
 
         split.ep_return += rewards
+        split.ep_shaped += shaped
         split.ep_length += 1
         for i in np.flatnonzero(dones):
             info = infos[i]
@@ -181,8 +190,10 @@ class RolloutWorker(WorkerBase):
             self.episodes.append((
                 int(split.policy[i]), float(split.ep_return[i]), int(split.ep_length[i]) * self.frameskip,
                 info.get("true_objective"), info.get("episode_extra_stats"),
+                float(split.ep_shaped[i]) if np_.components is not None else None,
             ))
             split.ep_return[i] = 0.0
+            split.ep_shaped[i] = 0.0
             split.ep_length[i] = 0
             env_pos, agent = split.slots[i]
             split.policy[i] = self.mapping.policy_for(self.index, split.envs[env_pos][0], agent)

@@ -106,6 +106,8 @@ class PolicyPane(Vertical):
         length = "-" if p.episode_length is None else f"{p.episode_length:.0f}"
         # The env's true objective (frags in a deathmatch, kills, a win rate), when it reports one.
         objective = "" if p.true_objective is None else f"objective [b]{p.true_objective:.2f}[/b]  "
+        if p.shaped_return is not None:  # the return this policy's reward shaping gives, which it optimizes
+            objective += f"shaped {p.shaped_return:.2f}  "
         self.query_one("#summary", Readout).show(
             f"return [b]{ret}[/b] (best.pt {best})  {objective}length {length}  episodes {p.episodes:,}  "
             f"version {p.version}  samples/s {human(p.samples_per_sec)}  valid {p.valid_fraction:.0%}"

@@ -115,3 +115,20 @@ def test_a_killed_doom_worker_leaves_no_engine_or_shared_memory_behind(tmp_path)
     wait_for(lambda: all_gone(tree), timeout=30, what="the run to stop")
     wait_for(lambda: not (_vizdoom_processes() - engines_before), timeout=30, what="every engine to exit")
     assert not (shm_entries() - shm_before)
+
+
+def test_doom_against_bots_reports_shaped_returns_per_policy_and_keeps_each_policys_shaping(tmp_path):
+    from sampler.families.doom_multiplayer import DEFAULT_SHAPING
+
+    result = sftui("train", "doom_duel_bots", "-e", "bots", "--train-dir", str(tmp_path), *SMALL_RECURRENT,
+                   "--set", "sampler.num_envs_per_worker=2", "--set", "sampler.num_policies=2",
+                   "--set", "env.doom.episode_timeout_sec=2", "--set", "env.reward_shaping.hits=0.5",
+                   "--set", "run.train_for_env_steps=12000", timeout=240)
+    assert result.returncode == 0, result.stdout + result.stderr
+    folder = tmp_path / "bots"
+    final = _statuses(folder)[-1]
+    for policy in final["policies"]:
+        assert policy["episodes"] > 0 and policy["shaped_return"] is not None
+        assert policy["true_objective"] is not None
+        hparams = json.loads((folder / "policies" / f"p{policy['policy_id']}" / "hparams.json").read_text())
+        assert hparams["reward_shaping"] == {**DEFAULT_SHAPING, "hits": 0.5}

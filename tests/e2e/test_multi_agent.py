@@ -37,3 +37,16 @@ def test_inactive_agents_and_other_policies_steps_carry_no_weight():
     # Step 1 is an inactive agent (dead, waiting to respawn), step 2 is too stale, step 3 is policy 1's.
     assert valid_steps(step, policy=0, version=10, max_policy_lag=5).tolist() == [[True, False, False, False]]
     assert valid_steps(step, policy=1, version=10, max_policy_lag=5).tolist() == [[False, False, False, True]]
+
+
+def test_each_policy_trains_on_its_own_weighting_of_the_reward_components():
+    from sampler.workers.learner import shaped_rewards
+
+    step = {
+        "rewards": torch.tensor([[1.0, 0.0]]),
+        "components": torch.tensor([[[2.0, 0.0], [0.0, 4.0]]]),  # [B, T, K]: deaths, hits
+    }
+    shaping = torch.tensor([[-0.5, 0.25], [1.0, 0.0]])  # policy 0's row, policy 1's row
+    assert shaped_rewards(step, shaping, policy=0).tolist() == [[0.0, 1.0]]
+    assert shaped_rewards(step, shaping, policy=1).tolist() == [[3.0, 0.0]]
+    assert shaped_rewards({"rewards": step["rewards"]}, None, policy=0) is step["rewards"]

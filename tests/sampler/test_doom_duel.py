@@ -13,7 +13,7 @@ import pytest
 
 from sampler.config import build_config
 from sampler.envs import EnvContext
-from sampler.families.doom_multiplayer import COMPONENTS, reserve_port
+from sampler.families.doom_multiplayer import COMPONENTS, VARIABLES, reserve_port
 from sampler.families.registry import make_env
 
 pytest.importorskip("vizdoom")
@@ -55,7 +55,7 @@ def test_eight_duels_get_eight_ports_step_together_and_leave_nothing_behind():
             assert truncated[0] == truncated[1]  # one game: both episodes end on the same tic
             for o, info in zip(obs, infos, strict=True):
                 assert o["obs"].shape == (3, 72, 128) and o["obs"].dtype == np.uint8
-                assert o["measurements"].shape == (len(COMPONENTS),)
+                assert o["measurements"].shape == (len(VARIABLES),)
                 assert set(info["reward_components"]) == set(COMPONENTS)
             if truncated[0]:
                 endings.append(infos)

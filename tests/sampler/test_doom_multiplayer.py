@@ -11,7 +11,7 @@ import pytest
 from sampler.config import build_config
 from sampler.envs import EnvContext
 from sampler.errors import ConfigError
-from sampler.families.doom_multiplayer import COMPONENTS, reserve_port
+from sampler.families.doom_multiplayer import COMPONENTS, VARIABLES, reserve_port
 from sampler.families.registry import make_env
 
 pytest.importorskip("vizdoom")
@@ -34,7 +34,7 @@ def test_eight_games_get_eight_ports_and_leave_nothing_behind():
             action = [int(rng.integers(n)) for n in env.action_spec.nvec]
             obs, rewards, terminated, truncated, infos = env.step([action])
             assert set(infos[0]["reward_components"]) == set(COMPONENTS)
-            assert obs[0]["obs"].shape == (3, 72, 128) and obs[0]["measurements"].shape == (len(COMPONENTS),)
+            assert obs[0]["obs"].shape == (3, 72, 128) and obs[0]["measurements"].shape == (len(VARIABLES),)
             if truncated[0]:
                 ended = infos[0]
                 break
