@@ -107,7 +107,10 @@ class Player:
     folder: Path
     policy: int = 0
     checkpoint: str = "latest"
-    agent: int = 0  # the seat watched in a multi-agent env (every seat plays with the same policy)
+    # The seat watched in a multi-agent env. It plays `policy` from `checkpoint`; every other seat plays the
+    # policy the run's mapping gives it (`sampler.policy_mapping`), from that policy's latest checkpoint
+    # (this one's when that policy has none yet), so a duel of two policies is watched as it is trained.
+    agent: int = 0
     deterministic: bool = False
     seed: int | None = None
     frames: bool = True  # render frames (an image observation, else the env's rgb_array render)
@@ -144,9 +147,24 @@ class Player:
         checkpoints.check_compatible(payload, self.checkpoint_path, trained.env.name,
                                      trained.model.model_dump(mode="json"), obs_specs_to_dict(self.env.obs_specs),
                                      self.env.action_spec.to_dict())
-        self.model = make_actor_critic(self.cfg.model, self.env.obs_specs, self.env.action_spec)
-        self.model.load_state_dict(payload["learner"]["model"])
-        self.model.eval()
+        def model_from(checkpoint: dict) -> torch.nn.Module:
+            model = make_actor_critic(self.cfg.model, self.env.obs_specs, self.env.action_spec)
+            model.load_state_dict(checkpoint["learner"]["model"])
+            return model.eval()
+
+        self.model = model_from(payload)
+        self.models = {self.policy: self.model}  # the other seats' policies
+        if self.env.num_agents > 1:
+            from sampler.mapping import make_policy_mapping
+
+            self.mapping = make_policy_mapping(self.cfg, seed=self.seed or 0)
+            for other in range(policies):
+                path = checkpoints.latest_checkpoint(self.folder, other) if other != self.policy else None
+                if path is not None:
+                    try:
+                        self.models[other] = model_from(checkpoints.load(path))
+                    except (ExperimentError, RuntimeError, KeyError):
+                        pass  # unreadable: this seat plays the watched policy instead
         self.version = int(payload.get("version", 0))
         self.env_frames = int(payload.get("env_frames", 0))
         self.reward_scale = float(payload.get("hyperparameters", {}).get("reward_scale", self.cfg.appo.reward_scale))
@@ -166,8 +184,38 @@ class Player:
         self._obs, self._infos = obs, infos
         size = self.model.rnn_state_size
         self._states = torch.zeros(self.env.num_agents, size) if size else None
+        self.seat_policies = [self._seat_policy(i) for i in range(self.env.num_agents)]
         self.episode_return = 0.0
         self.episode_step = 0
+
+    def _seat_policy(self, seat: int) -> int:
+        if seat == self.agent or self.env.num_agents == 1:
+            return self.policy
+        chosen = self.mapping.policy_for(0, 0, seat)
+        return chosen if chosen in self.models else self.policy
+
+    def _act(self, obs: dict, mask) -> dict:
+        """Each seat's action from its own policy's model (one forward pass per policy seated)."""
+        groups: dict[int, list[int]] = {}
+        for seat, policy in enumerate(self.seat_policies):
+            groups.setdefault(policy, []).append(seat)
+        if len(groups) == 1:
+            (policy,) = groups
+            return self.models[policy].act(obs, rnn_states=self._states, action_mask=mask,
+                                           deterministic=self.deterministic)
+        out: dict = {}
+        for policy, seats in groups.items():
+            index = torch.as_tensor(seats)
+            part = self.models[policy].act(
+                {k: v[index] for k, v in obs.items()},
+                rnn_states=None if self._states is None else self._states[index],
+                action_mask=None if mask is None else mask[index], deterministic=self.deterministic)
+            for key in ("actions", "values", "rnn_states"):
+                if key in part:
+                    if key not in out:
+                        out[key] = torch.zeros((len(self.seat_policies), *part[key].shape[1:]), dtype=part[key].dtype)
+                    out[key][index] = part[key]
+        return out
 
     def new_episode(self) -> None:
         """Abandon the current episode (not counted) and start a fresh one."""
@@ -181,7 +229,11 @@ class Player:
         render = getattr(self.env, "render", None)
         if render is None:
             return None
-        image = render()
+        try:
+            image = render()
+        except NotImplementedError:  # an env without a picture (PettingZoo's default render)
+            self.frames = False
+            return None
         return image if isinstance(image, np.ndarray) and image.ndim == 3 else None
 
     def vector_obs(self, limit: int = 16) -> list[float]:
@@ -194,7 +246,7 @@ class Player:
         obs = {key: torch.as_tensor(np.stack([o[key] for o in self._obs])) for key in self.env.obs_specs}
         masks = [info.get("action_mask") for info in self._infos]
         mask = torch.as_tensor(np.stack(masks)) if all(m is not None for m in masks) else None
-        out = self.model.act(obs, rnn_states=self._states, action_mask=mask, deterministic=self.deterministic)
+        out = self._act(obs, mask)
         actions = out["actions"].numpy()
         a = self.agent
         value = float(self.model.returns_normalizer.denormalize(out["values"][a:a + 1])[0]) / self.reward_scale
@@ -206,10 +258,12 @@ class Player:
             reward += float(rewards[a])
             ended = [te or tr for te, tr in zip(terminated, truncated, strict=True)]
             self._obs, self._infos = new_obs, infos
-            if self._states is not None:
-                for i, e in enumerate(ended):
-                    if e:
+            for i, e in enumerate(ended):
+                if e:
+                    if self._states is not None:
                         self._states[i] = 0.0
+                    if not infos[i].get("episode_continues"):
+                        self.seat_policies[i] = self._seat_policy(i)  # the next episode's opponent
             done = ended[a] and not infos[a].get("episode_continues")
             if not done or self.image_key is None:
                 image = self.frame()

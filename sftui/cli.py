@@ -7,6 +7,7 @@ imports the engine inside the commands.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -202,6 +203,8 @@ def _open_app(folder: Path | None, experiment: str | None, train_dir: Path) -> N
 def _no_command(ctx: typer.Context, train_dir: TrainDirOpt = None) -> None:
     """With no command, open the app on the most recent live run (else on the experiment browser)."""
     if ctx.invoked_subcommand is not None:
+        if train_dir:  # `sftui --train-dir D attach X`: D is the default of the command's own --train-dir
+            os.environ["SFTUI_TRAIN_DIR"] = train_dir
         return
     from sampler.experiment import resolve_train_dir
     from sftui.app.app import most_recent_live

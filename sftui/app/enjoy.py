@@ -211,7 +211,7 @@ class EnjoyScreen(Screen):
             self.checkpoint = event.value
             self.start()
         elif event.select.id == "agent" and isinstance(event.value, int) and event.value != self.agent:
-            self.agent = event.value  # every seat plays with this policy; the frames and figures are its
+            self.agent = event.value  # the frames and figures are this seat's; the others play their mapped policies
             self.start()
 
     def drain(self) -> None:

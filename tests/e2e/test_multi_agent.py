@@ -50,3 +50,37 @@ def test_each_policy_trains_on_its_own_weighting_of_the_reward_components():
     assert shaped_rewards(step, shaping, policy=0).tolist() == [[0.0, 1.0]]
     assert shaped_rewards(step, shaping, policy=1).tolist() == [[3.0, 0.0]]
     assert shaped_rewards({"rewards": step["rewards"]}, None, policy=0) is step["rewards"]
+
+
+def test_enjoy_seats_the_other_agents_with_their_mapped_policies(tmp_path):
+    from sampler.enjoy import Player
+
+    result = sftui("train", "pettingzoo_examples.cue_game", "-e", "duo", "--train-dir", str(tmp_path),
+                   "--set", "sampler.num_policies=2", "--set", "sampler.policy_mapping=seat",
+                   "--set", "sampler.num_workers=1", "--set", "run.train_for_env_steps=4000",
+                   "--set", "model.encoder_mlp_layers=[32]", timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    player = Player(tmp_path / "duo", policy=0, agent=0)
+    try:
+        assert player.seat_policies == [0, 1]  # seat 1 plays policy 1 under "seat" mapping
+        assert player.models[1] is not player.models[0]
+        calls = []
+        for policy, model in player.models.items():
+            model.act = _recording(model.act, calls, policy)
+        player.step()
+        assert sorted((policy, batch) for policy, batch in calls) == [(0, 1), (1, 1)]  # one seat each
+    finally:
+        player.close()
+    player = Player(tmp_path / "duo", policy=1, agent=0)  # watching policy 1 in seat 0: both seats play it
+    try:
+        assert player.seat_policies == [1, 1]
+    finally:
+        player.close()
+
+
+def _recording(act, calls: list, policy: int):
+    def wrapper(obs, **kwargs):
+        calls.append((policy, len(next(iter(obs.values())))))
+        return act(obs, **kwargs)
+
+    return wrapper
