@@ -177,6 +177,40 @@ class NumpyViews:
         self.consumers = buffers.consumers.numpy()
 
 
+class LearnerExchange:
+    """One shared byte slot per policy for its whole learner state (weights, optimizer moments, normalizers):
+    PBT copies a better policy into a worse one through it, with no file in between. A learner writes its own
+    slot when asked; others read it."""
+
+    def __init__(self, num_policies: int, capacity: int):
+        self.data = torch.zeros((num_policies, capacity), dtype=torch.uint8).share_memory_()
+        self.sizes = torch.zeros(num_policies, dtype=torch.int64).share_memory_()
+
+    @staticmethod
+    def capacity_for(model: torch.nn.Module) -> int:
+        """Room for the model and an Adam optimizer's two moments per parameter, with headroom."""
+        model_bytes = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+        return 3 * model_bytes + (4 << 20)
+
+    def write(self, policy: int, state: dict) -> int:
+        import io
+
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        raw = buffer.getbuffer()
+        if len(raw) > self.data.shape[1]:
+            raise ValueError(f"learner state of {len(raw):,} bytes does not fit the {self.data.shape[1]:,}-byte slot")
+        self.data[policy, :len(raw)] = torch.frombuffer(raw, dtype=torch.uint8)
+        self.sizes[policy] = len(raw)
+        return len(raw)
+
+    def read(self, policy: int) -> dict:
+        import io
+
+        size = int(self.sizes[policy])
+        return torch.load(io.BytesIO(self.data[policy, :size].numpy().tobytes()), weights_only=False)
+
+
 class SharedWeights:
     """Each policy's model state in shared memory, with a version counter.
 

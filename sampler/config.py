@@ -236,6 +236,9 @@ def build_config(raw: dict, overrides: dict | None = None, experiment_default: s
     except ValidationError as e:
         raise ConfigError(_describe_validation_error(e, merged)) from None
     family.check(cfg)
+    if cfg.pbt.with_pbt and cfg.sampler.num_policies < 2:
+        raise ConfigError(f"pbt.with_pbt: a population needs sampler.num_policies of 2 or more (got "
+                          f"{cfg.sampler.num_policies}); e.g. --set sampler.num_policies=4")
     return cfg
 
 

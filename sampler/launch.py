@@ -66,7 +66,7 @@ def _resume(folder: Path, raw: dict, overrides: dict, name: str) -> Prepared:
     if saved is None:
         raise ExperimentError(f"{folder / 'cfg.json'} is unreadable; use --restart to start over")
     changes = {k: v for k, v in _flatten(raw).items() if _flatten(saved).get(k, _MISSING) != v}
-    changes.update(_flatten(overrides))
+    changes.update({k: v for k, v in _flatten(overrides).items() if _flatten(saved).get(k, _MISSING) != v})
     for key in changes:
         if any(key == frozen or key.startswith(frozen + ".") for frozen in FROZEN_ON_RESUME):
             raise ConfigError(

@@ -34,6 +34,14 @@ class PolicyStats:
         for key, value in (extra or {}).items():
             self.status.metrics[f"episode/{key}"] = float(value)
 
+    def forget_episodes(self) -> None:
+        """After PBT replaced this policy: its past episodes describe a policy that no longer exists, so it
+        is not ranked again until it has episodes of its own."""
+        for episodes in (self.returns, self.lengths, self.objectives, self.shaped):
+            episodes.clear()
+        s = self.status
+        s.episode_return = s.episode_length = s.true_objective = s.shaped_return = None
+
     def add_training(self, report: dict) -> None:
         s = self.status
         s.version = report["version"]

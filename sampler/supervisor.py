@@ -18,11 +18,12 @@ import time
 from pathlib import Path
 
 import torch
+from pydantic import ValidationError
 
 from algos.models import make_actor_critic
 from algos.spaces import obs_specs_to_dict
 from sampler import janitor, processes
-from sampler.buffers import BufferLayout, SharedWeights, TrajectoryBuffers
+from sampler.buffers import BufferLayout, LearnerExchange, SharedWeights, TrajectoryBuffers
 from sampler.channels import MessageChannel, ReplyChannel
 from sampler.config import config_to_dict, resolved_device, uses_local_inference
 from sampler.control import ControlServer, socket_path_for
@@ -69,6 +70,7 @@ class Supervisor:
         self._request_ids = 0
         self._last_save = self._last_best_check = time.monotonic()
         self.server: ControlServer | None = None
+        self.population = None  # the PBT worker, with pbt.with_pbt
 
     # ---- entry ----------------------------------------------------------------------------------
 
@@ -138,6 +140,12 @@ class Supervisor:
                                          poison=cfg.run.debug_poison, reward_components=components,
                                          num_policies=cfg.sampler.num_policies)
         self.weights = SharedWeights(initial, self.ctx)
+        self.exchange = None
+        if cfg.pbt.with_pbt:
+            from sampler.pbt import Population
+
+            self.exchange = LearnerExchange(cfg.sampler.num_policies, LearnerExchange.capacity_for(model))
+            self.population = Population(cfg.pbt, self.folder, cfg.run.seed)
         num_policies = cfg.sampler.num_policies
         shared = cfg.sampler.policy_workers_per_policy > 1
         self.request_queues = [MessageChannel(self.ctx, shared_readers=shared) for _ in range(num_policies)]
@@ -208,7 +216,7 @@ class Supervisor:
         handle = WorkerHandle(f"learner_p{policy}", "learner", policy=policy)
         return self._spawn(handle, learner_main, policy, self.cfg_dict, self.buffers, self.layout, self.weights,
                            self.model_factory, self.learner_queues[policy], self.reply_queues,
-                           self.consumers_lock, str(self.folder), self.spec_dicts, self.device)
+                           self.consumers_lock, str(self.folder), self.spec_dicts, self.device, self.exchange)
 
     def _spawn_inference(self, policy: int, index: int) -> WorkerHandle:
         handle = WorkerHandle(f"inference_p{policy}_{index}", "inference", policy=policy)
@@ -250,6 +258,10 @@ class Supervisor:
             self.board.policies[handle.policy].status.hyperparameters = payload["hyperparameters"]
         elif kind == "paused":
             self._resolve_when("paused", all(h.paused for h in self._alive()))
+        elif kind in ("pbt_published", "pbt_copied"):
+            waiter = self._waiters.pop(f"{kind}-{payload.get('request')}", None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(payload)
         elif kind == "saved":
             self.board.event("checkpoint", f"saved {Path(payload['path']).relative_to(self.folder)}")
             waiter = self._waiters.pop(f"saved-{payload.get('request')}", None)
@@ -374,9 +386,15 @@ class Supervisor:
         try:
             appo = {k: v for k, v in changes.items() if k != "reward_shaping"}
             type(self.cfg.appo).model_validate({**self.cfg.appo.model_dump(), **appo})
-        except Exception as e:  # noqa: BLE001 - pydantic's message is the answer
-            raise ControlError(f"invalid value: {e}") from None
-        policies = [args["policy"]] if "policy" in args else range(self.cfg.sampler.num_policies)
+        except ValidationError as e:
+            first = e.errors()[0]
+            where = ".".join(["appo", *(str(p) for p in first["loc"])])
+            got = f" (got {first['input']!r})" if "input" in first else ""
+            raise ControlError(f"{where}: {first['msg'].removeprefix('Value error, ')}{got}") from None
+        count = self.cfg.sampler.num_policies
+        if "policy" in args and not (isinstance(args["policy"], int) and 0 <= args["policy"] < count):
+            raise ControlError(f"--policy {args['policy']}: the run has policies 0..{count - 1}")
+        policies = [args["policy"]] if "policy" in args else range(count)
         for handle in self._alive():
             if handle.kind == "learner" and handle.policy in policies:
                 handle.send("set", hyperparameters=changes, source="set")
@@ -431,6 +449,9 @@ class Supervisor:
         if self.state != "running":
             return
         self._check_budget()
+        if self.population is not None and self.population.due(self.board.env_frames):
+            self.population.busy = True
+            asyncio.create_task(self._population_update())
         if now - self._last_save >= self.cfg.run.save_every_sec:
             self._last_save = now
             asyncio.create_task(self._save_quietly())
@@ -443,6 +464,27 @@ class Supervisor:
             await self.save_all(best_policy)
         except ControlError as e:
             log.warning("checkpoint not saved: %s", e)
+
+    async def ask_learner(self, policy: int, cmd: str, reply: str, timeout: float, **args) -> dict:
+        """Send a command to a policy's learner and wait for its reply of kind `reply`."""
+        handle = next((h for h in self._alive() if h.kind == "learner" and h.policy == policy), None)
+        if handle is None:
+            raise RuntimeError(f"learner_p{policy} is not running")
+        self._request_ids += 1
+        future = asyncio.get_running_loop().create_future()
+        self._waiters[f"{reply}-{self._request_ids}"] = future
+        handle.send(cmd, request=self._request_ids, **args)
+        try:
+            return await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            raise RuntimeError(f"learner_p{policy} did not answer {cmd} in {timeout:.0f} s") from None
+
+    async def _population_update(self) -> None:
+        try:
+            await self.population.update(self, self.board.env_frames)
+        except Exception as e:  # noqa: BLE001 - a failed update is reported; training goes on
+            self.board.event("pbt", f"update failed: {e}")
+            log.exception("pbt update failed")
 
     def _check_budget(self) -> None:
         if self.board.env_frames >= self.cfg.run.train_for_env_steps:

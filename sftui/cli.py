@@ -295,6 +295,41 @@ def status(
         typer.echo(status_text(RunStatus.from_dict(data)))
 
 
+@app.command("set")
+def set_hyperparameters(
+    experiment: ExperimentArg,
+    changes: Annotated[list[str], typer.Argument(
+        help="KEY=VALUE: appo.learning_rate=2e-4, appo.exploration_loss_coeff=0.01, env.reward_shaping.hits=0.1, ...",
+        show_default=False)],
+    policy: Annotated[int | None, typer.Option("--policy", min=0, help="Only this policy (default: all).")] = None,
+    train_dir: TrainDirOpt = None,
+) -> None:
+    """Change hyperparameters of a live run's policies; each learner applies them before its next step."""
+    from sampler.errors import ConfigError
+
+    hyperparameters: dict = {}
+    for item in changes:
+        key, sep, text = item.partition("=")
+        if not sep or not text:
+            raise ConfigError(f"{item!r}: expected KEY=VALUE, e.g. appo.learning_rate=2e-4")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = text
+        key = key.removeprefix("appo.")
+        if key.startswith("env.reward_shaping."):
+            hyperparameters.setdefault("reward_shaping", {})[key.removeprefix("env.reward_shaping.")] = value
+        else:
+            hyperparameters[key] = value
+    args: dict = {"hyperparameters": hyperparameters}
+    if policy is not None:
+        args["policy"] = policy
+    with _client(experiment, train_dir) as client:
+        result = client.call("set", args)
+    shown = ", ".join(f"{k} {v}" for k, v in result["hyperparameters"].items())
+    typer.echo(f"{experiment}: policies {result['policies']}: {shown} (from the next learner step)")
+
+
 def _command(name: str, describe) -> None:
     def command(experiment: ExperimentArg, train_dir: TrainDirOpt = None) -> None:
         with _client(experiment, train_dir) as client:

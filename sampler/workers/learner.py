@@ -16,7 +16,7 @@ import torch
 
 from algos.appo import AppoLearner, TrainBatch
 from sampler import channels, checkpoints
-from sampler.buffers import BufferLayout, SharedWeights, TrajectoryBuffers, release
+from sampler.buffers import BufferLayout, LearnerExchange, SharedWeights, TrajectoryBuffers, release
 from sampler.experiment import write_json_atomic
 from sampler.status import LAG_HISTOGRAM_EDGES
 from sampler.workers.base import WorkerBase, run_worker, setup_process
@@ -31,11 +31,14 @@ def hparams_path(folder: Path, policy: int) -> Path:
     return folder / "policies" / f"p{policy}" / "hparams.json"
 
 
-def valid_steps(step: dict[str, torch.Tensor], policy: int, version: int, max_policy_lag: int) -> torch.Tensor:
+def valid_steps(step: dict[str, torch.Tensor], policy: int, version: int, max_policy_lag: int,
+                min_version: int = 0) -> torch.Tensor:
     """[B, T] bool: the steps that count in this policy's loss. Another policy's steps, an inactive agent's
-    (`is_active: False`, e.g. dead and waiting to respawn) and samples too stale are left out."""
+    (`is_active: False`, e.g. dead and waiting to respawn), samples too stale, and samples acted before
+    `min_version` (before PBT replaced this policy's weights) are left out."""
     lag = version - step["policy_versions"]
-    return (step["policy_ids"] == policy) & step["active"] & (lag < max_policy_lag)
+    fresh = (lag < max_policy_lag) & (step["policy_versions"] >= min_version)
+    return (step["policy_ids"] == policy) & step["active"] & fresh
 
 
 def shaped_rewards(step: dict[str, torch.Tensor], shaping: torch.Tensor | None, policy: int) -> torch.Tensor:
@@ -52,12 +55,13 @@ class LearnerWorker(WorkerBase):
 
     def __init__(self, pipe, policy, cfg, buffers: TrajectoryBuffers, layout: BufferLayout,
                  weights: SharedWeights, model_factory, trajectory_queue, reply_queues, consumers_lock,
-                 folder: str, spec_dicts: dict, device: str):
+                 folder: str, spec_dicts: dict, device: str, exchange: LearnerExchange | None = None):
         super().__init__(f"learner_p{policy}", pipe)
         cfg = setup_process(cfg, torch_threads=None)
         self.policy, self.cfg = policy, cfg
         self.buffers, self.np, self.layout = buffers, buffers.numpy_views(), layout
-        self.weights = weights
+        self.weights, self.exchange = weights, exchange
+        self.min_version = 0  # samples acted before this version are not trained on (set by a PBT copy)
         self.queue, self.reply_queues, self.consumers_lock = trajectory_queue, reply_queues, consumers_lock
         self.folder = Path(folder)
         self.spec_dicts = spec_dicts
@@ -151,6 +155,12 @@ class LearnerWorker(WorkerBase):
             self.send("saved", path=path, best=args.get("best", False), request=args.get("request"))
         elif cmd == "set":
             self.set_hyperparameters(args["hyperparameters"], args.get("source", "set"))
+        elif cmd == "pbt_publish":
+            size = self.exchange.write(self.policy, self.learner.state_dict())
+            self.send("pbt_published", request=args["request"], size=size,
+                      digest=checkpoints.state_digest(self.learner.model.state_dict()))
+        elif cmd == "pbt_copy":
+            self.copy_from(args["source"], args["hyperparameters"], args["request"])
         else:
             super().on_command(cmd, args)
 
@@ -164,6 +174,19 @@ class LearnerWorker(WorkerBase):
                                       "before": before, "after": after}) + "\n")
         write_json_atomic(saved, after)
         self.send("hyperparameters", hyperparameters=after)
+
+    def copy_from(self, source: int, hyperparameters: dict, request: int) -> None:
+        """PBT: become a copy of `source` (weights, optimizer state, normalizers) with `hyperparameters`.
+        The version moves past both, and experience acted before it is masked out of the loss."""
+        before = checkpoints.state_digest(self.learner.model.state_dict())
+        state = self.exchange.read(source)
+        version = max(self.learner.version, int(state["version"])) + 1
+        self.learner.load_state_dict(state)
+        self.learner.version = self.min_version = version
+        self.set_hyperparameters(hyperparameters, f"pbt: copy of p{source}")
+        self.weights.publish(self.policy, self.learner.model.state_dict(), self.learner.version)
+        self.send("pbt_copied", request=request, version=version, digest_before=before,
+                  digest_after=checkpoints.state_digest(self.learner.model.state_dict()))
 
     # ---- the loop -------------------------------------------------------------------------------
 
@@ -192,7 +215,8 @@ class LearnerWorker(WorkerBase):
 
         mine = step["policy_ids"] == self.policy
         lag = self.learner.version - step["policy_versions"]
-        valids = valid_steps(step, self.policy, self.learner.version, self.cfg.sampler.max_policy_lag)
+        valids = valid_steps(step, self.policy, self.learner.version, self.cfg.sampler.max_policy_lag,
+                             self.min_version)
         rewards = shaped_rewards(step, self.buffers.shaping, self.policy)
         batch = TrainBatch(
             obs=obs, actions=step["actions"], log_probs=step["log_probs"], values=step["values"],

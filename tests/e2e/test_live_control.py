@@ -61,6 +61,31 @@ def test_save_returns_checkpoint_paths(live):
     assert path.startswith(str(live / "checkpoints" / "p0" / "ckpt_"))
 
 
+def test_set_changes_one_policys_hyperparameters_from_its_next_step_and_records_it(live):
+    result = sftui("set", str(live), "--policy", "0", "appo.learning_rate=0.0002", "exploration_loss_coeff=0.01")
+    assert result.returncode == 0, result.stderr
+    assert "policies [0]: learning_rate 0.0002, exploration_loss_coeff 0.01" in result.stdout
+    saved = json.loads((live / "policies" / "p0" / "hparams.json").read_text())
+    assert saved["learning_rate"] == 0.0002 and saved["exploration_loss_coeff"] == 0.01
+    history = [json.loads(line) for line in (live / "policies" / "p0" / "history.jsonl").read_text().splitlines()]
+    assert history[-1]["source"] == "set" and history[-1]["after"]["learning_rate"] == 0.0002
+    version = _status(live)["policies"][0]["version"]
+    wait_for(lambda: _status(live)["policies"][0]["version"] > version, what="the next learner step")
+    policy = _status(live)["policies"][0]
+    assert policy["hyperparameters"]["learning_rate"] == 0.0002 and policy["learning_rate"] == 0.0002
+
+    for bad, message in [
+        (["appo.learning_rate=-1"], "appo.learning_rate: Input should be greater than 0"),
+        (["appo.bogus=1"], "set takes hyperparameters among"),
+        (["learning_rate"], "expected KEY=VALUE"),
+        (["--policy", "3", "appo.gamma=0.9"], "--policy 3: the run has policies 0..0"),
+        (["env.reward_shaping.hits=1"], "set takes hyperparameters among"),  # CartPole reports no components
+    ]:
+        result = sftui("set", str(live), *bad)
+        assert result.returncode != 0 and message in result.stderr, (bad, result.stderr)
+        assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
 def test_second_run_on_a_live_folder_is_refused(live):
     result = sftui("train", "gym_CartPole-v1", "-e", "live", "--train-dir", str(live.parent))
     assert result.returncode == 2
@@ -141,3 +166,4 @@ def test_stop_command_saves_and_leaves_a_resumable_stopped_run(live):
     assert "stopped" in sftui("ls", "--train-dir", str(live.parent)).stdout
     result = sftui("status", "live", "--train-dir", str(live.parent))
     assert result.returncode == 0 and result.stdout.startswith("live: stopped")
+
