@@ -9,7 +9,6 @@ which also holds the frame count of the last update, so a resumed run keeps the 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
@@ -73,12 +72,14 @@ class Population:
                     "source_digest": published[r.source]["digest"],
                 }
                 taken.append(decision)
-                policies[r.policy].forget_episodes()
                 text = (f"p{r.policy} <- p{r.source} (objective {objectives[r.policy]:.3g} vs "
                         f"{objectives[r.source]:.3g}); mutated: "
                         + (", ".join(f"{k} {a:.3g} -> {b:.3g}" for k, (a, b) in changed.items()) or "nothing"))
                 supervisor.board.event("pbt", text)
                 log.info("pbt: %s", text)
+                policies[r.policy].forget_episodes()
+                policies[r.policy].status.pbt_last = (f"{time.strftime('%H:%M:%S')} <- p{r.source}"
+                                                      + (f": {', '.join(changed)}" if changed else ""))
         else:
             log.info("pbt: no replacement at %s env frames (objectives %s)", f"{env_frames:,}",
                      {p: None if v is None else round(v, 3) for p, v in objectives.items()})
@@ -86,9 +87,3 @@ class Population:
         write_json_atomic(self.path, {"last_update_env_frames": self.last_update, "decisions": self.decisions})
         return taken
 
-
-async def wait_reply(future: asyncio.Future, timeout: float, what: str) -> dict:
-    try:
-        return await asyncio.wait_for(future, timeout)
-    except TimeoutError:
-        raise RuntimeError(f"{what}: no reply in {timeout:.0f} s") from None

@@ -37,6 +37,7 @@ class PolicyStatus:
     episode_length: float | None = None
     true_objective: float | None = None
     shaped_return: float | None = None  # the return with this policy's reward shaping (envs with components)
+    pbt_last: str | None = None  # PBT's last replacement of this policy, and what it mutated
     episodes: int = 0
     best_return: float | None = None
     learning_rate: float = 0.0

@@ -124,6 +124,23 @@ class PolicyPane(Vertical):
         )
 
 
+POPULATION_COLUMNS = ("policy", "objective", "return", "lr", "explore", "last PBT change")
+
+
+def objective_key(p: PolicyStatus) -> tuple:
+    value = p.true_objective if p.true_objective is not None else p.episode_return
+    return (value is None, -(value or 0.0), p.policy_id)
+
+
+def population_row(p: PolicyStatus) -> tuple[str, ...]:
+    def fmt(value) -> str:
+        return "-" if value is None else f"{value:.3g}"
+
+    h = p.hyperparameters
+    return (f"p{p.policy_id}", fmt(p.true_objective), fmt(p.episode_return), fmt(h.get("learning_rate")),
+            fmt(h.get("exploration_loss_coeff")), p.pbt_last or "-")
+
+
 class DashboardScreen(Screen):
     BINDINGS = [
         Binding("p", "toggle_pause", "Pause/Resume", id="pause"),
@@ -141,6 +158,7 @@ class DashboardScreen(Screen):
     DashboardScreen #policies { width: 3fr; }
     DashboardScreen #side { width: 2fr; }
     DashboardScreen #workers { height: auto; max-height: 20; }
+    DashboardScreen #population { height: auto; max-height: 12; border: round $primary-darken-2; display: none; }
     DashboardScreen #events { height: auto; border: round $primary-darken-2; padding: 0 1; }
     DashboardScreen #banner { height: auto; padding: 0 1; }
     DashboardScreen #banner.failed { background: $error 30%; }
@@ -173,6 +191,7 @@ class DashboardScreen(Screen):
         with Horizontal(id="body"):
             yield VerticalScroll(id="policies")
             with Vertical(id="side"):
+                yield DataTable(id="population", cursor_type="row", zebra_stripes=True)
                 yield DataTable(id="workers", cursor_type="row", zebra_stripes=True)
                 yield Readout(id="events")
         yield Footer()
@@ -184,6 +203,10 @@ class DashboardScreen(Screen):
         table.add_column("worker", key="worker")
         for column in WORKER_COLUMNS:
             table.add_column(column, key=column)
+        population = self.query_one("#population", DataTable)
+        for column in POPULATION_COLUMNS:
+            population.add_column(column, key=column)
+        population.border_title = "population, best first"
         self.query_one("#throughput").border_title = "throughput"
         self.query_one("#lag").border_title = "policy lag"
         self.query_one("#events").border_title = "events and log"
@@ -229,6 +252,7 @@ class DashboardScreen(Screen):
             self.query_one("#lag-hist", Readout).show(lag_histogram(worst.lag.histogram))
         self.query_one("#lag-plot", Sparkline).data = list(self.lag_history)
         self._show_policies(s)
+        self._show_population(s)
         self._show_workers(s)
         self._show_events(s)
 
@@ -243,6 +267,20 @@ class DashboardScreen(Screen):
                 self.call_after_refresh(pane.show, policy)
             else:
                 pane.show(policy)
+
+    def _show_population(self, s: RunStatus) -> None:
+        """With several policies: one row each, ranked by objective (the true objective where the env reports
+        one, else the return), with their hyperparameters and PBT's last replacement of them."""
+        table = self.query_one("#population", DataTable)
+        table.display = len(s.policies) > 1
+        if not table.display:
+            return
+        rows = [population_row(p) for p in sorted(s.policies, key=objective_key)]
+        if rows != getattr(self, "_population_rows", None):
+            self._population_rows = rows
+            table.clear()
+            for row in rows:
+                table.add_row(*row)
 
     def _show_workers(self, s: RunStatus) -> None:
         table = self.query_one("#workers", DataTable)
