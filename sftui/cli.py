@@ -305,22 +305,9 @@ def set_hyperparameters(
     train_dir: TrainDirOpt = None,
 ) -> None:
     """Change hyperparameters of a live run's policies; each learner applies them before its next step."""
-    from sampler.errors import ConfigError
+    from sampler.control import hyperparameter_changes
 
-    hyperparameters: dict = {}
-    for item in changes:
-        key, sep, text = item.partition("=")
-        if not sep or not text:
-            raise ConfigError(f"{item!r}: expected KEY=VALUE, e.g. appo.learning_rate=2e-4")
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError:
-            value = text
-        key = key.removeprefix("appo.")
-        if key.startswith("env.reward_shaping."):
-            hyperparameters.setdefault("reward_shaping", {})[key.removeprefix("env.reward_shaping.")] = value
-        else:
-            hyperparameters[key] = value
+    hyperparameters = hyperparameter_changes(changes)
     args: dict = {"hyperparameters": hyperparameters}
     if policy is not None:
         args["policy"] = policy

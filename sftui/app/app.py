@@ -20,8 +20,8 @@ from sftui.app.launcher import LauncherScreen
 from sftui.app.sources import LiveSource, StatusSource
 
 MIN_WIDTH, MIN_HEIGHT = 80, 24
-BINDING_IDS = ("pause", "save", "stop", "enjoy", "dashboard", "experiments", "launcher", "quit", "attach", "resume",
-               "delete", "reload", "launch", "save_cfg")
+BINDING_IDS = ("pause", "save", "stop", "enjoy", "set", "dashboard", "experiments", "launcher", "quit", "attach",
+               "resume", "delete", "reload", "launch", "save_cfg")
 
 
 def keys_file() -> Path:

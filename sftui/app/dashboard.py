@@ -147,6 +147,7 @@ class DashboardScreen(Screen):
         Binding("s", "save", "Save", id="save"),
         Binding("x", "stop_run", "Stop run", id="stop"),
         Binding("e", "enjoy", "Enjoy", id="enjoy"),
+        Binding("h", "set_hyperparameter", "Set hparam", id="set"),
     ]
 
     DEFAULT_CSS = """
@@ -365,7 +366,7 @@ class DashboardScreen(Screen):
 
     # ---- actions ---------------------------------------------------------------------------------
 
-    def _run_command(self, cmd: str, done: str) -> None:
+    def _run_command(self, cmd: str, done: str, args: dict | None = None) -> None:
         if self.busy:
             self.notify("a command is already under way", severity="warning")
             return
@@ -373,7 +374,7 @@ class DashboardScreen(Screen):
 
         def work() -> None:
             try:
-                result = self.source.command(cmd)
+                result = self.source.command(cmd, args)
             except Exception as e:  # noqa: BLE001 - shown to the user, never raised
                 self.app.call_from_thread(self.notify, f"{cmd} failed: {e}", severity="error")
             else:
@@ -390,6 +391,33 @@ class DashboardScreen(Screen):
 
     def action_save(self) -> None:
         self._run_command("save", "saved")
+
+    def action_set_hyperparameter(self) -> None:
+        """A dialog for `set`: one policy or all, and KEY=VALUE; the run answers, and errors are shown."""
+        from sampler.control import hyperparameter_changes
+        from sampler.errors import SftuiError
+        from sftui.app.dialogs import SetHyperparameter
+
+        if self.shown is None or not self.shown.policies:
+            self.notify("no status from the run yet", severity="warning")
+            return
+
+        def answered(answer: tuple[int | None, str] | None) -> None:
+            if answer is None:
+                return
+            policy, item = answer
+            try:
+                args: dict = {"hyperparameters": hyperparameter_changes([item])}
+            except SftuiError as e:
+                self.notify(str(e), severity="error")
+                return
+            if policy is not None:
+                args["policy"] = policy
+            who = "all policies" if policy is None else f"policy {policy}"
+            self._run_command("set", f"set {item} for {who}", args)
+
+        first = self.shown.policies[0]
+        self.app.push_screen(SetHyperparameter(len(self.shown.policies), first.hyperparameters), answered)
 
     def action_enjoy(self) -> None:
         if self.source.folder is not None:

@@ -6,7 +6,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Static
+from textual.widgets import Button, Input, Select, Static
 
 
 class Choice(ModalScreen[str | None]):
@@ -42,3 +42,55 @@ class Choice(ModalScreen[str | None]):
 def confirm(question: str) -> Choice:
     """A yes/no question: its result is "yes", "no", or None on Escape."""
     return Choice(question, [("yes", "Yes"), ("no", "No")])
+
+
+class SetHyperparameter(ModalScreen[tuple[int | None, str] | None]):
+    """Change a live run's hyperparameter: which policy (or all), and `key=value`. Returns (policy, item)."""
+
+    BINDINGS = [Binding("escape", "dismiss_none", "Cancel")]
+    DEFAULT_CSS = """
+    SetHyperparameter { align: center middle; }
+    SetHyperparameter > Vertical { width: 72; height: auto; border: thick $primary; background: $surface;
+                                   padding: 1 2; }
+    SetHyperparameter Horizontal { height: auto; margin-top: 1; }
+    SetHyperparameter Button { margin-right: 2; }
+    """
+
+    def __init__(self, policies: int, current: dict):
+        super().__init__()
+        self.policies = policies
+        self.current = current
+
+    def compose(self) -> ComposeResult:
+        shown = ", ".join(f"{k} {v}" for k, v in self.current.items() if not isinstance(v, dict))
+        with Vertical():
+            yield Static(f"Set a hyperparameter (from each learner's next step).\nNow: {shown}", id="question")
+            options = [("all policies", -1)] + [(f"policy {p}", p) for p in range(self.policies)]
+            yield Select(options, value=-1, allow_blank=False, id="policy")
+            yield Input(placeholder="learning_rate=2e-4   or   env.reward_shaping.hits=0.1", id="item")
+            with Horizontal():
+                yield Button("Set", id="set", variant="primary")
+                yield Button("Cancel", id="cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#item", Input).focus()
+
+    def _submit(self) -> None:
+        item = self.query_one("#item", Input).value.strip()
+        if not item:
+            self.notify("type KEY=VALUE, e.g. learning_rate=2e-4", severity="warning")
+            return
+        policy = self.query_one("#policy", Select).value
+        self.dismiss((None if policy == -1 else int(policy), item))
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self._submit()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "set":
+            self._submit()
+        else:
+            self.dismiss(None)
+
+    def action_dismiss_none(self) -> None:
+        self.dismiss(None)

@@ -108,6 +108,31 @@ async def test_the_population_view_ranks_policies_by_objective_with_their_last_p
 
 
 @sync
+async def test_h_opens_a_dialog_that_sets_a_hyperparameter_of_one_policy():
+    source = FakeSource()
+    source.replies["set"] = {"policies": [1], "hyperparameters": {"learning_rate": 0.0002}}
+    app = SftuiApp(source, "exp", tmp_train_dir())
+    async with app.run_test(size=(160, 48)) as pilot:
+        source.push(fake_status(1_000, policies=2))
+        await settle(pilot)
+        await pilot.press("h")
+        await pilot.pause()
+        from textual.widgets import Select
+
+        app.screen.query_one("#policy", Select).value = 1
+        await pilot.press(*"learning_rate=2e-4", "enter")
+        await settle(pilot)
+        assert source.commands[-1] == ("set", {"hyperparameters": {"learning_rate": 0.0002}, "policy": 1})
+        assert isinstance(app.screen, DashboardScreen)
+
+        await pilot.press("h")
+        await pilot.pause()
+        await pilot.press(*"nonsense", "enter")  # not KEY=VALUE: said on screen, nothing sent
+        await settle(pilot)
+        assert source.commands[-1][1]["policy"] == 1 and len(source.commands) == 1
+
+
+@sync
 async def test_worker_rows_are_updated_in_place_never_rebuilt():
     source = FakeSource()
     app = SftuiApp(source, "exp", tmp_train_dir())
