@@ -121,9 +121,9 @@ def test_doom_against_bots_reports_shaped_returns_per_policy_and_keeps_each_poli
     from sampler.families.doom_multiplayer import DEFAULT_SHAPING
 
     result = sftui("train", "doom_duel_bots", "-e", "bots", "--train-dir", str(tmp_path), *SMALL_RECURRENT,
-                   "--set", "sampler.num_envs_per_worker=2", "--set", "sampler.num_policies=2",
-                   "--set", "env.doom.episode_timeout_sec=2", "--set", "env.reward_shaping.hits=0.5",
-                   "--set", "run.train_for_env_steps=12000", timeout=240)
+                   "--set", "sampler.num_workers=1", "--set", "sampler.num_envs_per_worker=2",
+                   "--set", "sampler.num_policies=2", "--set", "env.doom.episode_timeout_sec=1",
+                   "--set", "env.reward_shaping.hits=0.5", "--set", "run.train_for_env_steps=6000", timeout=240)
     assert result.returncode == 0, result.stdout + result.stderr
     folder = tmp_path / "bots"
     final = _statuses(folder)[-1]
