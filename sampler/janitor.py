@@ -54,10 +54,10 @@ def _tagged(token: str) -> list[int]:
 def _shared_memory_files(pid: int) -> set[str]:
     try:
         with open(f"/proc/{pid}/maps") as f:
-            return {line.split(None, 5)[5].strip() for line in f
-                    if len(line.split(None, 5)) == 6 and line.split(None, 5)[5].startswith("/dev/shm/")}
+            fields = [line.split(None, 5) for line in f]
     except OSError:
         return set()
+    return {f[5].strip() for f in fields if len(f) == 6 and f[5].startswith("/dev/shm/")}
 
 
 def sweep(token: str, seconds: float = 5.0) -> list[int]:

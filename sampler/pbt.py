@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from algos.pbt import PbtConfig, mutate, replacements
+from algos.pbt import PbtConfig, due, mutate, replacements
 from sampler.experiment import write_json_atomic
 
 log = logging.getLogger("sftui")
@@ -36,13 +36,11 @@ class Population:
         self.busy = False
 
     def due(self, env_frames: int) -> bool:
-        from algos.pbt import due
-
         return not self.busy and due(env_frames, self.last_update, self.cfg)
 
     async def update(self, supervisor: Any, env_frames: int) -> list[dict]:
-        """One population update; returns the decisions taken (none when no gap is large enough)."""
-        self.busy = True
+        """One population update; returns the decisions taken (none when no gap is large enough). The caller
+        sets `busy` when it schedules the update, so no second one is scheduled meanwhile."""
         try:
             return await self._update(supervisor, env_frames)
         finally:

@@ -246,23 +246,18 @@ class DoomDuelEnv:
                 with init_slot(self.settings.max_concurrent_inits):  # one slot for the whole game: its players
                     self.players = [Player(self._spec(seat, port)) for seat in range(PLAYERS)]  # wait on each other
                     replies = gather(self.players, START_TIMEOUT)
-            except GameStalled:
+            except BaseException as e:
                 self._end_game()
                 os.close(port_fd)
-                if attempt == attempts:
+                if not isinstance(e, GameStalled) or attempt == attempts:
                     raise
                 time.sleep(attempt * 0.5)
                 continue
-            except BaseException:
-                self._end_game()
-                os.close(port_fd)
-                raise
             for player, reply in zip(self.players, replies, strict=True):
                 player.engines = reply[2]
             self._nvec = replies[0][1]
             self._release_port()
             self.port, self._port_fd = port, port_fd
-            self._last_obs: list[Obs] | None = None
             return
 
     def _spec(self, seat: int, port: int) -> dict:

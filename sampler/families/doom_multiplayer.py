@@ -34,9 +34,6 @@ PORTS = range(45000, 47000)
 EPISODE_MINUTES = 4.0
 GAME_ARGS = ("-deathmatch +sv_forcerespawn 1 +sv_noautoaim 1 +sv_respawnprotect 1 +sv_spawnfarthest 1 "
              "+sv_nocrouch 1 +viz_respawn_delay 0 +viz_nocheat 1")
-# The game variables a player's Scoreboard reads, in this order: the frag count (the game's score) first,
-# then one variable per reward component.
-VARIABLES = ("FRAGCOUNT", "DEATHCOUNT", "HITCOUNT", "DAMAGE_TAKEN", "HEALTH", "SELECTED_WEAPON_AMMO")
 # reward component -> the game variable whose change per step it is. The frag count is not among them: its
 # change is the env's own reward (the game's score: +1 a frag, -1 a suicide).
 COMPONENTS = {
@@ -46,6 +43,8 @@ COMPONENTS = {
     "health": "HEALTH",
     "ammo": "SELECTED_WEAPON_AMMO",
 }
+# The game variables a player's Scoreboard reads, in this order: the frag count first, then the components'.
+VARIABLES = ("FRAGCOUNT", *COMPONENTS.values())
 DEFAULT_SHAPING = {"deaths": -0.5, "hits": 0.05, "damage_taken": -0.005, "health": 0.002, "ammo": 0.002}
 BOTS = {"duel_bots": 1, "deathmatch_bots": 7}
 

@@ -170,18 +170,16 @@ class RolloutWorker(WorkerBase):
         np_.time_outs[split.traj, t] = truncated & ~terminated
         np_.active[split.traj, t] = [info.get("is_active", True) for info in infos]
         self.steps += len(split.slots)
-        shaped = rewards.astype(np.float64)
         if np_.components is not None:
             raw = np.asarray([[info.get("reward_components", {}).get(name, 0.0) for name in self.components]
                               for info in infos], np.float32)
             np_.components[split.traj, t] = raw
-            shaped = shaped + (raw * np_.shaping[split.policy]).sum(axis=1)
+            split.ep_shaped += rewards + (raw * np_.shaping[split.policy]).sum(axis=1)
 
         if np_.rnn_states is not None and dones.any():
             np_.rnn_states[split.traj[dones], t + 1] = 0.0  # a new episode starts from a blank memory
 
         split.ep_return += rewards
-        split.ep_shaped += shaped
         split.ep_length += 1
         for i in np.flatnonzero(dones):
             info = infos[i]

@@ -177,6 +177,7 @@ class DashboardScreen(Screen):
         self.fps_history: deque[float] = deque(maxlen=HISTORY)
         self.lag_history: deque[float] = deque(maxlen=HISTORY)
         self.busy = False
+        self._population_rows: list[tuple[str, ...]] | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -277,7 +278,7 @@ class DashboardScreen(Screen):
         if not table.display:
             return
         rows = [population_row(p) for p in sorted(s.policies, key=objective_key)]
-        if rows != getattr(self, "_population_rows", None):
+        if rows != self._population_rows:
             self._population_rows = rows
             table.clear()
             for row in rows:
