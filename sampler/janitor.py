@@ -84,10 +84,41 @@ def sweep(token: str, seconds: float = 5.0) -> list[int]:
     return killed
 
 
+# Shared-memory files an env's engine makes (ViZDoom's queues and screen buffers). An engine that exits by
+# itself after its controller was killed leaves them behind, before the sweep can read its maps.
+ENGINE_SHM_PREFIXES = ("ViZDoom",)
+
+
+def remove_orphaned_engine_files(since: float) -> list[str]:
+    """Engine shared-memory files made since `since` (the run's start) that no live process maps."""
+    folder = Path("/dev/shm")
+    if not folder.is_dir() or not os.path.isdir("/proc"):
+        return []
+    candidates = [f for f in folder.iterdir() if f.name.startswith(ENGINE_SHM_PREFIXES)]
+    try:
+        candidates = [f for f in candidates if f.stat().st_mtime >= since and f.stat().st_uid == os.getuid()]
+    except FileNotFoundError:
+        candidates = [f for f in candidates if f.exists()]
+    if not candidates:
+        return []
+    mapped: set[str] = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            mapped |= _shared_memory_files(int(entry))
+    removed = []
+    for f in candidates:
+        if str(f) not in mapped:
+            f.unlink(missing_ok=True)
+            removed.append(f.name)
+    return removed
+
+
 def main(socket_path: str, inode: str, token: str = "") -> None:
+    started = time.time() - 1.0
     sys.stdin.buffer.read()  # returns at EOF: the supervisor is gone
     if token:
         sweep(token)
+        remove_orphaned_engine_files(started)
     try:
         if os.stat(socket_path).st_ino == int(inode):
             os.unlink(socket_path)
