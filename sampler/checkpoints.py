@@ -45,17 +45,22 @@ def save(payload: dict, folder: Path, policy: int, keep: int | None, best: bool 
     directory.mkdir(parents=True, exist_ok=True)
     name = "best.pt" if best else f"ckpt_{payload['version']:09d}_{payload['env_frames']}.pt"
     path = directory / name
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".pt")
+    write_atomic(payload, path)
+    if not best and keep is not None:
+        for old in list_checkpoints(folder, policy)[:-keep]:
+            old.unlink(missing_ok=True)
+    return path
+
+
+def write_atomic(payload: dict, path: Path) -> None:
+    """torch.save into a temporary file beside `path`, then rename: a reader never sees half a file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".pt")
     os.close(fd)
     try:
         torch.save(payload, tmp)
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
-    if not best and keep is not None:
-        for old in list_checkpoints(folder, policy)[:-keep]:
-            old.unlink(missing_ok=True)
-    return path
 
 
 def load(path: Path) -> dict:
@@ -82,7 +87,15 @@ def check_compatible(payload: dict, path: Path, env_name: str, model_cfg: dict, 
     ]
     for what, saved, current in checks:
         if saved != current:
-            raise ExperimentError(f"{path}: made for a different {what}: {saved} (now {current})")
+            raise ExperimentError(f"{path}: made for a different {what}: {_difference(saved, current)}")
+
+
+def _difference(saved, current) -> str:
+    """What differs, key by key where both are dicts, so that a long model config reads as one short line."""
+    if isinstance(saved, dict) and isinstance(current, dict):
+        keys = [k for k in {**saved, **current} if saved.get(k) != current.get(k)]
+        return ", ".join(f"{k} {saved.get(k, '(unset)')} (now {current.get(k, '(unset)')})" for k in keys)
+    return f"{saved} (now {current})"
 
 
 def state_digest(state) -> str:

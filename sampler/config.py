@@ -126,7 +126,41 @@ class EnvCommon(BaseModel):
     )
 
 
-SECTIONS = ("run", "sampler", "env", "appo", "model", "pbt")
+class PoolConfig(BaseModel):
+    """The self-play opponent pool: frozen snapshots of the policies that play opponent seats."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    snapshot_every_env_steps: int = Field(
+        0, ge=0, description="Env frames (of the whole run) between two snapshots of every policy into the "
+        "experiment's pool/ folder; 0: no snapshots."
+    )
+    max_snapshots: int = Field(
+        20, ge=1, description="Snapshots kept in the pool; the oldest is dropped (and its file removed) first."
+    )
+    seat_probability: float = Field(
+        0.0, ge=0.0, le=1.0, description="Chance that an opponent seat (every seat but seat 0) is played by a "
+        "pool member drawn at random, decided at the start of each of its episodes."
+    )
+    checkpoints: list[str] = Field(
+        default_factory=list, description="Checkpoint files (e.g. another experiment's best.pt) that join the "
+        "pool from the start and stay in it; they must be made for the same env and model."
+    )
+    elo_k: float = Field(16.0, gt=0.0, description="Elo K-factor: how far one game moves a rating.")
+
+    @property
+    def enabled(self) -> bool:
+        return self.seat_probability > 0 or self.snapshot_every_env_steps > 0 or bool(self.checkpoints)
+
+    @model_validator(mode="after")
+    def _check(self) -> PoolConfig:
+        if self.seat_probability > 0 and not self.snapshot_every_env_steps and not self.checkpoints:
+            raise ValueError(f"seat_probability is {self.seat_probability} but the pool would stay empty; set "
+                             "pool.snapshot_every_env_steps or list pool.checkpoints")
+        return self
+
+
+SECTIONS = ("run", "sampler", "env", "appo", "model", "pbt", "pool")
 
 
 def env_config_model() -> type[BaseModel]:
@@ -151,6 +185,7 @@ def experiment_config_model() -> type[BaseModel]:
         appo=(AppoConfig, Field(default_factory=AppoConfig)),
         model=(ModelConfig, Field(default_factory=ModelConfig)),
         pbt=(PbtConfig, Field(default_factory=PbtConfig)),
+        pool=(PoolConfig, Field(default_factory=PoolConfig)),
     )
 
 
@@ -264,7 +299,8 @@ def _describe_validation_error(error: ValidationError, merged: dict) -> str:
     message = first["msg"].removeprefix("Value error, ")
     if first["type"] in ("value_error", "assertion_error") and not loc:
         return message
-    if "input" in first and first["type"] != "missing":
+    own_check = isinstance(first.get("input"), dict)  # a section's validator: its input is the whole section
+    if "input" in first and first["type"] != "missing" and not own_check:
         return f"{path}: {message} (got {json.dumps(first['input'], default=str)})"
     return f"{path}: {message}"
 

@@ -93,10 +93,14 @@ def _resume(folder: Path, raw: dict, overrides: dict, name: str) -> Prepared:
 
 
 def _check_seating(cfg) -> None:
-    """With a mapping that seats policies, a policy that could never play is refused before anything is created.
-    Counting seats builds one env, so only the runs that need it pay for it."""
-    if cfg.sampler.num_policies == 1 or cfg.sampler.policy_mapping == "random":
+    """Refused before anything is created: a policy that could never play (more policies than seats under a
+    mapping that seats them), an opponent pool in an env with a single seat, and a pool checkpoint that is
+    unreadable or made for another env or model. Counting seats builds one env, so only the runs that need
+    it pay for it."""
+    seated = cfg.sampler.num_policies > 1 and cfg.sampler.policy_mapping != "random"
+    if not seated and not cfg.pool.enabled:
         return
+    from algos.spaces import obs_specs_to_dict
     from sampler.envs import EnvContext
     from sampler.families.registry import make_env
     from sampler.mapping import check_seating
@@ -104,6 +108,14 @@ def _check_seating(cfg) -> None:
     probe = make_env(cfg, EnvContext(seed=cfg.run.seed))
     try:
         check_seating(cfg, probe.num_agents)
+        if cfg.pool.enabled:
+            if probe.num_agents < 2:
+                raise ConfigError(f"pool: {cfg.env.name} seats a single agent, so there is no opponent seat for "
+                                  "the pool to play; use a multi-agent env or leave the pool settings at 0")
+            from sampler.pool import check_checkpoints
+
+            check_checkpoints(cfg, {"obs": obs_specs_to_dict(probe.obs_specs), "action": probe.action_spec.to_dict(),
+                                    "model": cfg.model.model_dump(mode="json")})
     finally:
         probe.close()
 

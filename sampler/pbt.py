@@ -76,6 +76,8 @@ class Population:
                 supervisor.board.event("pbt", text)
                 log.info("pbt: %s", text)
                 policies[r.policy].forget_episodes()
+                if supervisor.pool is not None:
+                    supervisor.pool.copy_rating(r.policy, r.source)
                 policies[r.policy].status.pbt_last = (f"{time.strftime('%H:%M:%S')} <- p{r.source}"
                                                       + (f": {', '.join(changed)}" if changed else ""))
         else:

@@ -38,6 +38,7 @@ class PolicyStatus:
     true_objective: float | None = None
     shaped_return: float | None = None  # the return with this policy's reward shaping (envs with components)
     pbt_last: str | None = None  # PBT's last replacement of this policy, and what it mutated
+    rating: float | None = None  # Elo rating in games against the pool and the other policies (with a pool)
     episodes: int = 0
     best_return: float | None = None
     learning_rate: float = 0.0
@@ -83,6 +84,9 @@ class RunStatus:
     policies: list[PolicyStatus] = field(default_factory=list)
     workers: list[WorkerStatus] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
+    # the opponent pool, with one: members (name, kind, rating, games), opponent_seats, pool_seats,
+    # seat_probability, last_snapshot_env_frames
+    pool: dict[str, Any] | None = None
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict:

@@ -44,6 +44,7 @@ log = logging.getLogger("sftui")
 
 TICK_SEC = 0.5
 BEST_CHECK_EVERY_SEC = 5.0
+POOL_WRITE_EVERY_SEC = 10.0  # ratings change with every game: pool.json is rewritten at most this often
 MIN_EPISODES_FOR_BEST = 10
 COMMAND_TIMEOUT_SEC = 60.0
 EXIT_CODES = {"finished": 0, "stopped": 0, "failed": 1}
@@ -71,6 +72,8 @@ class Supervisor:
         self._last_save = self._last_best_check = time.monotonic()
         self.server: ControlServer | None = None
         self.population = None  # the PBT worker, with pbt.with_pbt
+        self.pool = None  # the self-play opponent pool, with pool settings
+        self._last_pool_write = time.monotonic()
 
     # ---- entry ----------------------------------------------------------------------------------
 
@@ -160,6 +163,11 @@ class Supervisor:
             "model": cfg.model.model_dump(mode="json"),
         }
 
+        if cfg.pool.enabled:
+            from sampler.pool import OpponentPool, check_checkpoints
+
+            self.pool = OpponentPool(cfg, self.folder, num_policies, check_checkpoints(cfg, self.spec_dicts))
+
         self.server = ControlServer(socket_path_for(self.folder), self.handle_command, cfg.run.experiment)
         await self.server.start()
         self.janitor = janitor.start(self.server.path)
@@ -226,8 +234,9 @@ class Supervisor:
     def _spawn_rollout(self, index: int, handle: WorkerHandle | None = None) -> WorkerHandle:
         handle = handle or WorkerHandle(f"rollout_{index}", "rollout", index=index)
         local = (self.model_factory, self.weights) if self.local_inference else None
+        pool = (self.model_factory, str(self.folder)) if self.pool is not None else None
         return self._spawn(handle, rollout_main, index, handle.incarnation, self.cfg_dict, self.buffers, self.layout,
-                           self.request_queues, self.reply_queues[index], self.learner_queues, local)
+                           self.request_queues, self.reply_queues[index], self.learner_queues, local, pool)
 
     async def _expect(self, handle: WorkerHandle, kind: str) -> dict:
         future = asyncio.get_running_loop().create_future()
@@ -252,13 +261,17 @@ class Supervisor:
         if kind == "heartbeat" and handle.kind == "rollout":
             for policy, ret, length, objective, extra, shaped in payload.get("episodes", ()):
                 self.board.policies[policy].add_episode(ret, length, objective, extra, shaped)
+            if self.pool is not None:
+                for game in payload.get("games", ()):
+                    self.pool.record(game)
+                self.pool.count_seats(*payload.get("seats", (0, 0)))
         elif kind == "train":
             self.board.policies[handle.policy].add_training(payload)
         elif kind == "hyperparameters":
             self.board.policies[handle.policy].status.hyperparameters = payload["hyperparameters"]
         elif kind == "paused":
             self._resolve_when("paused", all(h.paused for h in self._alive()))
-        elif kind in ("pbt_published", "pbt_copied"):
+        elif kind in ("pbt_published", "pbt_copied", "pool_saved"):
             waiter = self._waiters.pop(f"{kind}-{payload.get('request')}", None)
             if waiter is not None and not waiter.done():
                 waiter.set_result(payload)
@@ -452,6 +465,13 @@ class Supervisor:
         if self.population is not None and self.population.due(self.board.env_frames):
             self.population.busy = True
             asyncio.create_task(self._population_update())
+        if self.pool is not None:
+            if self.pool.due(self.board.env_frames):
+                self.pool.busy = True
+                asyncio.create_task(self._pool_snapshot())
+            if self.pool.dirty and now - self._last_pool_write >= POOL_WRITE_EVERY_SEC:
+                self._last_pool_write = now
+                self.pool.write()
         if now - self._last_save >= self.cfg.run.save_every_sec:
             self._last_save = now
             asyncio.create_task(self._save_quietly())
@@ -486,6 +506,17 @@ class Supervisor:
             self.board.event("pbt", f"update failed: {e}")
             log.exception("pbt update failed")
 
+    async def _pool_snapshot(self) -> None:
+        try:
+            added = await self.pool.snapshot(self, self.board.env_frames)
+        except Exception as e:  # noqa: BLE001 - a failed snapshot is reported; training goes on
+            self.board.event("pool", f"snapshot failed: {e}")
+            log.exception("pool snapshot failed")
+            return
+        text = f"snapshot {', '.join(added)} joined the pool ({len(self.pool.members)} members)"
+        self.board.event("pool", text)
+        log.info("pool: %s", text)
+
     def _check_budget(self) -> None:
         if self.board.env_frames >= self.cfg.run.train_for_env_steps:
             self.request_stop("finished", f"reached {self.board.env_frames:,} env frames")
@@ -505,7 +536,12 @@ class Supervisor:
 
     def _status(self) -> RunStatus:
         workers = [h.status() for h in self.handles]
-        return self.board.status(self.state, self.elapsed_sec(), workers, self.error)
+        status = self.board.status(self.state, self.elapsed_sec(), workers, self.error)
+        if self.pool is not None:
+            status.pool = self.pool.status()
+            for policy in status.policies:
+                policy.rating = round(self.pool.rating(policy.policy_id), 1)
+        return status
 
     def _publish(self, persist: bool | None = None) -> None:
         self.sinks.publish(self._status(), persist)
@@ -527,6 +563,8 @@ class Supervisor:
         for handle in self._alive():
             handle.send("stop")
         await self._join_all()
+        if self.pool is not None:
+            self.pool.write()
         if self.server is not None:
             await self.server.close()
             self.janitor.stdin.close()

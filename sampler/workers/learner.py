@@ -149,6 +149,14 @@ class LearnerWorker(WorkerBase):
         payload = self._payload(env_frames, elapsed_sec)
         return str(checkpoints.save(payload, self.folder, self.policy, self.cfg.run.keep_checkpoints, best=best))
 
+    def snapshot(self, directory: Path, env_frames: int) -> Path:
+        """A frozen copy of the model for the opponent pool: a checkpoint without the optimizer state."""
+        payload = self._payload(env_frames, self.elapsed_sec)
+        payload["learner"] = {"model": self.learner.model.state_dict(), "version": self.learner.version}
+        path = directory / f"p{self.policy}-v{self.learner.version}.pt"
+        checkpoints.write_atomic(payload, path)
+        return path
+
     def on_command(self, cmd: str, args: dict) -> None:
         if cmd == "save":
             path = self.save(args["env_frames"], args["elapsed_sec"], best=args.get("best", False))
@@ -161,6 +169,9 @@ class LearnerWorker(WorkerBase):
                       digest=checkpoints.state_digest(self.learner.model.state_dict()))
         elif cmd == "pbt_copy":
             self.copy_from(args["source"], args["hyperparameters"], args["request"])
+        elif cmd == "pool_snapshot":
+            path = self.snapshot(Path(args["directory"]), args["env_frames"])
+            self.send("pool_saved", request=args["request"], path=str(path), version=self.learner.version)
         else:
             super().on_command(cmd, args)
 

@@ -17,6 +17,7 @@ from sampler.channels import ACTIONS
 from sampler.config import worker_splits
 from sampler.envs import EnvContext
 from sampler.mapping import make_policy_mapping
+from sampler.pool import POOL_POLICY
 from sampler.workers.acting import Actor
 from sampler.workers.base import WorkerBase, run_worker, setup_process
 
@@ -27,7 +28,8 @@ class Split:
     envs: list  # (local env index, env)
     slots: list[tuple[int, int]]  # (position in envs, agent)
     traj: np.ndarray  # trajectory buffer per slot
-    policy: np.ndarray  # policy acting for each slot this episode
+    policy: np.ndarray  # policy acting for each slot this episode (POOL_POLICY: a pool member)
+    member: list  # the pool member playing each slot this episode, or None
     used_policies: list[set[int]]
     ep_return: np.ndarray
     ep_shaped: np.ndarray  # the return with the acting policy's shaping (envs with reward components)
@@ -43,8 +45,9 @@ class RolloutWorker(WorkerBase):
     kind = "rollout"
 
     def __init__(self, pipe, index, incarnation, cfg, buffers: TrajectoryBuffers, layout: BufferLayout,
-                 request_queues, reply_queue, learner_queues, local_inference=None):
-        """local_inference: (model_factory, weights) to act in this process, or None to ask inference workers."""
+                 request_queues, reply_queue, learner_queues, local_inference=None, pool=None):
+        """local_inference: (model_factory, weights) to act in this process, or None to ask inference workers.
+        pool: (model_factory, experiment folder) to seat opponent-pool members, or None."""
         super().__init__(f"rollout_{index}", pipe)
         cfg = setup_process(cfg, torch_threads=1)
         from sampler.families.registry import make_env
@@ -57,6 +60,15 @@ class RolloutWorker(WorkerBase):
         self.frameskip = cfg.env.frameskip
         self.mapping = make_policy_mapping(cfg, seed=(cfg.run.seed or 0) * 7919 + index)
         self.episodes: list[tuple] = []
+        self.games: list[list] = []  # finished games with a pool: [(player, score), ...] per game
+        self.seats = [0, 0]  # opponent seats filled, and how many of them by a pool member, since the last beat
+        self.pool = None
+        if pool is not None:
+            from sampler.pool import PoolSeating
+
+            model_factory, folder = pool
+            self.pool = PoolSeating(cfg, folder, model_factory, seed=(cfg.run.seed or 0) * 7919 + index + 104_729)
+            self.pool.refresh(set())
         self.ready: list[Split] = []  # splits whose actions are written: step them next
         self.actors: list[Actor] = []
         if local_inference is not None:
@@ -84,13 +96,30 @@ class RolloutWorker(WorkerBase):
             group = list(enumerate(envs))[s * per_split:(s + 1) * per_split]
             slots = [(pos, agent) for pos, (_, env) in enumerate(group) for agent in range(env.num_agents)]
             count = len(slots)
+            seats = [self._seat(i, a) for i, a in _env_agents(group, slots)]
             self.splits.append(Split(
                 index=s, envs=group, slots=slots,
                 traj=np.full(count, -1, np.int64),
-                policy=np.array([self.mapping.policy_for(index, i, a) for i, a in _env_agents(group, slots)]),
+                policy=np.array([policy for policy, _ in seats]), member=[member for _, member in seats],
                 used_policies=[set() for _ in slots],
                 ep_return=np.zeros(count), ep_shaped=np.zeros(count), ep_length=np.zeros(count, np.int64),
             ))
+        self.results: dict[tuple[int, int], list] = {}  # (split, env position) -> its agents' finished scores
+
+    def _seat(self, env: int, agent: int) -> tuple[int, str | None]:
+        """Who plays an agent's next episode: (policy, None), or (POOL_POLICY, member) for an opponent seat
+        given to a pool member."""
+        policy = self.mapping.policy_for(self.index, env, agent)
+        if self.pool is None or agent == 0:
+            return policy, None
+        if not self.pool.members:
+            return policy, None  # nothing to seat yet: not counted in the seating rate
+        member = self.pool.draw()
+        self.seats[0] += 1
+        if member is None:
+            return policy, None
+        self.seats[1] += 1
+        return POOL_POLICY, member
 
     def _reclaim_buffers(self) -> None:
         """A restarted worker takes back what its predecessor held, but not what a learner holds."""
@@ -119,6 +148,8 @@ class RolloutWorker(WorkerBase):
         while not self.stopping:
             # Split actions already written (local inference) mean work to do now: only peek at the pipes.
             self.wait([reader], timeout=0.0 if self.ready and not self.paused else 0.1)
+            if self.pool is not None:
+                self.pool.refresh({m for split in self.splits for m in split.member if m is not None})
             while reader.poll():
                 for kind, incarnation, split_index, policy in self.reply_queue.get_all():
                     if kind != ACTIONS or incarnation != self.incarnation:
@@ -140,6 +171,9 @@ class RolloutWorker(WorkerBase):
     def _beat(self) -> dict:
         episodes, self.episodes = self.episodes, []
         beat: dict = {"episodes": episodes}
+        if self.pool is not None:
+            beat["games"], self.games = self.games, []
+            beat["seats"], self.seats = tuple(self.seats), [0, 0]
         if self.actors:
             beat["mean_batch"] = sum(a.mean_batch for a in self.actors) / len(self.actors)
         return beat
@@ -174,7 +208,7 @@ class RolloutWorker(WorkerBase):
             raw = np.asarray([[info.get("reward_components", {}).get(name, 0.0) for name in self.components]
                               for info in infos], np.float32)
             np_.components[split.traj, t] = raw
-            split.ep_shaped += rewards + (raw * np_.shaping[split.policy]).sum(axis=1)
+            split.ep_shaped += rewards + (raw * np_.shaping[np.maximum(split.policy, 0)]).sum(axis=1)
 
         if np_.rnn_states is not None and dones.any():
             np_.rnn_states[split.traj[dones], t + 1] = 0.0  # a new episode starts from a blank memory
@@ -185,17 +219,21 @@ class RolloutWorker(WorkerBase):
             info = infos[i]
             if info.get("episode_continues"):
                 continue  # e.g. a lost life: the trajectory is cut, the reported episode goes on
-            self.episodes.append((
-                int(split.policy[i]), float(split.ep_return[i]), int(split.ep_length[i]) * self.frameskip,
-                info.get("true_objective"), info.get("episode_extra_stats"),
-                float(split.ep_shaped[i]) if np_.components is not None else None,
-            ))
+            policy = int(split.policy[i])
+            if policy != POOL_POLICY:  # a pool member's episodes count only in its rating
+                self.episodes.append((
+                    policy, float(split.ep_return[i]), int(split.ep_length[i]) * self.frameskip,
+                    info.get("true_objective"), info.get("episode_extra_stats"),
+                    float(split.ep_shaped[i]) if np_.components is not None else None,
+                ))
+            env_pos, agent = split.slots[i]
+            if self.pool is not None:
+                self._score(split, i, info)
             split.ep_return[i] = 0.0
             split.ep_shaped[i] = 0.0
             split.ep_length[i] = 0
-            env_pos, agent = split.slots[i]
-            split.policy[i] = self.mapping.policy_for(self.index, split.envs[env_pos][0], agent)
-            if t + 1 < self.rollout:  # the new episode's steps belong to this trajectory too
+            split.policy[i], split.member[i] = self._seat(split.envs[env_pos][0], agent)
+            if t + 1 < self.rollout and split.policy[i] != POOL_POLICY:  # the new episode's steps are here too
                 split.used_policies[i].add(int(split.policy[i]))
 
         split.t = t + 1
@@ -209,6 +247,18 @@ class RolloutWorker(WorkerBase):
         else:
             self._write_obs(split, obs, infos, split.t)
             self._request_actions(split)
+
+    def _score(self, split: Split, i: int, info: dict) -> None:
+        """Notes slot i's finished episode; once every agent of its env has finished, the game is reported."""
+        env_pos, _ = split.slots[i]
+        objective = info.get("true_objective")
+        score = float(split.ep_return[i] if objective is None else objective)
+        player = split.member[i] if split.policy[i] == POOL_POLICY else f"p{int(split.policy[i])}"
+        game = self.results.setdefault((split.index, env_pos), [])
+        game.append((player, score))
+        if len(game) == split.envs[env_pos][1].num_agents:
+            self.games.append(game)
+            del self.results[(split.index, env_pos)]
 
     def _write_obs(self, split: Split, obs: list, infos: list, t: int) -> None:
         for key, array in self.np.obs.items():
@@ -226,6 +276,9 @@ class RolloutWorker(WorkerBase):
         policies = np.unique(split.policy)
         for policy in policies:
             trajectories = split.traj if len(policies) == 1 else split.traj[split.policy == policy]
+            if policy == POOL_POLICY:
+                self._act_for_pool(split, t)
+                continue
             if self.actors:
                 actor = self.actors[policy]
                 actor.refresh()
@@ -234,15 +287,21 @@ class RolloutWorker(WorkerBase):
             split.pending.add(int(policy))
             request = (self.index, self.incarnation, split.index, t, trajectories.astype(np.int32))
             self.request_queues[policy].put(request)
-        if self.actors:
+        if not split.pending:  # every action is written already (local inference, or pool members alone)
             self.ready.append(split)
+
+    def _act_for_pool(self, split: Split, t: int) -> None:
+        seated = [i for i, policy in enumerate(split.policy) if policy == POOL_POLICY]
+        for member in {split.member[i] for i in seated}:
+            slots = [i for i in seated if split.member[i] == member]
+            self.pool.actor(member).act(self.np, split.traj[slots], t)
 
     def _hand_over(self, split: Split) -> None:
         np_ = self.np
         by_policy: dict[int, list[int]] = {}
         for i, traj in enumerate(split.traj):
             np_.consumers[traj] = len(split.used_policies[i])
-            np_.state[traj] = LEARNER
+            np_.state[traj] = LEARNER if split.used_policies[i] else FREE  # a pool member's alone: no learner
             for policy in split.used_policies[i]:
                 by_policy.setdefault(policy, []).append(int(traj))
         for policy, trajectories in by_policy.items():
@@ -259,7 +318,7 @@ class RolloutWorker(WorkerBase):
         if self.cfg.run.debug_poison:
             self.buffers.poison(split.traj)
         split.t = 0
-        split.used_policies = [{int(policy)} for policy in split.policy]
+        split.used_policies = [{int(policy)} if policy != POOL_POLICY else set() for policy in split.policy]
         self._write_obs(split, split.next_obs, split.next_infos, 0)
         if self.np.rnn_states is not None:
             start = split.next_rnn_states

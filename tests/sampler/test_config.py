@@ -121,5 +121,5 @@ def test_config_command_prints_a_complete_runnable_config(tmp_path):
     result = sftui("config", "gym_CartPole-v1")
     assert result.returncode == 0
     cfg = json.loads(result.stdout)
-    assert set(cfg) == {"run", "sampler", "env", "appo", "model", "pbt"}
+    assert set(cfg) == {"run", "sampler", "env", "appo", "model", "pbt", "pool"}
     assert build_config(cfg).env.name == "gym_CartPole-v1"
