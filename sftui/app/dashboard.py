@@ -124,7 +124,7 @@ class PolicyPane(Vertical):
         )
 
 
-POPULATION_COLUMNS = ("policy", "objective", "return", "lr", "explore", "last PBT change")
+POPULATION_COLUMNS = ("policy", "objective", "return", "rating", "lr", "explore", "last PBT change")
 
 
 def objective_key(p: PolicyStatus) -> tuple:
@@ -137,8 +137,22 @@ def population_row(p: PolicyStatus) -> tuple[str, ...]:
         return "-" if value is None else f"{value:.3g}"
 
     h = p.hyperparameters
-    return (f"p{p.policy_id}", fmt(p.true_objective), fmt(p.episode_return), fmt(h.get("learning_rate")),
+    rating = "-" if p.rating is None else f"{p.rating:.0f}"
+    return (f"p{p.policy_id}", fmt(p.true_objective), fmt(p.episode_return), rating, fmt(h.get("learning_rate")),
             fmt(h.get("exploration_loss_coeff")), p.pbt_last or "-")
+
+
+def pool_summary(pool: dict | None) -> str:
+    """The opponent pool in one line: its size, the share of opponent seats it played, its best member."""
+    if not pool:
+        return ""
+    members = pool.get("members", [])
+    if not members:
+        return "pool: empty so far"
+    seats = pool.get("opponent_seats", 0)
+    share = f", {pool.get('pool_seats', 0) / seats:.0%} of opponent seats" if seats else ""
+    best = max(members, key=lambda m: m["rating"])
+    return f"pool: {len(members)} members{share}, best {best['name']} {best['rating']:.0f}"
 
 
 class DashboardScreen(Screen):
@@ -274,9 +288,10 @@ class DashboardScreen(Screen):
         """With several policies: one row each, ranked by objective (the true objective where the env reports
         one, else the return), with their hyperparameters and PBT's last replacement of them."""
         table = self.query_one("#population", DataTable)
-        table.display = len(s.policies) > 1
+        table.display = len(s.policies) > 1 or s.pool is not None
         if not table.display:
             return
+        table.border_subtitle = pool_summary(s.pool)
         rows = [population_row(p) for p in sorted(s.policies, key=objective_key)]
         if rows != self._population_rows:
             self._population_rows = rows

@@ -84,7 +84,7 @@ async def test_dashboard_shows_the_streams_values():
 
 
 @sync
-async def test_the_population_view_ranks_policies_by_objective_with_their_last_pbt_change():
+async def test_the_population_view_ranks_policies_by_objective_with_their_rating_and_last_pbt_change():
     source = FakeSource()
     app = SftuiApp(source, "exp", tmp_train_dir())
     async with app.run_test(size=(160, 48)) as pilot:
@@ -92,19 +92,30 @@ async def test_the_population_view_ranks_policies_by_objective_with_their_last_p
         for p, objective in zip(status.policies, (2.0, 7.5, 4.0), strict=True):
             p.true_objective = objective
             p.hyperparameters = {"learning_rate": 1e-4 * (p.policy_id + 1), "exploration_loss_coeff": 0.003}
+            p.rating = 1000.0 + 10 * p.policy_id
         status.policies[0].pbt_last = "12:00:00 <- p1: learning_rate"
+        status.pool = {"members": [{"name": "p1-v40", "kind": "snapshot", "rating": 1043.4, "games": 12},
+                                   {"name": "p0-v40", "kind": "snapshot", "rating": 987.0, "games": 9}],
+                       "opponent_seats": 200, "pool_seats": 61, "seat_probability": 0.3}
         source.push(status)
         await settle(pilot)
         table = app.screen.query_one("#population")
         assert table.display and table.row_count == 3
         rows = [[str(cell) for cell in table.get_row_at(i)] for i in range(3)]
         assert [row[0] for row in rows] == ["p1", "p2", "p0"]  # best objective first
-        assert rows[0][1:4] == ["7.5", f"{101.5:.3g}", "0.0002"]
-        assert rows[2][5] == "12:00:00 <- p1: learning_rate"
+        assert rows[0][1:5] == ["7.5", f"{101.5:.3g}", "1010", "0.0002"]
+        assert rows[2][6] == "12:00:00 <- p1: learning_rate"
+        assert table.border_subtitle == "pool: 2 members, 30% of opponent seats, best p1-v40 1043"
 
         source.push(fake_status(2_000, policies=1))  # a single policy has no population to show
         await settle(pilot)
         assert not app.screen.query_one("#population").display
+
+        status = fake_status(3_000, policies=1, pool={"members": [], "opponent_seats": 0, "pool_seats": 0})
+        source.push(status)  # ... but a pool is shown, with the policy's rating
+        await settle(pilot)
+        table = app.screen.query_one("#population")
+        assert table.display and table.border_subtitle == "pool: empty so far"
 
 
 @sync
