@@ -37,11 +37,19 @@ def status_text(status: RunStatus) -> str:
     if status.error:
         lines.append(f"  error        {status.error}")
     for p in status.policies:
+        objective = "" if p.true_objective is None else f", objective {_num(p.true_objective, 2)}"
+        rating = "" if p.rating is None else f", rating {p.rating:.0f}"
         lines.append(
-            f"  policy {p.policy_id}: v{p.version}, return {_num(p.episode_return)} over {p.episodes} episodes, "
-            f"lag {p.lag.min:.0f}/{p.lag.avg:.1f}/{p.lag.max:.0f}, {p.samples_per_sec:,.0f} samples/s, "
-            f"valid {p.valid_fraction:.0%}"
+            f"  policy {p.policy_id}: v{p.version}, return {_num(p.episode_return)} over {p.episodes} episodes"
+            f"{objective}{rating}, lag {p.lag.min:.0f}/{p.lag.avg:.1f}/{p.lag.max:.0f}, "
+            f"{p.samples_per_sec:,.0f} samples/s, valid {p.valid_fraction:.0%}"
         )
+    if status.pool is not None:
+        members = sorted(status.pool.get("members", []), key=lambda m: -m["rating"])
+        seats = status.pool.get("opponent_seats", 0)
+        share = f", {status.pool.get('pool_seats', 0) / seats:.0%} of {seats:,} opponent seats" if seats else ""
+        best = ", best " + ", ".join(f"{m['name']} {m['rating']:.0f}" for m in members[:3]) if members else ""
+        lines.append(f"  pool         {len(members)} members{share}{best}")
     for w in status.workers:
         error = f", last error: {w.last_error}" if w.last_error else ""
         lines.append(

@@ -78,6 +78,7 @@ def _load_builtin_and_plugins() -> None:
     from sampler.families import atari, doom  # noqa: F401, I001  (register on import)
     from sampler.families import gym_family  # noqa: F401  (registers on import)
     from sampler.families import pettingzoo  # noqa: F401  (registers on import; pettingzoo loads lazily)
+    from sampler.families import generals  # noqa: F401  (registers on import; generals-bots loads lazily)
 
     for entry in entry_points(group="sftui.plugins"):
         entry.load()

@@ -54,6 +54,8 @@ def test_snapshots_join_the_pool_are_seated_at_the_configured_rate_rated_and_kep
     status = last_status(folder)
     assert [m["name"] for m in status["pool"]["members"]] == members
     assert all(p["rating"] is not None for p in status["policies"])
+    text = sftui("status", "selfplay", "--train-dir", str(tmp_path)).stdout
+    assert "pool         4 members, " in text and "% of " in text and ", rating " in text, text
 
     result = sftui("train", RPS, "-e", "selfplay", "--train-dir", str(tmp_path), *SMALL, *pool,
                    "--set", "pool.max_snapshots=20", "--set", "run.train_for_env_steps=80000", timeout=180)
