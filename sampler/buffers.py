@@ -46,12 +46,12 @@ class BufferLayout:
         return traj // self.per_worker
 
     @classmethod
-    def for_run(cls, cfg, num_agents: int) -> BufferLayout:
+    def for_run(cls, cfg, num_agents: int, vector_envs: int | None = None) -> BufferLayout:
         """The layout a run's config asks for: every env slot of every worker, and enough buffers for every
         policy's learner to gather a batch at once. Each learner keeps the trajectories it waits on, so with
         buffers for one batch only, two learners each holding part of one could wait on each other forever
         (seen with doom_duel_bots and two policies: 6,144 frames, then nothing)."""
-        slots = cfg.sampler.num_envs_per_worker * num_agents
+        slots = vector_envs or cfg.sampler.num_envs_per_worker * num_agents  # batched: one per env of the vector
         batch_trajectories = (cfg.appo.batch_size * cfg.appo.num_batches_per_epoch // cfg.appo.rollout
                               * cfg.sampler.num_policies)
         return cls(num_workers=cfg.sampler.num_workers, slots_per_worker=slots, rollout=cfg.appo.rollout,

@@ -88,7 +88,11 @@ class SamplerConfig(BaseModel):
     max_policy_lag: int = Field(
         100, ge=1, description="Samples this many policy versions old or more are left out of the loss."
     )
-    batched_sampling: bool = Field(False, description="Vectorized-env sampling (not available yet).")
+    batched_sampling: bool = Field(
+        False, description="Batched sampling for vectorized envs (gym_* through gymnasium.make_vec, envpool_*): each "
+        "rollout worker steps all its envs in one call and writes whole arrays into the trajectory buffers. One "
+        "policy only (several policies and the opponent pool need per-agent sampling).",
+    )
 
     @field_validator("policy_mapping")
     @classmethod
@@ -107,8 +111,6 @@ class SamplerConfig(BaseModel):
                 f"sampler.num_envs_per_worker ({self.num_envs_per_worker}) must be divisible by "
                 f"sampler.worker_num_splits ({self.worker_num_splits})"
             )
-        if self.batched_sampling:
-            raise ValueError("batched sampling is not available yet; set sampler.batched_sampling to false")
         return self
 
 
@@ -271,10 +273,28 @@ def build_config(raw: dict, overrides: dict | None = None, experiment_default: s
     except ValidationError as e:
         raise ConfigError(_describe_validation_error(e, merged)) from None
     family.check(cfg)
+    if cfg.sampler.batched_sampling:
+        _check_batched(cfg, family)
     if cfg.pbt.with_pbt and cfg.sampler.num_policies < 2:
         raise ConfigError(f"pbt.with_pbt: a population needs sampler.num_policies of 2 or more (got "
                           f"{cfg.sampler.num_policies}); e.g. --set sampler.num_policies=4")
     return cfg
+
+
+def _check_batched(cfg, family) -> None:
+    from sampler.families import registry
+
+    if family.make_vector is None:
+        vectorized = ", ".join(f"{f.prefix}_*" for f in registry.families() if f.make_vector is not None)
+        raise ConfigError(f"sampler.batched_sampling: {family.prefix}_* envs are not vectorized; batched sampling "
+                          f"takes {vectorized}; set sampler.batched_sampling=false")
+    if cfg.sampler.num_policies > 1:
+        raise ConfigError(f"sampler.batched_sampling: one policy per run (got sampler.num_policies "
+                          f"{cfg.sampler.num_policies}); several policies need per-agent sampling "
+                          "(sampler.batched_sampling=false)")
+    if cfg.pool.enabled:
+        raise ConfigError("sampler.batched_sampling: the opponent pool needs per-agent sampling; leave the pool "
+                          "settings at 0 or set sampler.batched_sampling=false")
 
 
 def config_to_dict(cfg) -> dict:

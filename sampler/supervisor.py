@@ -30,12 +30,13 @@ from sampler.control import ControlServer, socket_path_for
 from sampler.envs import EnvContext
 from sampler.errors import ControlError, ExperimentError
 from sampler.experiment import ExperimentLock, write_json_atomic
-from sampler.families.registry import make_env
+from sampler.families.registry import make_env, make_vector_env
 from sampler.handles import WorkerHandle
 from sampler.publish import StatusSinks
 from sampler.stats import StatsBoard
 from sampler.status import RunStatus
 from sampler.tensorboard import TensorboardWriter
+from sampler.workers.batched import batched_rollout_main
 from sampler.workers.inference import inference_main
 from sampler.workers.learner import HPARAM_KEYS, learner_main
 from sampler.workers.rollout import rollout_main
@@ -126,8 +127,11 @@ class Supervisor:
         cfg = self.cfg
         torch.set_num_threads(1)
         self._publish(persist=True)
-        probe = make_env(cfg, EnvContext(seed=cfg.run.seed))
-        obs_specs, action_spec, num_agents = probe.obs_specs, probe.action_spec, probe.num_agents
+        batched = cfg.sampler.batched_sampling
+        probe = (make_vector_env if batched else make_env)(cfg, EnvContext(seed=cfg.run.seed))
+        obs_specs, action_spec = probe.obs_specs, probe.action_spec
+        num_agents = 1 if batched else probe.num_agents
+        vector_envs = probe.num_envs if batched else None
         components = tuple(getattr(probe, "reward_components", ()))
         probe.close()
         self.device = resolved_device(cfg)
@@ -138,7 +142,7 @@ class Supervisor:
             torch.manual_seed(cfg.run.seed + policy)
             model = model_factory()
             initial.append(model.state_dict())
-        self.layout = BufferLayout.for_run(cfg, num_agents)
+        self.layout = BufferLayout.for_run(cfg, num_agents, vector_envs)
         self.buffers = TrajectoryBuffers(self.layout, obs_specs, action_spec, rnn_state_size=model.rnn_state_size,
                                          poison=cfg.run.debug_poison, reward_components=components,
                                          num_policies=cfg.sampler.num_policies)
@@ -235,7 +239,8 @@ class Supervisor:
         handle = handle or WorkerHandle(f"rollout_{index}", "rollout", index=index)
         local = (self.model_factory, self.weights) if self.local_inference else None
         pool = (self.model_factory, str(self.folder)) if self.pool is not None else None
-        return self._spawn(handle, rollout_main, index, handle.incarnation, self.cfg_dict, self.buffers, self.layout,
+        target = batched_rollout_main if self.cfg.sampler.batched_sampling else rollout_main
+        return self._spawn(handle, target, index, handle.incarnation, self.cfg_dict, self.buffers, self.layout,
                            self.request_queues, self.reply_queues[index], self.learner_queues, local, pool)
 
     async def _expect(self, handle: WorkerHandle, kind: str) -> dict:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-from typing import Any
+from typing import Any, Literal
 
 import gymnasium as gym
 from pydantic import BaseModel, ConfigDict, Field
@@ -20,6 +20,11 @@ class GymSettings(BaseModel):
         None, ge=1, description="Override the id's episode time limit (none keeps the registered one)."
     )
     kwargs: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments for gymnasium.make.")
+    vectorization_mode: Literal["auto", "vector_entry_point", "sync", "async"] = Field(
+        "auto", description="With sampler.batched_sampling: how gymnasium.make_vec builds the worker's "
+        "sampler.num_envs_per_worker envs; auto: the id's own vector implementation where it has one "
+        "(CartPole's), else sync.",
+    )
 
 
 def gym_id(env_name: str) -> str:
@@ -44,6 +49,22 @@ def make(cfg, context: EnvContext) -> GymnasiumAgent:
     return GymnasiumAgent(env, seed=context.seed)
 
 
+def make_vector(cfg, context: EnvContext):
+    from sampler.vector import GymnasiumVector
+
+    settings: GymSettings = cfg.env.gym
+    kwargs = dict(settings.kwargs)
+    if settings.max_episode_steps is not None:
+        kwargs["max_episode_steps"] = settings.max_episode_steps
+    mode = None if settings.vectorization_mode == "auto" else settings.vectorization_mode
+    try:
+        env = gym.make_vec(gym_id(cfg.env.name), num_envs=cfg.sampler.num_envs_per_worker,
+                           vectorization_mode=mode, **kwargs)
+    except gym.error.Error as e:
+        raise ConfigError(f"env.gym.vectorization_mode {settings.vectorization_mode}: {e}") from None
+    return GymnasiumVector(env, seed=context.seed)
+
+
 register_family(
     EnvFamily(
         prefix="gym",
@@ -55,5 +76,6 @@ register_family(
         },
         settings_model=GymSettings,
         validate_name=validate_name,
+        make_vector=make_vector,
     )
 )

@@ -28,6 +28,8 @@ class EnvFamily:
     validate_name: Callable[[str], None] | None = None  # raises ConfigError for an unknown id
     defaults_by_id: Callable[[str], dict] | None = None
     validate_config: Callable[[Any], None] | None = None  # raises ConfigError for settings the family refuses
+    # (ExperimentConfig, context) -> a VectorEnv of the worker's envs, for sampler.batched_sampling (sampler/vector.py)
+    make_vector: Callable[[Any, EnvContext], Any] | None = None
 
     def defaults_for(self, env_name: str) -> dict:
         from sampler.config import deep_merge
@@ -70,6 +72,11 @@ def make_env(cfg, context: EnvContext) -> MultiAgentEnv:
     return family_for(cfg.env.name).make(cfg, context)
 
 
+def make_vector_env(cfg, context: EnvContext):
+    """The vector env of one batched rollout worker (sampler.batched_sampling)."""
+    return family_for(cfg.env.name).make_vector(cfg, context)
+
+
 def _load_builtin_and_plugins() -> None:
     global _plugins_loaded
     if _plugins_loaded:
@@ -79,6 +86,7 @@ def _load_builtin_and_plugins() -> None:
     from sampler.families import gym_family  # noqa: F401  (registers on import)
     from sampler.families import pettingzoo  # noqa: F401  (registers on import; pettingzoo loads lazily)
     from sampler.families import generals  # noqa: F401  (registers on import; generals-bots loads lazily)
+    from sampler.families import envpool_family  # noqa: F401  (registers on import; envpool loads lazily)
 
     for entry in entry_points(group="sftui.plugins"):
         entry.load()

@@ -34,7 +34,7 @@ class Actor:
 
     @torch.no_grad()
     def act(self, np_: NumpyViews, traj: np.ndarray, t: np.ndarray | int) -> None:
-        """Acts for trajectories `traj` at steps `t` (one per trajectory, or one for all)."""
+        """Acts for trajectories `traj` (indices, or a slice) at steps `t` (one per trajectory, or one for all)."""
         device = self.device
         obs = {key: torch.from_numpy(array[traj, t]).to(device) for key, array in np_.obs.items()}
         mask = None if np_.action_masks is None else torch.from_numpy(np_.action_masks[traj, t]).to(device)
@@ -48,4 +48,4 @@ class Actor:
         np_.dist_params[traj, t] = out["dist_params"].cpu().numpy()
         np_.policy_versions[traj, t] = self.version
         self.forward_passes += 1
-        self.samples += len(traj)
+        self.samples += len(out["values"])

@@ -44,7 +44,7 @@ class InferenceWorker(WorkerBase):
     def _serve(self, requests: list) -> None:
         self.actor.refresh()
         traj = np.concatenate([r[4] for r in requests])
-        t = np.concatenate([np.full(len(r[4]), r[3], np.int64) for r in requests])
+        t = np.concatenate([np.broadcast_to(np.asarray(r[3], np.int64), len(r[4])) for r in requests])
         self.actor.act(self.np, traj, t)
         replies: dict[int, list] = {}
         for worker, incarnation, split, _, _ in requests:

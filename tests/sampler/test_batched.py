@@ -1,0 +1,159 @@
+"""Batched sampling's rollout worker on a tiny deterministic vector env: autoreset in both modes, episode
+statistics against a hand count, and no step crossing an episode boundary."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from algos.models import make_actor_critic
+from algos.spaces import ActionSpec, ObsSpec
+from sampler.buffers import FREE, BufferLayout, SharedWeights, TrajectoryBuffers
+from sampler.config import build_config, config_to_dict
+from sampler.errors import ConfigError
+from sampler.families.registry import EnvFamily, register_family
+from sampler.vector import VectorStep
+from sampler.workers import batched
+
+LENGTHS = (2, 3, 5, 7)  # env i's episodes last LENGTHS[i] steps; every step pays 1
+
+
+class TickVector:
+    """obs = (episode number, step in episode); an episode of env i ends after LENGTHS[i] steps."""
+
+    is_async = False
+
+    def __init__(self, autoreset: str):
+        self.autoreset = autoreset
+        self.num_envs = len(LENGTHS)
+        self.obs_specs = {"obs": ObsSpec((2,), "float32")}
+        self.action_spec = ActionSpec(kind="discrete", n=2)
+        self.episode = np.zeros(self.num_envs)
+        self.step_in = np.zeros(self.num_envs)
+        self.ended = np.zeros(self.num_envs, bool)
+        self.lengths = np.array(LENGTHS)
+
+    def _obs(self):
+        return {"obs": np.stack([self.episode, self.step_in], axis=1).astype(np.float32)}
+
+    def reset(self):
+        n = self.num_envs
+        return VectorStep(self._obs(), np.zeros(n, np.float32), np.zeros(n, bool), np.zeros(n, bool))
+
+    def step(self, actions, env_ids=None):
+        rewards = np.ones(self.num_envs, np.float32)
+        if self.autoreset == "next_step":  # envs that ended last step only reset now, reward 0
+            rewards[self.ended] = 0.0
+            self.episode[self.ended] += 1
+            self.step_in[self.ended] = 0
+            self.step_in[~self.ended] += 1
+        else:
+            self.step_in += 1
+        terminated = (self.step_in == self.lengths) & ~self.ended if self.autoreset == "next_step" else \
+            self.step_in == self.lengths
+        obs = self._obs()
+        if self.autoreset == "same_step":  # the episode's first observation comes back at once
+            self.episode[terminated] += 1
+            self.step_in[terminated] = 0
+            obs = self._obs()
+        self.ended = terminated.copy()
+        return VectorStep(obs, rewards, terminated, np.zeros(self.num_envs, bool))
+
+    def close(self):
+        pass
+
+
+@pytest.fixture
+def tick_family():
+    """The tick env as a family, for this test only (the app lists the registered families)."""
+    from sampler.families import registry
+
+    register_family(EnvFamily(prefix="ticktest", description="test vector env", make=None,
+                              make_vector=lambda cfg, context: TickVector(cfg.env.name.split("_", 1)[1])))
+    yield
+    registry._FAMILIES.pop("ticktest", None)
+
+
+class Collected:
+    def __init__(self):
+        self.handed: list[list[int]] = []
+
+    def put(self, trajectories):
+        self.handed.append(trajectories)
+
+
+def make_worker(monkeypatch, mode: str):
+    monkeypatch.setattr(batched, "setup_process", lambda cfg, torch_threads=None: build_config(cfg))
+    cfg = build_config({"env": {"name": f"ticktest_{mode}"},
+                        "sampler": {"batched_sampling": True, "num_workers": 1, "num_envs_per_worker": 4},
+                        "appo": {"rollout": 8, "batch_size": 32}, "model": {"encoder_mlp_layers": [8]}})
+    env = TickVector(mode)
+    layout = BufferLayout.for_run(cfg, 1, env.num_envs)
+    buffers = TrajectoryBuffers(layout, env.obs_specs, env.action_spec)
+    model = make_actor_critic(cfg.model, env.obs_specs, env.action_spec)
+    factory = lambda: make_actor_critic(cfg.model, env.obs_specs, env.action_spec)  # noqa: E731
+    learner = Collected()
+    worker = batched.BatchedRolloutWorker(None, 0, 0, config_to_dict(cfg), buffers, layout, [None], None,
+                                          [learner], local_inference=(factory, SharedWeights([model.state_dict()])))
+    return worker, buffers, learner
+
+
+def run(worker, buffers, learner, turns: int) -> list[dict]:
+    """Drives the worker; returns a copy of every trajectory handed over, taken before its buffer is reused."""
+    worker._receive(worker.env.reset())
+    handed = []
+    for _ in range(turns):
+        worker._advance()
+        for trajectories in learner.handed:  # the learner copies them out and frees them
+            for traj in trajectories:
+                handed.append({"env": traj % len(LENGTHS), "obs": buffers.obs["obs"][traj].clone(),
+                               **{k: buffers.step_tensors()[k][traj].clone() for k in ("active", "dones", "rewards")}})
+            buffers.state[trajectories] = FREE
+        learner.handed.clear()
+    return handed
+
+
+@pytest.mark.parametrize("mode", ["next_step", "same_step"])
+def test_autoreset_leaves_no_fake_transition_and_episodes_match_a_hand_count(monkeypatch, tick_family, mode):
+    worker, buffers, learner = make_worker(monkeypatch, mode)
+    handed = run(worker, buffers, learner, turns=64)
+    assert len(handed) == 8 * len(LENGTHS)  # 64 steps of 4 envs in rollouts of 8: 8 trajectories each
+    inactive = 0
+    for traj in handed:
+        obs, active, dones, rewards = traj["obs"].tolist(), traj["active"], traj["dones"], traj["rewards"]
+        for t in range(8):
+            episode, step = obs[t]
+            next_episode, next_step = obs[t + 1]
+            if not active[t]:  # only ever the reset step right after an episode ended
+                inactive += 1
+                assert mode == "next_step" and next_step == 0 and next_episode == episode + 1
+                assert rewards[t] == 0 and not dones[t]
+                continue
+            assert rewards[t] == 1
+            if dones[t]:  # the episode's last step: its length is the env's
+                assert step + 1 == LENGTHS[traj["env"]]
+                assert (next_episode, next_step) == ((episode, step + 1) if mode == "next_step" else (episode + 1, 0))
+            else:  # a real transition stays inside its episode
+                assert (next_episode, next_step) == (episode, step + 1)
+    assert (inactive > 0) == (mode == "next_step")
+
+    # every finished episode: its return and length are the env's own episode length
+    lengths = sorted({(ret, length) for _, ret, length, *_ in worker.episodes})
+    assert lengths == [(float(n), n) for n in LENGTHS]
+    counts = {n: sum(1 for _, _, length, *_ in worker.episodes if length == n) for n in LENGTHS}
+    period = {n: n + (mode == "next_step") for n in LENGTHS}  # steps per episode, the reset step included
+    assert counts == {n: 64 // period[n] for n in LENGTHS}
+
+
+def test_the_worker_writes_slices_while_its_envs_share_one_block(monkeypatch, tick_family):
+    worker, buffers, learner = make_worker(monkeypatch, "same_step")
+    worker._receive(worker.env.reset())
+    index, t = worker._index(worker.all_ids)
+    assert isinstance(index, slice) and index.stop - index.start == 4 and t == 0
+
+
+def test_batched_sampling_refuses_what_it_cannot_do():
+    with pytest.raises(ConfigError, match=r"atari_\* envs are not vectorized; batched sampling takes .*gym_\*"):
+        build_config({"env": {"name": "atari_pong"}, "sampler": {"batched_sampling": True}})
+    with pytest.raises(ConfigError, match="one policy per run"):
+        build_config({"env": {"name": "gym_CartPole-v1"}, "sampler": {"batched_sampling": True, "num_policies": 2}})
