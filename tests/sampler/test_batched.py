@@ -19,22 +19,23 @@ LENGTHS = (2, 3, 5, 7)  # env i's episodes last LENGTHS[i] steps; every step pay
 
 
 class TickVector:
-    """obs = (episode number, step in episode); an episode of env i ends after LENGTHS[i] steps."""
+    """obs = (episode number, step in episode, env); an episode of env i ends after LENGTHS[i] steps."""
 
     is_async = False
 
     def __init__(self, autoreset: str):
         self.autoreset = autoreset
         self.num_envs = len(LENGTHS)
-        self.obs_specs = {"obs": ObsSpec((2,), "float32")}
+        self.obs_specs = {"obs": ObsSpec((3,), "float32")}
         self.action_spec = ActionSpec(kind="discrete", n=2)
         self.episode = np.zeros(self.num_envs)
         self.step_in = np.zeros(self.num_envs)
         self.ended = np.zeros(self.num_envs, bool)
         self.lengths = np.array(LENGTHS)
+        self.stepped = np.zeros(self.num_envs, np.int64)  # steps each env has taken
 
     def _obs(self):
-        return {"obs": np.stack([self.episode, self.step_in], axis=1).astype(np.float32)}
+        return {"obs": np.stack([self.episode, self.step_in, np.arange(self.num_envs)], axis=1).astype(np.float32)}
 
     def reset(self):
         n = self.num_envs
@@ -42,6 +43,7 @@ class TickVector:
 
     def step(self, actions, env_ids=None):
         rewards = np.ones(self.num_envs, np.float32)
+        self.stepped += 1
         if self.autoreset == "next_step":  # envs that ended last step only reset now, reward 0
             rewards[self.ended] = 0.0
             self.episode[self.ended] += 1
@@ -63,15 +65,54 @@ class TickVector:
         pass
 
 
+class TickAsync(TickVector):
+    """The same envs in async mode, as EnvPool with batch_size 2 of 4: each step sends actions for the envs
+    that answered last and answers for the 2 that have been waiting longest (first the reset ones)."""
+
+    is_async = True
+
+    def __init__(self):
+        super().__init__("next_step")
+        self.ready: list[tuple] = []
+
+    def _answer(self):
+        answered, self.ready = self.ready[:2], self.ready[2:]
+        ids = np.array([a[0] for a in answered])
+        return VectorStep({"obs": np.stack([a[1] for a in answered])}, np.array([a[2] for a in answered], np.float32),
+                          np.array([a[3] for a in answered]), np.zeros(2, bool), env_ids=ids)
+
+    def reset(self):
+        self.ready = [(i, self._obs()["obs"][i], 0.0, False) for i in range(self.num_envs)]
+        return self._answer()
+
+    def step(self, actions, env_ids=None):
+        assert env_ids is not None and len(actions) == len(env_ids)
+        for i in env_ids:
+            self.stepped[i] += 1
+            reward = 0.0 if self.ended[i] else 1.0
+            if self.ended[i]:
+                self.episode[i] += 1
+                self.step_in[i] = 0
+            else:
+                self.step_in[i] += 1
+            self.ended[i] = not self.ended[i] and self.step_in[i] == self.lengths[i] and reward == 1.0
+            self.ready.append((i, self._obs()["obs"][i], reward, bool(self.ended[i])))
+        return self._answer()
+
+
 @pytest.fixture
 def tick_family():
     """The tick env as a family, for this test only (the app lists the registered families)."""
     from sampler.families import registry
 
     register_family(EnvFamily(prefix="ticktest", description="test vector env", make=None,
-                              make_vector=lambda cfg, context: TickVector(cfg.env.name.split("_", 1)[1])))
+                              make_vector=lambda cfg, context: make_tick(cfg.env.name.split("_", 1)[1])))
     yield
     registry._FAMILIES.pop("ticktest", None)
+
+
+def make_tick(mode: str):
+    return TickAsync() if mode == "async" else TickVector(mode)
 
 
 class Collected:
@@ -87,7 +128,7 @@ def make_worker(monkeypatch, mode: str):
     cfg = build_config({"env": {"name": f"ticktest_{mode}"},
                         "sampler": {"batched_sampling": True, "num_workers": 1, "num_envs_per_worker": 4},
                         "appo": {"rollout": 8, "batch_size": 32}, "model": {"encoder_mlp_layers": [8]}})
-    env = TickVector(mode)
+    env = make_tick(mode)
     layout = BufferLayout.for_run(cfg, 1, env.num_envs)
     buffers = TrajectoryBuffers(layout, env.obs_specs, env.action_spec)
     model = make_actor_critic(cfg.model, env.obs_specs, env.action_spec)
@@ -106,43 +147,49 @@ def run(worker, buffers, learner, turns: int) -> list[dict]:
         worker._advance()
         for trajectories in learner.handed:  # the learner copies them out and frees them
             for traj in trajectories:
-                handed.append({"env": traj % len(LENGTHS), "obs": buffers.obs["obs"][traj].clone(),
+                handed.append({"env": int(buffers.obs["obs"][traj, 0, 2]), "obs": buffers.obs["obs"][traj].clone(),
                                **{k: buffers.step_tensors()[k][traj].clone() for k in ("active", "dones", "rewards")}})
             buffers.state[trajectories] = FREE
         learner.handed.clear()
     return handed
 
 
-@pytest.mark.parametrize("mode", ["next_step", "same_step"])
+@pytest.mark.parametrize("mode", ["next_step", "same_step", "async"])
 def test_autoreset_leaves_no_fake_transition_and_episodes_match_a_hand_count(monkeypatch, tick_family, mode):
     worker, buffers, learner = make_worker(monkeypatch, mode)
     handed = run(worker, buffers, learner, turns=64)
-    assert len(handed) == 8 * len(LENGTHS)  # 64 steps of 4 envs in rollouts of 8: 8 trajectories each
+    # steps whose results the worker has seen (async: each turn steps 2 of the 4 envs, and the answers to the
+    # last actions sent may still wait in the env)
+    stepped = worker.env.stepped.copy()
+    for pending in getattr(worker.env, "ready", ()):
+        stepped[pending[0]] -= 1
+    assert len(handed) == sum(stepped // 8) > 0  # rollouts of 8 steps per env
     inactive = 0
     for traj in handed:
         obs, active, dones, rewards = traj["obs"].tolist(), traj["active"], traj["dones"], traj["rewards"]
         for t in range(8):
-            episode, step = obs[t]
-            next_episode, next_step = obs[t + 1]
+            episode, step, env = obs[t]
+            next_episode, next_step, next_env = obs[t + 1]
+            assert env == next_env == traj["env"]  # a trajectory holds one env's steps
             if not active[t]:  # only ever the reset step right after an episode ended
                 inactive += 1
-                assert mode == "next_step" and next_step == 0 and next_episode == episode + 1
+                assert mode != "same_step" and next_step == 0 and next_episode == episode + 1
                 assert rewards[t] == 0 and not dones[t]
                 continue
             assert rewards[t] == 1
             if dones[t]:  # the episode's last step: its length is the env's
                 assert step + 1 == LENGTHS[traj["env"]]
-                assert (next_episode, next_step) == ((episode, step + 1) if mode == "next_step" else (episode + 1, 0))
+                assert (next_episode, next_step) == ((episode, step + 1) if mode != "same_step" else (episode + 1, 0))
             else:  # a real transition stays inside its episode
                 assert (next_episode, next_step) == (episode, step + 1)
-    assert (inactive > 0) == (mode == "next_step")
+    assert (inactive > 0) == (mode != "same_step")
 
     # every finished episode: its return and length are the env's own episode length
     lengths = sorted({(ret, length) for _, ret, length, *_ in worker.episodes})
     assert lengths == [(float(n), n) for n in LENGTHS]
     counts = {n: sum(1 for _, _, length, *_ in worker.episodes if length == n) for n in LENGTHS}
-    period = {n: n + (mode == "next_step") for n in LENGTHS}  # steps per episode, the reset step included
-    assert counts == {n: 64 // period[n] for n in LENGTHS}
+    extra = int(mode != "same_step")  # the reset step after each episode
+    assert counts == {n: (int(s) + extra) // (n + extra) for n, s in zip(LENGTHS, stepped, strict=True)}
 
 
 def test_the_worker_writes_slices_while_its_envs_share_one_block(monkeypatch, tick_family):
@@ -157,3 +204,21 @@ def test_batched_sampling_refuses_what_it_cannot_do():
         build_config({"env": {"name": "atari_pong"}, "sampler": {"batched_sampling": True}})
     with pytest.raises(ConfigError, match="one policy per run"):
         build_config({"env": {"name": "gym_CartPole-v1"}, "sampler": {"batched_sampling": True, "num_policies": 2}})
+
+
+def test_cartpoles_vector_env_trains_batched_through_the_process_tree(tmp_path):
+    import json
+
+    from tests.support import sftui
+
+    result = sftui("train", "gym_CartPole-v1", "-e", "vec", "--train-dir", str(tmp_path),
+                   "--set", "sampler.batched_sampling=true", "--set", "sampler.num_workers=1",
+                   "--set", "sampler.num_envs_per_worker=256", "--set", "model.encoder_mlp_layers=[64,64]",
+                   "--set", "appo.batch_size=2048", "--set", "run.train_for_env_steps=150000", timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    last = json.loads((tmp_path / "vec" / "status.jsonl").read_text().splitlines()[-1])
+    (policy,) = last["policies"]
+    assert last["state"] == "finished" and policy["env_frames"] >= 150_000
+    # CartPole's vector env resets on the step after a done: those steps are the only ones left out
+    assert 0.9 < policy["valid_fraction"] < 1.0
+    assert policy["episodes"] > 1000 and policy["episode_return"] > 40  # random play makes about 22
