@@ -1,7 +1,8 @@
-"""Training throughput against this machine's compute bound, for CartPole and doom_basic.
+"""Training throughput against this machine's compute bound, for CartPole and doom_basic, and batched sampling.
 
-    python bench/throughput.py                      # both rows, about 6 minutes
+    python bench/throughput.py                      # every row, about 14 minutes
     python bench/throughput.py --rows doom_basic --seconds 60 --warmup 30
+    python bench/throughput.py --rows cartpole_batched envpool_pong
 
 Columns, all measured in one run of this script:
   (a) env frames/s of one env in one process, the family's full wrapper stack, random actions;
@@ -13,6 +14,13 @@ Columns, all measured in one run of this script:
       with the valid-sample fraction;
   (e) `sftui sample`: the sampler alone with random actions, against (a) x cores;
   and the peak memory (PSS, summed over the run's whole process tree).
+
+Batched rows (sampler.batched_sampling) get a table of their own:
+  (b) model cost per sample at the vector env's size, training at the learner's thread count;
+  (c) model-only bound = cores / (inference + training core-seconds per sample): the env's cost is left out
+      (near zero for CartPole's numpy vector env);
+  (d) batched training FPS, with the valid-sample fraction (the steps that only reset an env are not valid);
+  (f) the same env trained per agent (sampler.batched_sampling false, the family's per-agent envs), and (d)/(f).
 
 Not a test: these machines are noisy, so compare ratios taken in one run.
 """
@@ -41,7 +49,7 @@ from algos.appo import AppoLearner, TrainBatch  # noqa: E402
 from algos.models import make_actor_critic  # noqa: E402
 from sampler.config import build_config  # noqa: E402
 from sampler.envs import EnvContext  # noqa: E402
-from sampler.families.registry import make_env  # noqa: E402
+from sampler.families.registry import make_env, make_vector_env  # noqa: E402
 from sampler.sample import measure  # noqa: E402
 
 ROWS: dict[str, dict] = {
@@ -59,7 +67,30 @@ ROWS: dict[str, dict] = {
 }
 
 
+# Batched rows: the batched run, and the per-agent run it is compared with.
+BATCHED_ROWS: dict[str, dict] = {
+    "cartpole_batched": {
+        "env": "gym_CartPole-v1",
+        "overrides": {
+            "model": {"encoder_mlp_layers": [512, 512], "use_rnn": False},
+            "sampler": {"batched_sampling": True, "num_workers": 1, "num_envs_per_worker": 1024},
+            "appo": {"batch_size": 16384, "num_epochs": 1, "num_batches_per_epoch": 1},
+        },
+        "per_agent": ("gym_CartPole-v1", ROWS["gym_CartPole-v1"]),
+    },
+    "envpool_pong": {
+        "env": "envpool_Pong-v5",
+        "overrides": {"env": {"envpool": {"num_envs": 32}}},
+        "per_agent": ("atari_pong", {"sampler": {"num_workers": 2, "num_envs_per_worker": 16}}),
+    },
+}
+
 # ---- the arithmetic --------------------------------------------------------------------------------
+
+
+def model_bound(cores: int, frameskip: int, inference_sec: float, train_sec: float) -> float:
+    """Frames/s when every core does nothing but inference and training (the env taken as free)."""
+    return cores * frameskip / (inference_sec + train_sec)
 
 
 def compute_bound(cores: int, frameskip: int, env_fps: float, inference_sec: float, train_sec: float) -> float:
@@ -118,7 +149,7 @@ def env_fps(cfg, seconds: float = 5.0) -> float:
 
 
 def _specs(cfg):
-    env = make_env(cfg, EnvContext(seed=0))
+    env = (make_vector_env if cfg.sampler.batched_sampling else make_env)(cfg, EnvContext(seed=0))
     try:
         return env.obs_specs, env.action_spec
     finally:
@@ -265,6 +296,36 @@ def row(env: str, overrides: dict, warmup: float, seconds: float, cores: int) ->
     }
 
 
+def batched_row(name: str, spec: dict, warmup: float, seconds: float, cores: int) -> dict:
+    env, overrides = spec["env"], spec["overrides"]
+    cfg = build_config({"env": {"name": env}, **overrides})
+    frameskip = cfg.env.frameskip
+    print(f"[{name}] (d) batched training {warmup + seconds:.0f} s ...", file=sys.stderr)
+    d = train_run(env, overrides, warmup, seconds, frameskip)
+    per_agent_env, per_agent_overrides = spec["per_agent"]
+    print(f"[{name}] (f) per-agent training of {per_agent_env} {warmup + seconds:.0f} s ...", file=sys.stderr)
+    f = train_run(per_agent_env, {**per_agent_overrides, **{k: v for k, v in overrides.items() if k in ("model",)}},
+                  warmup, seconds, frameskip)
+    print(f"[{name}] (b) model costs ...", file=sys.stderr)
+    batch = max(1, round(d.mean_inference_batch))
+    inference = inference_cost(cfg, batch)
+    threads = cfg.run.learner_threads
+    train = train_cost(cfg, threads) * threads
+    c = model_bound(cores, frameskip, inference, train)
+    return {
+        "row": name,
+        "(b) infer ms/sample [batch]": f"{inference * 1e3:.4f} [{batch}]",
+        "(b) train ms/sample [threads]": f"{train * 1e3:.4f} [{threads}]",
+        "(c) model-only bound fps": f"{c:,.0f}",
+        "(d) batched fps": f"{d.fps:,.0f}",
+        "valid": f"{d.valid:.1%}",
+        "(d)/(c)": f"{d.fps / c:.0%}",
+        "(f) per-agent fps": f"{f.fps:,.0f}",
+        "(d)/(f)": f"{d.fps / f.fps:.2f}x" if f.fps else "-",
+        "peak mem GiB": f"{d.peak_pss_gib:.2f}",
+    }
+
+
 def print_table(rows: list[dict]) -> None:
     header = list(rows[0])
     widths = [max(len(h), *(len(r[h]) for r in rows)) for h in header]
@@ -276,15 +337,21 @@ def print_table(rows: list[dict]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", nargs="+", choices=list(ROWS), default=list(ROWS))
+    parser.add_argument("--rows", nargs="+", choices=[*ROWS, *BATCHED_ROWS], default=[*ROWS, *BATCHED_ROWS])
     parser.add_argument("--warmup", type=float, default=30.0, help="training seconds before (d) starts")
     parser.add_argument("--seconds", type=float, default=60.0, help="training seconds (d) covers")
     args = parser.parse_args()
     torch.set_num_threads(1)
     cores = len(os.sched_getaffinity(0))
-    rows = [row(env, ROWS[env], args.warmup, args.seconds, cores) for env in args.rows]
+    rows = [row(env, ROWS[env], args.warmup, args.seconds, cores) for env in args.rows if env in ROWS]
+    batched = [batched_row(name, BATCHED_ROWS[name], args.warmup, args.seconds, cores)
+               for name in args.rows if name in BATCHED_ROWS]
     print(f"{cores} cores, torch {torch.__version__}, (d) over {args.seconds:.0f} s after {args.warmup:.0f} s")
-    print_table(rows)
+    if rows:
+        print_table(rows)
+    if batched:
+        print()
+        print_table(batched)
 
 
 if __name__ == "__main__":

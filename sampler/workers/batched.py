@@ -27,6 +27,7 @@ from sampler.workers.acting import Actor
 from sampler.workers.base import WorkerBase, run_worker, setup_process
 
 POLICY = 0  # batched sampling trains one policy
+CHUNK = 256  # trajectory indices per channel message (a message must fit PIPE_BUF)
 
 
 class BatchedRolloutWorker(WorkerBase):
@@ -69,6 +70,7 @@ class BatchedRolloutWorker(WorkerBase):
         self.blocked: tuple | None = None  # (ids to act on, ids needing buffers, their obs, their rnn states)
         self.act_ids: np.ndarray | None = None
         self.awaiting: np.ndarray | None = None  # ids whose actions an inference worker computes
+        self.replies_due = 0
         self.send_ids: np.ndarray | None = None  # ids whose actions are written: step them
 
     # ---- buffers ---------------------------------------------------------------------------------
@@ -141,7 +143,9 @@ class BatchedRolloutWorker(WorkerBase):
         while reader.poll():
             for kind, incarnation, _, _ in self.reply_queue.get_all():
                 if kind == ACTIONS and incarnation == self.incarnation and self.awaiting is not None:
-                    self.send_ids, self.awaiting = self.awaiting, None
+                    self.replies_due -= 1
+                    if self.replies_due == 0:
+                        self.send_ids, self.awaiting = self.awaiting, None
             # anything else: buffers freed by a learner, found by scanning
 
     def _beat(self) -> dict:
@@ -243,9 +247,14 @@ class BatchedRolloutWorker(WorkerBase):
             self.actor.act(self.np, index, t)
             self.send_ids = ids
             return
-        self.awaiting = ids
-        traj = self.traj[ids].astype(np.int32)
-        self.request_queue.put((self.index, self.incarnation, 0, t if isinstance(t, int) else t.copy(), traj))
+        # One request while the envs are one block (a range), else pieces that each fit one channel message.
+        if isinstance(index, slice):
+            pieces = [(t, range(index.start, index.stop))]
+        else:
+            pieces = [(t[i:i + CHUNK], self.traj[ids[i:i + CHUNK]].astype(np.int32)) for i in range(0, len(ids), CHUNK)]
+        self.awaiting, self.replies_due = ids, len(pieces)
+        for step, traj in pieces:
+            self.request_queue.put((self.index, self.incarnation, 0, step, traj))
 
     def _hand_over(self, ids: np.ndarray) -> None:
         if not len(ids):
@@ -254,7 +263,12 @@ class BatchedRolloutWorker(WorkerBase):
         self.np.consumers[trajectories] = 1
         self.np.state[trajectories] = LEARNER
         self.started[ids] = False
-        self.learner_queue.put(trajectories.tolist())
+        first, last = int(trajectories[0]), int(trajectories[-1])
+        if last - first + 1 == len(trajectories) and (np.diff(trajectories) == 1).all():
+            self.learner_queue.put(range(first, last + 1))  # a block: a few bytes, however many envs
+            return
+        for i in range(0, len(trajectories), CHUNK):  # each message must fit one atomic pipe write
+            self.learner_queue.put(trajectories[i:i + CHUNK].tolist())
 
 
 def _rows(obs: dict, keep: np.ndarray) -> dict:

@@ -43,7 +43,7 @@ class InferenceWorker(WorkerBase):
 
     def _serve(self, requests: list) -> None:
         self.actor.refresh()
-        traj = np.concatenate([r[4] for r in requests])
+        traj = np.concatenate([np.asarray(r[4], np.int64) for r in requests])  # arrays, or a block's range
         t = np.concatenate([np.broadcast_to(np.asarray(r[3], np.int64), len(r[4])) for r in requests])
         self.actor.act(self.np, traj, t)
         replies: dict[int, list] = {}

@@ -9,7 +9,7 @@ import time
 import psutil
 import pytest
 
-from bench.throughput import compute_bound, window_rate
+from bench.throughput import compute_bound, model_bound, window_rate
 from tests.support import all_gone, popen, sftui, shm_entries, wait_for
 
 
@@ -19,6 +19,11 @@ def test_compute_bound_divides_the_cores_among_env_inference_and_training():
         pytest.approx(8_000)
     # Free model work leaves the env's own rate times the cores.
     assert compute_bound(cores=2, frameskip=1, env_fps=10_000, inference_sec=0, train_sec=0) == pytest.approx(20_000)
+
+
+def test_the_model_only_bound_leaves_the_env_out():
+    # CartPole's numpy vector env costs next to nothing: 2 cores over 10 + 20 microseconds of model a sample
+    assert model_bound(cores=2, frameskip=1, inference_sec=1e-5, train_sec=2e-5) == pytest.approx(2 / 3e-5)
 
 
 def test_window_rate_counts_trained_frames_after_the_warm_up():
