@@ -47,7 +47,7 @@ sys.path.insert(0, str(ROOT))
 
 from algos.appo import AppoLearner, TrainBatch  # noqa: E402
 from algos.models import make_actor_critic  # noqa: E402
-from sampler.config import build_config  # noqa: E402
+from sampler.config import build_config, deep_merge  # noqa: E402
 from sampler.envs import EnvContext  # noqa: E402
 from sampler.families.registry import make_env, make_vector_env  # noqa: E402
 from sampler.sample import measure  # noqa: E402
@@ -73,7 +73,9 @@ BATCHED_ROWS: dict[str, dict] = {
         "env": "gym_CartPole-v1",
         "overrides": {
             "model": {"encoder_mlp_layers": [512, 512], "use_rnn": False},
-            "sampler": {"batched_sampling": True, "num_workers": 1, "num_envs_per_worker": 1024},
+            # 1,024 envs as 2 workers x 512: measured 56,271 FPS against 53,563 for 1 x 1,024 (the learner takes
+            # one core; two half-size workers share the other more evenly)
+            "sampler": {"batched_sampling": True, "num_workers": 2, "num_envs_per_worker": 512},
             "appo": {"batch_size": 16384, "num_epochs": 1, "num_batches_per_epoch": 1},
         },
         "per_agent": ("gym_CartPole-v1", ROWS["gym_CartPole-v1"]),
@@ -298,7 +300,7 @@ def row(env: str, overrides: dict, warmup: float, seconds: float, cores: int) ->
 
 def batched_row(name: str, spec: dict, warmup: float, seconds: float, cores: int) -> dict:
     env, overrides = spec["env"], spec["overrides"]
-    cfg = build_config({"env": {"name": env}, **overrides})
+    cfg = build_config(deep_merge({"env": {"name": env}}, overrides))
     frameskip = cfg.env.frameskip
     print(f"[{name}] (d) batched training {warmup + seconds:.0f} s ...", file=sys.stderr)
     d = train_run(env, overrides, warmup, seconds, frameskip)
@@ -312,7 +314,7 @@ def batched_row(name: str, spec: dict, warmup: float, seconds: float, cores: int
     threads = cfg.run.learner_threads
     train = train_cost(cfg, threads) * threads
     c = model_bound(cores, frameskip, inference, train)
-    return {
+    out = {
         "row": name,
         "(b) infer ms/sample [batch]": f"{inference * 1e3:.4f} [{batch}]",
         "(b) train ms/sample [threads]": f"{train * 1e3:.4f} [{threads}]",
@@ -324,6 +326,8 @@ def batched_row(name: str, spec: dict, warmup: float, seconds: float, cores: int
         "(d)/(f)": f"{d.fps / f.fps:.2f}x" if f.fps else "-",
         "peak mem GiB": f"{d.peak_pss_gib:.2f}",
     }
+    print(f"[{name}] {out}", file=sys.stderr)  # kept even if a later row fails
+    return out
 
 
 def print_table(rows: list[dict]) -> None:

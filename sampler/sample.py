@@ -25,7 +25,8 @@ from sampler.channels import MessageChannel, ReplyChannel
 from sampler.config import config_to_dict, uses_local_inference
 from sampler.envs import EnvContext
 from sampler.errors import SftuiError
-from sampler.families.registry import make_env
+from sampler.families.registry import make_env, make_vector_env
+from sampler.workers.batched import batched_rollout_main
 from sampler.workers.inference import inference_main
 from sampler.workers.rollout import rollout_main
 
@@ -92,11 +93,13 @@ def measure(cfg, seconds: float = 20.0, warmup: float = 5.0, on_tick=None) -> Sa
     # SIGINT ignored, as a shell does for background jobs; the supervisor does the same for training.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     ctx = mp.get_context("spawn")
-    probe = make_env(cfg, EnvContext(seed=cfg.run.seed))
-    obs_specs, action_spec, num_agents = probe.obs_specs, probe.action_spec, probe.num_agents
+    batched = cfg.sampler.batched_sampling
+    probe = (make_vector_env if batched else make_env)(cfg, EnvContext(seed=cfg.run.seed))
+    obs_specs, action_spec = probe.obs_specs, probe.action_spec
+    num_agents, vector_envs = (1, probe.num_envs) if batched else (probe.num_agents, None)
     probe.close()
 
-    layout = BufferLayout.for_run(cfg, num_agents)
+    layout = BufferLayout.for_run(cfg, num_agents, vector_envs)
     buffers = TrajectoryBuffers(layout, obs_specs, action_spec, rnn_state_size=0)
     num_policies = cfg.sampler.num_policies
     shared = cfg.sampler.policy_workers_per_policy > 1
@@ -118,7 +121,8 @@ def measure(cfg, seconds: float = 20.0, warmup: float = 5.0, on_tick=None) -> Sa
                                        policy, cfg_dict, buffers, None, actor, request_queues[policy],
                                        reply_queues, "cpu"))
         for index in range(cfg.sampler.num_workers):
-            workers.append(_Worker(ctx, f"rollout_{index}", rollout_main, index, 0, cfg_dict, buffers, layout,
+            workers.append(_Worker(ctx, f"rollout_{index}", batched_rollout_main if batched else rollout_main,
+                                   index, 0, cfg_dict, buffers, layout,
                                    request_queues, reply_queues[index], learner_queues,
                                    (actor, None) if local else None))
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
@@ -159,7 +163,7 @@ def _drain(cfg, workers, buffers, layout, learner_queues, reply_queues, seconds,
     elapsed = time.monotonic() - measured_from
     counted = frames - frames_at_start
     return SampleReport(env=cfg.env.name, workers=cfg.sampler.num_workers,
-                        envs_per_worker=cfg.sampler.num_envs_per_worker, seconds=elapsed,
+                        envs_per_worker=layout.slots_per_worker, seconds=elapsed,
                         env_frames=counted, fps=counted / elapsed)
 
 

@@ -152,8 +152,13 @@ def sample(
     cfg = build_config({"env": {"name": env}}, parse_overrides(set_ or []))
     s = cfg.sampler
     where = "local" if uses_local_inference(cfg) else "process"
-    typer.echo(f"sampling {env}: {s.num_workers} workers x {s.num_envs_per_worker} envs, {worker_splits(cfg)} "
-               f"split(s), {where} inference, rollout {cfg.appo.rollout}; {warmup:g} s warm-up, {seconds:g} s measured")
+    if s.batched_sampling:
+        envs = cfg.env.envpool.num_envs if env.startswith("envpool_") else s.num_envs_per_worker
+        layout = f"{s.num_workers} workers x {envs} envs, batched"
+    else:
+        layout = f"{s.num_workers} workers x {s.num_envs_per_worker} envs, {worker_splits(cfg)} split(s)"
+    typer.echo(f"sampling {env}: {layout}, {where} inference, rollout {cfg.appo.rollout}; {warmup:g} s warm-up, "
+               f"{seconds:g} s measured")
     try:
         report = measure(cfg, seconds=seconds, warmup=warmup)
     except KeyboardInterrupt:
