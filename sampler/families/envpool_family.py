@@ -3,6 +3,9 @@
 `<task>` is an EnvPool task id, e.g. `envpool_Pong-v5`, `envpool_Breakout-v5` (Atari: 84x84 grayscale, frame
 stack 4, frame skip and no-op starts done by EnvPool), or `envpool_doom_<scenario>` for one of vizdoom's own
 scenarios run through EnvPool's `VizdoomCustom-v1` with the scenario's cfg and wad (e.g. `envpool_doom_basic`).
+EnvPool rewards a Doom agent for changes of game variables (its `reward_config`: +1 a kill, small amounts for
+ammo, health, hits...), not with the scenario's own reward script, so envpool_doom_* returns are not those of
+doom_*; `env.envpool.kwargs.reward_config` changes the weights.
 
 Settings live under `env.envpool.*`, with EnvPool's own names:
 - `num_envs`: the envs of each rollout worker. It replaces `sampler.num_envs_per_worker` for this family.
@@ -154,7 +157,7 @@ def make_vector(cfg, context: EnvContext) -> EnvPoolVector:
     if task.startswith(DOOM_PREFIX):
         scenario_cfg, wad = doom_files(task.removeprefix(DOOM_PREFIX))
         kwargs.update(cfg_path=str(scenario_cfg), wad_path=str(wad), use_combined_action=True, stack_num=1,
-                      img_width=cfg.env.res_w, img_height=cfg.env.res_h, reward_config={})
+                      img_width=cfg.env.res_w, img_height=cfg.env.res_h)
         task = "VizdoomCustom-v1"
     kwargs.update(settings.kwargs)
     try:
