@@ -342,6 +342,101 @@ _command("save", lambda e, r: "\n".join(f"saved {p}" for p in r))
 _command("stop", lambda e, r: f"{e}: stopping (it saves a checkpoint first)")
 
 
+sweep_app = typer.Typer(help="Sweeps: many experiments from one TOML file, run under train_dir/<sweep>/.")
+app.add_typer(sweep_app, name="sweep")
+SweepFile = Annotated[Path, typer.Argument(help="A sweep file (.toml, or .py with a SWEEP dict).")]
+
+
+@sweep_app.command("run")
+def sweep_run(
+    file: SweepFile,
+    train_dir: TrainDirOpt = None,
+    max_parallel: Annotated[int, typer.Option("--max-parallel", min=1, help="Experiments running at once.")] = 1,
+    num_gpus: Annotated[int, typer.Option("--num-gpus", min=0, help="GPUs to share out (0: none).")] = 0,
+    experiments_per_gpu: Annotated[int, typer.Option("--experiments-per-gpu", min=1,
+                                                     help="Experiments sharing one GPU.")] = 1,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List the experiments and check every config.")] = False,
+) -> None:
+    """Run a sweep on this machine (finished experiments are skipped, the others resume)."""
+    from sampler import sweep
+    from sampler.experiment import resolve_train_dir
+    from sampler.sweep_runner import ProcessesBackend
+
+    described = sweep.load(file)
+    root = resolve_train_dir(train_dir)
+    if dry_run:
+        sweep.check(described)
+        typer.echo(f"sweep {described.name}: {len(described.experiments)} experiments of {described.env} under "
+                   f"{root / described.name}; every config checked")
+        for experiment in described.experiments:
+            typer.echo(f"  {experiment.name}  {json.dumps(experiment.overrides)}")
+        return
+    code = ProcessesBackend(described, root, max_parallel, num_gpus, experiments_per_gpu, echo=typer.echo).run()
+    raise typer.Exit(code)
+
+
+@sweep_app.command("status")
+def sweep_status(file: SweepFile, train_dir: TrainDirOpt = None) -> None:
+    """One row per experiment of a sweep, best first: state, env frames, last and best return, time trained."""
+    from sampler import sweep
+    from sampler.experiment import resolve_train_dir
+
+    described = sweep.load(file)
+    rows = sweep.status_rows(described, resolve_train_dir(train_dir))
+    width = max(len("experiment"), *(len(r.name) for r in rows))
+
+    def num(value):
+        return "-" if value is None else f"{value:.2f}"
+
+    typer.echo(f"sweep {described.name} ({len(rows)} experiments, best first)")
+    typer.echo(f"{'experiment':<{width}}  {'state':<14} {'env frames':>12}  {'last':>8}  {'best':>8}  {'time':>8}")
+    for r in rows:
+        error = f"  {r.error}" if r.error and r.state == "failed" else ""
+        typer.echo(f"{r.name:<{width}}  {r.state:<14} {r.env_frames:>12,}  {num(r.last_return):>8}  "
+                   f"{num(r.best_return):>8}  {r.elapsed_sec:>7.0f}s{error}")
+
+
+@sweep_app.command("stop")
+def sweep_stop(file: SweepFile, train_dir: TrainDirOpt = None) -> None:
+    """Stop a sweep's live runs (each saves a checkpoint; a later `sweep run` resumes them)."""
+    from sampler import sweep
+    from sampler.experiment import resolve_train_dir
+    from sampler.sweep_runner import live_folders, stop_live
+
+    described = sweep.load(file)
+    folders = live_folders(described, resolve_train_dir(train_dir))
+    if not folders:
+        typer.echo(f"sweep {described.name}: nothing is running")
+        return
+    stop_live(folders, typer.echo)
+
+
+@app.command("tb")
+def tensorboard(
+    patterns: Annotated[list[str], typer.Argument(help="Experiment ids or wildcards, e.g. 'cartpole_lr/*seed_1*'.")],
+    train_dir: TrainDirOpt = None,
+    port: Annotated[int, typer.Option("--port", help="TensorBoard's port (localhost only).")] = 6006,
+) -> None:
+    """TensorBoard, bound to localhost, over the experiments whose ids match the patterns."""
+    import fnmatch
+    import subprocess
+
+    from sampler.experiment import list_experiments, resolve_train_dir
+
+    root = resolve_train_dir(train_dir)
+    chosen = [e for e in list_experiments(root) if any(fnmatch.fnmatch(e.id, p) for p in patterns)
+              and (e.path / "tb").is_dir()]
+    if not chosen:
+        typer.echo(f"sftui: no experiment with TensorBoard logs under {root} matches {' '.join(patterns)}; "
+                   "`sftui ls` lists them", err=True)
+        raise typer.Exit(2)
+    spec = ",".join(f"{e.id}:{e.path / 'tb'}" for e in chosen)
+    typer.echo(f"TensorBoard over {len(chosen)} experiment(s): http://127.0.0.1:{port}/")
+    code = subprocess.call([sys.executable, "-m", "tensorboard.main", "--logdir_spec", spec, "--host", "127.0.0.1",
+                            "--port", str(port)])
+    raise typer.Exit(code)
+
+
 def main() -> None:
     from sampler.errors import SftuiError
 

@@ -2,6 +2,10 @@
 
 Everything here is read from the folders (summary.json, cfg.json, status.jsonl, checkpoints/); a folder
 that cannot be read shows as unreadable with its reason and never stops the browser.
+
+Sweeps (folders with a sweep.json) are grouped: a row for the sweep, then its experiments ranked by return.
+Selecting the sweep's row shows the sweep view: the ranking, the return curves overlaid, and the overrides
+that differ between its experiments.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from textual.widgets import DataTable, Footer, Header, Sparkline, Static
 from sampler.experiment import is_resumable, list_experiments, read_json
 from sampler.status import LIVE_STATES
 from sftui.app.dialogs import confirm
+from sftui.app.plot import overlay
 
 COLUMNS = ("state", "env", "frames", "best", "last", "age")
 STATE_STYLES = {"running": "green", "paused": "yellow", "failed": "red", "crashed": "red", "unreadable": "red",
@@ -34,6 +39,30 @@ def age(seconds: float) -> str:
         if seconds >= size:
             return f"{seconds / size:.0f}{unit}"
     return f"{seconds:.0f}s"
+
+
+def read_return_curve(folder: Path, limit: int = 120) -> list[tuple[float, float]]:
+    """(env frames, mean return of policy 0) over the run's status history, thinned to `limit` points."""
+    points = []
+    try:
+        lines = (folder / "status.jsonl").read_text(errors="replace").splitlines()
+    except OSError:
+        return points
+    for line in lines[::max(1, len(lines) // limit)]:
+        try:
+            status = json.loads(line)
+            value = (status.get("policies") or [{}])[0].get("episode_return")
+            if value is not None:
+                points.append((float(status.get("env_frames", 0)), float(value)))
+        except (ValueError, TypeError, AttributeError, IndexError):
+            continue
+    return points
+
+
+def rank_key(cells: dict) -> tuple:
+    """Best return first (else the last one); experiments without any last."""
+    score = cells.get("_score")
+    return (score is None, -(score or 0.0))
 
 
 def read_curves(folder: Path, limit: int = 400) -> tuple[list[float], list[float]]:
@@ -69,12 +98,17 @@ class BrowserScreen(Screen):
     BrowserScreen #experiments { width: 3fr; }
     BrowserScreen #details { width: 2fr; border: round $primary-darken-2; padding: 0 1; }
     BrowserScreen #details Sparkline { height: 3; }
+    BrowserScreen #sweep { display: none; }
+    BrowserScreen #details.sweep #sweep { display: block; }
+    BrowserScreen #details.sweep Sparkline, BrowserScreen #details.sweep .label,
+    BrowserScreen #details.sweep #checkpoints, BrowserScreen #details.sweep #cfg { display: none; }
     """
 
     def __init__(self, train_dir: Path):
         super().__init__(name="experiments")
         self.train_dir = Path(train_dir)
         self.infos: dict[str, object] = {}
+        self.sweeps: dict[str, dict] = {}  # row key "sweep:<name>" -> its sweep.json and experiments' rows
         self._curves: tuple[tuple, tuple[list[float], list[float]]] | None = None  # (file identity, curves)
 
     def compose(self) -> ComposeResult:
@@ -89,6 +123,7 @@ class BrowserScreen(Screen):
                 yield Sparkline([], id="fps-curve")
                 yield Static(id="checkpoints")
                 yield Static(id="cfg")
+                yield Static(id="sweep")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -114,7 +149,7 @@ class BrowserScreen(Screen):
         table = self.query_one("#experiments", DataTable)
         found = list_experiments(self.train_dir)
         now = time.time()
-        seen = set()
+        rows: dict[str, dict] = {}
         for e in found:
             summary = read_json(e.path / "summary.json") or {}
             policies = [p for p in summary.get("policies", []) if isinstance(p, dict)]
@@ -123,37 +158,84 @@ class BrowserScreen(Screen):
                 mtime = max(f.stat().st_mtime for f in (e.path / "summary.json", e.path / "cfg.json") if f.exists())
             except OSError:
                 mtime = now
-            cells = {
+            rows[e.id] = {
                 "state": Text(e.state, style=STATE_STYLES.get(e.state, "")),
                 "env": e.env,
                 "frames": f"{e.env_frames:,}",
                 "best": f"{max(best):.2f}" if best else "-",
                 "last": "-" if e.last_return is None else f"{e.last_return:.2f}",
                 "age": age(now - mtime),
+                "_score": max(best) if best else e.last_return, "_frames": e.env_frames, "_age": now - mtime,
             }
-            seen.add(e.id)
             self.infos[e.id] = e
-            if e.id in table.rows:
-                for column, value in cells.items():
-                    table.update_cell(e.id, column, value)
-            else:
-                table.add_row(e.id, *cells.values(), key=e.id)
-        for key in [k for k in table.rows if k.value not in seen]:
-            table.remove_row(key)
-            self.infos.pop(key.value, None)
+        order = self._order(rows)
+        keys = [key for key, _, _ in order]
+        if [k.value for k in table.rows] != keys:
+            selected = self._selected_key()
+            table.clear()
+            for key, label, cells in order:
+                table.add_row(label, *(cells[c] for c in COLUMNS), key=key)
+            if selected in keys:
+                table.move_cursor(row=keys.index(selected))
+        else:
+            for key, _, cells in order:
+                for column in COLUMNS:
+                    table.update_cell(key, column, cells[column])
+        for key in [k for k in self.infos if k not in rows]:
+            self.infos.pop(key, None)
         self._show_details()
 
-    def selected(self):
+    def _order(self, rows: dict[str, dict]) -> list[tuple[str, str, dict]]:
+        """(row key, label, cells) in display order: each sweep's row and its experiments best first, then the
+        experiments of no sweep."""
+        self.sweeps = {}
+        order = []
+        grouped = set()
+        for marker in sorted(self.train_dir.glob("*/sweep.json")):
+            name = marker.parent.name
+            members = sorted((k for k in rows if k.startswith(f"{name}/")), key=lambda k: rank_key(rows[k]))
+            description = read_json(marker) or {}
+            states: dict[str, int] = {}
+            for k in members:
+                states[rows[k]["state"].plain] = states.get(rows[k]["state"].plain, 0) + 1
+            scores = [rows[k]["_score"] for k in members if rows[k]["_score"] is not None]
+            cells = {
+                "state": Text(", ".join(f"{n} {s}" for s, n in sorted(states.items())) or "pending"),
+                "env": str(description.get("env", "?")),
+                "frames": f"{sum(rows[k]['_frames'] for k in members):,}",
+                "best": f"{max(scores):.2f}" if scores else "-",
+                "last": "-",
+                "age": age(min((rows[k]["_age"] for k in members), default=0.0)),
+            }
+            key = f"sweep:{name}"
+            self.sweeps[key] = {"name": name, "folder": marker.parent, "description": description, "members": members}
+            order.append((key, f"▾ {name} ({len(members)})", cells))
+            for k in members:
+                order.append((k, f"  {k.removeprefix(name + '/')}", rows[k]))
+                grouped.add(k)
+        order.extend((k, k, rows[k]) for k in rows if k not in grouped)
+        return order
+
+    def _selected_key(self) -> str | None:
         table = self.query_one("#experiments", DataTable)
         if table.row_count == 0:
             return None
-        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
-        return self.infos.get(key.value)
+        return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+
+    def selected(self):
+        key = self._selected_key()
+        return None if key is None else self.infos.get(key)
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self._show_details()
 
     def _show_details(self) -> None:
+        details = self.query_one("#details")
+        sweep = self.sweeps.get(self._selected_key() or "")
+        details.set_class(sweep is not None, "sweep")
+        if sweep is not None:
+            self._show_sweep(sweep)
+            return
         e = self.selected()
         info = self.query_one("#info", Static)
         if e is None:
@@ -183,6 +265,35 @@ class BrowserScreen(Screen):
         except OSError as err:
             cfg_text = f"cfg.json unreadable: {err}"
         self.query_one("#cfg", Static).update(Text("cfg.json\n" + cfg_text[:4000], style="dim"))
+
+    def _show_sweep(self, sweep: dict) -> None:
+        """The sweep view: its experiments ranked, their return curves overlaid, the overrides that differ."""
+        description = sweep["description"]
+        experiments = {e.get("name"): e.get("overrides", {}) for e in description.get("experiments", [])}
+        self.query_one("#info", Static).update(
+            f"[b]sweep {sweep['name']}[/b]  {len(sweep['members'])} of {len(experiments)} experiments started  "
+            f"{description.get('env', '?')}\n{description.get('source', '')}")
+        lines = Text("ranked by return (best, else last)\n", style="bold")
+        series = []
+        for rank, key in enumerate(sweep["members"], 1):
+            e = self.infos[key]
+            short = key.removeprefix(sweep["name"] + "/")
+            ret = "-" if e.last_return is None else f"{e.last_return:.2f}"
+            lines.append(f"{rank:>2}. {short}  {e.state}  last {ret}  {e.env_frames:,} frames\n", style="")
+            if len(series) < 8:
+                series.append((short, read_return_curve(e.path)))
+        varying: dict[str, list] = {}
+        for overrides in experiments.values():
+            for k, v in overrides.items():
+                if v not in varying.setdefault(k, []):
+                    varying[k].append(v)
+        differ = Text("\noverrides that differ\n", style="bold")
+        for k, values in varying.items():
+            if len(values) > 1:
+                differ.append(f"  {k}: {', '.join(json.dumps(v) for v in values)}\n")
+        chart = Text("\nreturn curves (the top 8)\n", style="bold")
+        chart.append_text(overlay(series))
+        self.query_one("#sweep", Static).update(Text.assemble(lines, differ, chart))
 
     def _read_curves_once(self, folder: Path) -> tuple[list[float], list[float]]:
         """read_curves, redone only when the selection or its status.jsonl changed (it can be megabytes)."""
@@ -222,7 +333,7 @@ class BrowserScreen(Screen):
             self.notify(f"{e.id} is {e.state}: not resumable", severity="warning")
             return
         command = [sys.executable, "-m", "sftui", "run", str(e.path / "cfg.json"), "--detach",
-                   "--train-dir", str(e.path.parent)]
+                   "--train-dir", str(self.train_dir)]
         self.notify(f"resuming {e.id} ...")
 
         def work() -> None:

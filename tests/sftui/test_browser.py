@@ -95,3 +95,40 @@ async def test_a_live_experiment_is_never_deleted(tmp_path):
         assert folder.exists()
     finally:
         lock.release()
+
+
+@sync
+async def test_a_sweep_is_grouped_ranked_and_shown_with_its_curves_and_differing_overrides(tmp_path):
+    experiments = {"seed_0__learning_rate_0.0001": (0, 1e-4, 30.0), "seed_0__learning_rate_0.0003": (0, 3e-4, 80.0),
+                   "seed_1__learning_rate_0.0001": (1, 1e-4, 55.0)}
+    (tmp_path / "lr").mkdir()
+    (tmp_path / "lr" / "sweep.json").write_text(json.dumps({
+        "name": "lr", "env": "gym_CartPole-v1", "source": "lr.toml",
+        "experiments": [{"name": n, "overrides": {"run.seed": s, "appo.learning_rate": lr}}
+                        for n, (s, lr, _) in experiments.items()]}))
+    for name, (_, _, best) in experiments.items():
+        folder = make_experiment(tmp_path, f"lr/{name}", state="finished")
+        (folder / "summary.json").write_text(json.dumps({"state": "finished", "env_frames": 1000, "policies": [
+            {"episode_return": best - 1, "best_return": best}]}))
+    make_experiment(tmp_path, "alone")
+    app = browser_app(tmp_path)
+    async with app.run_test(size=(180, 60)) as pilot:
+        app.action_experiments()
+        await settle(pilot)
+        screen = app.screen
+        table = screen.query_one("#experiments")
+        keys = [key.value for key in table.rows]
+        assert keys == ["sweep:lr", "lr/seed_0__learning_rate_0.0003", "lr/seed_1__learning_rate_0.0001",
+                        "lr/seed_0__learning_rate_0.0001", "alone"]  # the sweep's experiments best first
+        assert str(table.get_cell("sweep:lr", "state")) == "3 finished"
+        assert table.get_cell("sweep:lr", "best") == "80.00"
+        table.move_cursor(row=0)
+        await settle(pilot)
+        view = str(screen.query_one("#sweep").render())
+        assert " 1. seed_0__learning_rate_0.0003  finished" in view
+        assert "appo.learning_rate: 0.0001, 0.0003" in view and "run.seed: 0, 1" in view
+        assert view.count("•") > 20  # three curves of 20 points, overlaid
+        assert screen.query_one("#details").has_class("sweep")
+        table.move_cursor(row=4)
+        await settle(pilot)
+        assert not screen.query_one("#details").has_class("sweep")
