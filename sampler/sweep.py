@@ -226,7 +226,7 @@ class Row:
 
 
 def status_rows(sweep: Sweep, train_dir: Path) -> list[Row]:
-    """One row per experiment, best first (by best return, then last; experiments without any at the end)."""
+    """One row per experiment, best first: by final (last) return, experiments without one at the end."""
     rows = []
     for experiment in sweep.experiments:
         folder = train_dir / sweep.name / experiment.name
@@ -242,7 +242,6 @@ def status_rows(sweep: Sweep, train_dir: Path) -> list[Row]:
                         experiment.overrides))
 
     def rank(row: Row):
-        score = row.best_return if row.best_return is not None else row.last_return
-        return (score is None, -(score or 0.0))
+        return (row.last_return is None, -(row.last_return or 0.0))
 
     return sorted(rows, key=rank)

@@ -388,7 +388,7 @@ def sweep_status(file: SweepFile, train_dir: TrainDirOpt = None) -> None:
     def num(value):
         return "-" if value is None else f"{value:.2f}"
 
-    typer.echo(f"sweep {described.name} ({len(rows)} experiments, best first)")
+    typer.echo(f"sweep {described.name} ({len(rows)} experiments, best final return first)")
     typer.echo(f"{'experiment':<{width}}  {'state':<14} {'env frames':>12}  {'last':>8}  {'best':>8}  {'time':>8}")
     for r in rows:
         error = f"  {r.error}" if r.error and r.state == "failed" else ""

@@ -3,7 +3,7 @@
 Everything here is read from the folders (summary.json, cfg.json, status.jsonl, checkpoints/); a folder
 that cannot be read shows as unreadable with its reason and never stops the browser.
 
-Sweeps (folders with a sweep.json) are grouped: a row for the sweep, then its experiments ranked by return.
+Sweeps (folders with a sweep.json) are grouped: a row for the sweep, then its experiments ranked by final return.
 Selecting the sweep's row shows the sweep view: the ranking, the return curves overlaid, and the overrides
 that differ between its experiments.
 """
@@ -60,7 +60,7 @@ def read_return_curve(folder: Path, limit: int = 120) -> list[tuple[float, float
 
 
 def rank_key(cells: dict) -> tuple:
-    """Best return first (else the last one); experiments without any last."""
+    """Highest final (last) return first; experiments without one last."""
     score = cells.get("_score")
     return (score is None, -(score or 0.0))
 
@@ -165,7 +165,8 @@ class BrowserScreen(Screen):
                 "best": f"{max(best):.2f}" if best else "-",
                 "last": "-" if e.last_return is None else f"{e.last_return:.2f}",
                 "age": age(now - mtime),
-                "_score": max(best) if best else e.last_return, "_frames": e.env_frames, "_age": now - mtime,
+                "_score": e.last_return, "_best": max(best) if best else None, "_frames": e.env_frames,
+                "_age": now - mtime,
             }
             self.infos[e.id] = e
         order = self._order(rows)
@@ -198,7 +199,7 @@ class BrowserScreen(Screen):
             states: dict[str, int] = {}
             for k in members:
                 states[rows[k]["state"].plain] = states.get(rows[k]["state"].plain, 0) + 1
-            scores = [rows[k]["_score"] for k in members if rows[k]["_score"] is not None]
+            scores = [rows[k]["_best"] for k in members if rows[k]["_best"] is not None]
             cells = {
                 "state": Text(", ".join(f"{n} {s}" for s, n in sorted(states.items())) or "pending"),
                 "env": str(description.get("env", "?")),
@@ -273,13 +274,13 @@ class BrowserScreen(Screen):
         self.query_one("#info", Static).update(
             f"[b]sweep {sweep['name']}[/b]  {len(sweep['members'])} of {len(experiments)} experiments started  "
             f"{description.get('env', '?')}\n{description.get('source', '')}")
-        lines = Text("ranked by return (best, else last)\n", style="bold")
+        lines = Text("ranked by final return\n", style="bold")
         series = []
         for rank, key in enumerate(sweep["members"], 1):
             e = self.infos[key]
             short = key.removeprefix(sweep["name"] + "/")
             ret = "-" if e.last_return is None else f"{e.last_return:.2f}"
-            lines.append(f"{rank:>2}. {short}  {e.state}  last {ret}  {e.env_frames:,} frames\n", style="")
+            lines.append(f"{rank:>2}. {short}  {ret}  {e.state}\n", style="")
             if len(series) < 8:
                 series.append((short, read_return_curve(e.path)))
         varying: dict[str, list] = {}

@@ -57,30 +57,24 @@ def test_snapshots_join_the_pool_are_seated_at_the_configured_rate_rated_and_kep
     text = sftui("status", "selfplay", "--train-dir", str(tmp_path)).stdout
     assert "pool         4 members, " in text and "% of " in text and ", rating " in text, text
 
-    result = sftui("train", RPS, "-e", "selfplay", "--train-dir", str(tmp_path), *SMALL, *pool,
-                   "--set", "pool.max_snapshots=20", "--set", "run.train_for_env_steps=80000", timeout=180)
-    assert result.returncode == 0, result.stdout + result.stderr
-    resumed = pool_state(folder)
-    names = [m["name"] for m in resumed["members"]]
-    assert names[:4] == members and len(names) > 4  # the same pool, grown
-    assert resumed["last_snapshot_env_frames"] > state["last_snapshot_env_frames"]
-    assert resumed["games"]["p0"] > state["games"]["p0"]  # ratings go on from where they were
-    assert resumed["opponent_seats"] > state["opponent_seats"]
-
-    # a checkpoint of another experiment as the only member, seated at every opponent seat
+    # resumed with a checkpoint of its own first run as an explicit member too
     best = folder / "checkpoints" / "p0" / "best.pt"
     if not best.exists():
         best = sorted((folder / "checkpoints" / "p0").glob("ckpt_*.pt"))[-1]
-    result = sftui("train", RPS, "-e", "against", "--train-dir", str(tmp_path), *SMALL,
-                   "--set", f"pool.checkpoints=[\"{best}\"]", "--set", "pool.seat_probability=1",
-                   "--set", "run.train_for_env_steps=8000", timeout=120)
+    explicit = tmp_path / "explicit.pt"
+    explicit.write_bytes(best.read_bytes())
+    result = sftui("train", RPS, "-e", "selfplay", "--train-dir", str(tmp_path), *SMALL, *pool,
+                   "--set", "pool.max_snapshots=20", "--set", f"pool.checkpoints=[\"{explicit}\"]",
+                   "--set", "run.train_for_env_steps=80000", timeout=180)
     assert result.returncode == 0, result.stdout + result.stderr
-    against = pool_state(tmp_path / "against")
-    (member,) = against["members"]
-    assert member["kind"] == "checkpoint" and member["name"] == f"selfplay/p0/{best.stem}"
-    assert against["pool_seats"] == against["opponent_seats"] > 0
-    assert against["games"][member["name"]] == against["games"]["p0"] > 0
-    assert not list((tmp_path / "against" / "pool").glob("*.pt"))  # no snapshots were asked for
+    resumed = pool_state(folder)
+    names = [m["name"] for m in resumed["members"]]
+    assert names[0] == "explicit" and resumed["members"][0]["kind"] == "checkpoint"
+    assert names[1:5] == members and len(names) > 5  # the same pool, grown
+    assert resumed["games"]["explicit"] > 0  # seated, and rated
+    assert resumed["last_snapshot_env_frames"] > state["last_snapshot_env_frames"]
+    assert resumed["games"]["p0"] > state["games"]["p0"]  # ratings go on from where they were
+    assert resumed["opponent_seats"] > state["opponent_seats"]
 
 
 def test_a_pool_members_steps_are_in_no_policys_loss():

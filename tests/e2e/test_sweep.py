@@ -50,8 +50,8 @@ def test_a_sweep_runs_one_at_a_time_is_ranked_and_resumes_after_ctrl_c(tmp_path)
     assert resumed["state"] == "finished" and resumed["env_frames"] >= 24000
 
     status = sftui("sweep", "status", str(path), "--train-dir", str(train_dir)).stdout.splitlines()
-    assert status[0] == "sweep pair (2 experiments, best first)"
+    assert status[0] == "sweep pair (2 experiments, best final return first)"
     rows = [line.split() for line in status[2:]]
     assert {r[0] for r in rows} == {"seed_0", "seed_1"} and all(r[1] == "finished" for r in rows)
-    best = [float(r[4]) for r in rows]
-    assert best == sorted(best, reverse=True)
+    last = [float(r[3]) for r in rows]
+    assert last == sorted(last, reverse=True)  # ranked by final return

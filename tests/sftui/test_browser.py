@@ -125,7 +125,7 @@ async def test_a_sweep_is_grouped_ranked_and_shown_with_its_curves_and_differing
         table.move_cursor(row=0)
         await settle(pilot)
         view = str(screen.query_one("#sweep").render())
-        assert " 1. seed_0__learning_rate_0.0003  finished" in view
+        assert " 1. seed_0__learning_rate_0.0003  79.00  finished" in view
         assert "appo.learning_rate: 0.0001, 0.0003" in view and "run.seed: 0, 1" in view
         assert view.count("•") > 20  # three curves of 20 points, overlaid
         assert screen.query_one("#details").has_class("sweep")
