@@ -351,17 +351,27 @@ SweepFile = Annotated[Path, typer.Argument(help="A sweep file (.toml, or .py wit
 def sweep_run(
     file: SweepFile,
     train_dir: TrainDirOpt = None,
-    max_parallel: Annotated[int, typer.Option("--max-parallel", min=1, help="Experiments running at once.")] = 1,
+    max_parallel: Annotated[int | None, typer.Option("--max-parallel", min=1, help="Experiments running at once "
+                                                     "(processes: default 1; ray: default as many as fit).")] = None,
     num_gpus: Annotated[int, typer.Option("--num-gpus", min=0, help="GPUs to share out (0: none).")] = 0,
     experiments_per_gpu: Annotated[int, typer.Option("--experiments-per-gpu", min=1,
                                                      help="Experiments sharing one GPU.")] = 1,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List the experiments and check every config.")] = False,
+    backend: Annotated[str, typer.Option("--backend", help="processes (this machine) or ray (a Ray cluster).")]
+    = "processes",
+    ray_address: Annotated[str | None, typer.Option("--ray-address", help="The Ray cluster (default $RAY_ADDRESS; "
+                                                    "neither: a local Ray instance).")] = None,
+    cpus_per_experiment: Annotated[float | None, typer.Option("--cpus-per-experiment", min=0.1,
+                                                              help="Ray: CPUs each experiment asks for.")] = None,
 ) -> None:
-    """Run a sweep on this machine (finished experiments are skipped, the others resume)."""
+    """Run a sweep (finished experiments are skipped, the others start or resume)."""
     from sampler import sweep
     from sampler.experiment import resolve_train_dir
     from sampler.sweep_runner import ProcessesBackend
 
+    if backend not in ("processes", "ray"):
+        typer.echo(f"sftui: --backend {backend}: use processes or ray", err=True)
+        raise typer.Exit(2)
     described = sweep.load(file)
     root = resolve_train_dir(train_dir)
     if dry_run:
@@ -371,7 +381,14 @@ def sweep_run(
         for experiment in described.experiments:
             typer.echo(f"  {experiment.name}  {json.dumps(experiment.overrides)}")
         return
-    code = ProcessesBackend(described, root, max_parallel, num_gpus, experiments_per_gpu, echo=typer.echo).run()
+    if backend == "ray":
+        from sampler.sweep_ray import RayBackend
+
+        code = RayBackend(described, root, ray_address, max_parallel, cpus_per_experiment, experiments_per_gpu,
+                          echo=typer.echo).run()
+    else:
+        code = ProcessesBackend(described, root, max_parallel or 1, num_gpus, experiments_per_gpu,
+                                echo=typer.echo).run()
     raise typer.Exit(code)
 
 
