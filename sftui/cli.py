@@ -381,6 +381,11 @@ def sweep_run(
         for experiment in described.experiments:
             typer.echo(f"  {experiment.name}  {json.dumps(experiment.overrides)}")
         return
+    import signal
+
+    # Ctrl+C (or a SIGINT sent by hand) stops the sweep even when this process was started with SIGINT ignored,
+    # as a shell does for background jobs.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     if backend == "ray":
         from sampler.sweep_ray import RayBackend
 
