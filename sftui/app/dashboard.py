@@ -99,6 +99,8 @@ class PolicyPane(Vertical):
         yield Readout(id="dicts")
 
     def show(self, p: PolicyStatus) -> None:
+        if not self.query("#summary"):  # mounted, its children not composed yet (a busy machine): next refresh
+            return
         if p.episode_return is not None:
             self.returns.append(p.episode_return)
         ret = "-" if p.episode_return is None else f"{p.episode_return:.2f}"
