@@ -213,6 +213,37 @@ def write_marker(sweep: Sweep, train_dir: Path) -> Path:
     return folder
 
 
+def state_of(sweep: Sweep, train_dir: Path, name: str) -> str:
+    folder = Path(train_dir) / sweep.name / name
+    return derived_state(folder)[0] if (folder / "cfg.json").exists() else "pending"
+
+
+def to_run(sweep: Sweep, train_dir: Path, echo) -> list[int]:
+    """Indices of the experiments a `sweep run` starts or resumes: not finished, not training already."""
+    from sampler.experiment import is_live
+
+    chosen = []
+    for i, experiment in enumerate(sweep.experiments):
+        state = state_of(sweep, train_dir, experiment.name)
+        if state == "finished":
+            echo(f"{experiment.name}: finished already, skipped")
+        elif is_live(Path(train_dir) / sweep.name / experiment.name):
+            echo(f"{experiment.name}: already training ({state}), left alone")
+        else:
+            chosen.append(i)
+    return chosen
+
+
+def summarize(sweep: Sweep, train_dir: Path, echo) -> int:
+    """One line of state counts; the exit code: 0 when every experiment finished."""
+    states: dict[str, int] = {}
+    for experiment in sweep.experiments:
+        state = state_of(sweep, train_dir, experiment.name)
+        states[state] = states.get(state, 0) + 1
+    echo(f"sweep {sweep.name}: " + ", ".join(f"{n} {s}" for s, n in sorted(states.items())))
+    return 0 if set(states) <= {"finished"} else 1
+
+
 @dataclass
 class Row:
     name: str

@@ -21,8 +21,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from sampler.errors import MissingDependencyError, SftuiError
-from sampler.experiment import derived_state, is_live
-from sampler.sweep import Sweep, check, write_marker
+from sampler.experiment import derived_state
+from sampler.sweep import Sweep, check, summarize, to_run, write_marker
 
 WAIT_SEC = 1.0
 CONNECT_TIMEOUT_SEC = 5.0
@@ -137,16 +137,7 @@ class RayBackend:
 
     def _run(self, ray, configs) -> int:
         task = ray.remote(run_experiment)
-        queue = []
-        for experiment, cfg in zip(self.sweep.experiments, configs, strict=True):
-            folder = self.train_dir / self.sweep.name / experiment.name
-            state = derived_state(folder)[0] if (folder / "cfg.json").exists() else "pending"
-            if state == "finished":
-                self.echo(f"{experiment.name}: finished already, skipped")
-            elif is_live(folder):
-                self.echo(f"{experiment.name}: already training ({state}), left alone")
-            else:
-                queue.append((experiment, cfg))
+        queue = [(self.sweep.experiments[i], configs[i]) for i in to_run(self.sweep, self.train_dir, self.echo)]
         running: dict = {}
         try:
             while queue or running:
@@ -178,10 +169,4 @@ class RayBackend:
                 except Exception:  # noqa: BLE001, S110 - cancelled tasks raise; the state is read below
                     pass
             return 130
-        states: dict[str, int] = {}
-        for experiment in self.sweep.experiments:
-            folder = self.train_dir / self.sweep.name / experiment.name
-            state = derived_state(folder)[0] if (folder / "cfg.json").exists() else "pending"
-            states[state] = states.get(state, 0) + 1
-        self.echo(f"sweep {self.sweep.name}: " + ", ".join(f"{n} {s}" for s, n in sorted(states.items())))
-        return 0 if set(states) <= {"finished"} else 1
+        return summarize(self.sweep, self.train_dir, self.echo)

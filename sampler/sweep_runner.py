@@ -19,7 +19,7 @@ from sampler.control import ControlClient
 from sampler.errors import SftuiError
 from sampler.experiment import derived_state, is_live
 from sampler.launch import prepare
-from sampler.sweep import Sweep, check, write_marker
+from sampler.sweep import Sweep, check, summarize, to_run, write_marker
 
 POLL_SEC = 0.5
 STOP_TIMEOUT_SEC = 90.0
@@ -55,16 +55,7 @@ class ProcessesBackend:
     def run(self) -> int:
         check(self.sweep)  # every config, before anything starts
         write_marker(self.sweep, self.train_dir)
-        queue = []
-        for experiment in self.sweep.experiments:
-            folder = experiment_folder(self.sweep, self.train_dir, experiment.name)
-            state = derived_state(folder)[0] if (folder / "cfg.json").exists() else "pending"
-            if state == "finished":
-                self.echo(f"{experiment.name}: finished already, skipped")
-            elif is_live(folder):
-                self.echo(f"{experiment.name}: already training ({state}), left alone")
-            else:
-                queue.append(experiment)
+        queue = [self.sweep.experiments[i] for i in to_run(self.sweep, self.train_dir, self.echo)]
         try:
             while queue or self.live:
                 while queue and len(self.live) < self.max_parallel:
@@ -126,11 +117,4 @@ class ProcessesBackend:
         self._reap()
 
     def _summary(self) -> int:
-        states = {}
-        for experiment in self.sweep.experiments:
-            folder = experiment_folder(self.sweep, self.train_dir, experiment.name)
-            state = derived_state(folder)[0] if (folder / "cfg.json").exists() else "pending"
-            states[state] = states.get(state, 0) + 1
-        self.echo(f"sweep {self.sweep.name}: " + ", ".join(f"{n} {s}" for s, n in sorted(states.items())))
-        return 0 if set(states) <= {"finished"} else 1
-
+        return summarize(self.sweep, self.train_dir, self.echo)
