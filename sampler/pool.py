@@ -196,8 +196,9 @@ class PoolSeating:
         self._mtime: float | None = None
         self._checked = 0.0
 
-    def refresh(self, in_use: set[str]) -> None:
-        """Reads pool.json again when it changed; models of members gone from it are dropped once unseated."""
+    def refresh(self, in_use) -> None:
+        """Reads pool.json again when it changed; models of members gone from it are dropped once unseated
+        (`in_use()`: the members seated now, asked only when pool.json changed: this runs every loop turn)."""
         now = time.monotonic()
         if now - self._checked < REFRESH_SEC:
             return
@@ -211,8 +212,9 @@ class PoolSeating:
             return  # being replaced, or not written yet: look again later
         self._mtime = mtime
         self.members = {m["name"]: m["path"] for m in members}
+        seated = in_use()
         for name in list(self.actors):
-            if name not in self.members and name not in in_use:
+            if name not in self.members and name not in seated:
                 del self.actors[name]
 
     def draw(self) -> str | None:

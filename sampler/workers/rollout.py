@@ -68,7 +68,7 @@ class RolloutWorker(WorkerBase):
 
             model_factory, folder = pool
             self.pool = PoolSeating(cfg, folder, model_factory, seed=(cfg.run.seed or 0) * 7919 + index + 104_729)
-            self.pool.refresh(set())
+            self.pool.refresh(set)
         self.ready: list[Split] = []  # splits whose actions are written: step them next
         self.actors: list[Actor] = []
         if local_inference is not None:
@@ -149,7 +149,7 @@ class RolloutWorker(WorkerBase):
             # Split actions already written (local inference) mean work to do now: only peek at the pipes.
             self.wait([reader], timeout=0.0 if self.ready and not self.paused else 0.1)
             if self.pool is not None:
-                self.pool.refresh({m for split in self.splits for m in split.member if m is not None})
+                self.pool.refresh(lambda: {m for split in self.splits for m in split.member if m is not None})
             while reader.poll():
                 for kind, incarnation, split_index, policy in self.reply_queue.get_all():
                     if kind != ACTIONS or incarnation != self.incarnation:
