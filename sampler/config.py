@@ -46,7 +46,10 @@ class RunConfig(BaseModel):
     imports: list[str] = Field(
         default_factory=list, description="Modules every process imports first (custom envs and models)."
     )
-    learner_threads: int = Field(1, ge=1, description="Torch threads of each learner process.")
+    learner_threads: int = Field(
+        0, ge=0, description="Torch threads of each learner process. 0 (auto): every core of a CPU-only run with "
+        "batched sampling, where the rollout workers leave most of the machine to the learner; else 1."
+    )
     stall_timeout_sec: float = Field(
         60.0, gt=0, description="A worker silent for this long shows as stalled."
     )
@@ -381,6 +384,15 @@ def resolved_device(cfg) -> str:
 def uses_local_inference(cfg) -> bool:
     """Whether rollout workers compute their own actions (sampler.inference, auto: on CPU-only runs)."""
     return cfg.sampler.inference == "local" or (cfg.sampler.inference == "auto" and resolved_device(cfg) == "cpu")
+
+
+def learner_threads(cfg) -> int:
+    """run.learner_threads, with 0 resolved: all cores for batched sampling on CPU, 1 otherwise."""
+    if cfg.run.learner_threads:
+        return cfg.run.learner_threads
+    if cfg.sampler.batched_sampling and resolved_device(cfg) == "cpu":
+        return len(os.sched_getaffinity(0))
+    return 1
 
 
 def worker_splits(cfg) -> int:

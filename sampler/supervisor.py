@@ -58,6 +58,10 @@ class Supervisor:
         self.sinks = StatusSinks(self.folder, listeners)
         self.log_to_stderr = log_to_stderr
         self.ctx = mp.get_context("spawn")
+        # A learner with several torch threads shares the cores with rollout workers: OpenMP threads that spin while
+        # they wait take the time those workers need. Sleeping waits trained CartPole batched with 2 learner threads
+        # at 73,400 FPS against 56,100 spinning. Read when a child loads torch, so it is set before any is spawned.
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         self.state = "starting"
         self.error: str | None = None
         self.final_state = "stopped"

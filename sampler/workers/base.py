@@ -58,10 +58,10 @@ def setup_process(cfg_dict: dict, torch_threads: int | None = None):
     die_with_parent()
     close_on_exec()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is the supervisor's to handle
-    from sampler.config import build_config
+    from sampler.config import build_config, learner_threads
 
     cfg = build_config(cfg_dict)
-    threads = torch_threads or cfg.run.learner_threads
+    threads = torch_threads or learner_threads(cfg)
     os.environ["OMP_NUM_THREADS"] = str(threads)
     import torch
 

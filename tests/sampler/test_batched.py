@@ -3,13 +3,16 @@ statistics against a hand count, and no step crossing an episode boundary."""
 
 from __future__ import annotations
 
+import os
+import re
+
 import numpy as np
 import pytest
 
 from algos.models import make_actor_critic
 from algos.spaces import ActionSpec, ObsSpec
 from sampler.buffers import FREE, BufferLayout, SharedWeights, TrajectoryBuffers
-from sampler.config import build_config, config_to_dict
+from sampler.config import build_config, config_to_dict, learner_threads
 from sampler.errors import ConfigError
 from sampler.families.registry import EnvFamily, register_family
 from sampler.vector import VectorStep
@@ -222,3 +225,13 @@ def test_cartpoles_vector_env_trains_batched_through_the_process_tree(tmp_path):
     # CartPole's vector env resets on the step after a done: those steps are the only ones left out
     assert 0.9 < policy["valid_fraction"] < 1.0
     assert policy["episodes"] > 1000 and policy["episode_return"] > 40  # random play makes about 22
+    # the rollout worker leaves most of the machine idle: the learner takes every core
+    assert re.search(rf"learner: \w+, {len(os.sched_getaffinity(0))} torch thread", result.stderr), result.stderr
+
+
+def test_the_learner_takes_every_core_only_for_batched_sampling_on_cpu():
+    cores = len(os.sched_getaffinity(0))
+    batched = {"env": {"name": "gym_CartPole-v1"}, "sampler": {"batched_sampling": True}, "run": {"device": "cpu"}}
+    assert learner_threads(build_config(batched)) == cores
+    assert learner_threads(build_config({**batched, "sampler": {"batched_sampling": False}})) == 1
+    assert learner_threads(build_config({**batched, "run": {"device": "cpu", "learner_threads": 3}})) == 3
