@@ -285,9 +285,10 @@ class Player:
     @property
     def natural_fps(self) -> float:
         """Frames a second at real-time speed: Doom's 35 tics, Atari's 60, else the env's render_fps, else 30."""
-        if self.cfg.env.name.startswith("doom_"):
+        name = self.cfg.env.name.removeprefix("envpool_")  # EnvPool runs Doom and Atari, skipping frames itself
+        if name.startswith("doom_"):
             return 35.0 / (self.frameskip // self.repeat)
-        if self.cfg.env.name.startswith("atari_"):
+        if name.startswith("atari_") or self.cfg.env.name.startswith("envpool_"):
             return 60.0 / self.frameskip
         metadata = getattr(getattr(self.env, "env", None), "metadata", None) or {}
         return float(metadata.get("render_fps") or 30.0)

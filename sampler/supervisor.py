@@ -185,8 +185,10 @@ class Supervisor:
         })
         self.sinks.server = self.server
         self.sinks.tb = TensorboardWriter(self.folder / "tb", num_policies)
-        log.info("starting %s: %s, %d workers x %d envs, %d policies, device %s", cfg.run.experiment,
-                 cfg.env.name, cfg.sampler.num_workers, cfg.sampler.num_envs_per_worker, num_policies, self.device)
+        envs = vector_envs or cfg.sampler.num_envs_per_worker
+        log.info("starting %s: %s, %d worker(s) x %d env(s)%s, %d polic%s, device %s", cfg.run.experiment, cfg.env.name,
+                 cfg.sampler.num_workers, envs, " (batched)" if batched else "", num_policies,
+                 "y" if num_policies == 1 else "ies", self.device)
 
         learners = [self._spawn_learner(p) for p in range(num_policies)]
         readies = await asyncio.gather(*(self._expect(h, "ready") for h in learners))

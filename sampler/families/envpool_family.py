@@ -146,12 +146,9 @@ class EnvPoolVector:
         self.env.close()
 
 
-def make_vector(cfg, context: EnvContext) -> EnvPoolVector:
+def _make_pool(cfg, context: EnvContext, num_envs: int, batch_size: int, num_threads: int):
     envpool = _envpool()
-    settings: EnvPoolSettings = cfg.env.envpool
-    num_envs = settings.num_envs
-    batch_size = settings.batch_size or num_envs
-    kwargs: dict[str, Any] = {"num_envs": num_envs, "batch_size": batch_size, "num_threads": settings.num_threads,
+    kwargs: dict[str, Any] = {"num_envs": num_envs, "batch_size": batch_size, "num_threads": num_threads,
                               "seed": int(context.seed or 0), "frame_skip": cfg.env.frameskip}
     task = task_of(cfg.env.name)
     if task.startswith(DOOM_PREFIX):
@@ -159,16 +156,52 @@ def make_vector(cfg, context: EnvContext) -> EnvPoolVector:
         kwargs.update(cfg_path=str(scenario_cfg), wad_path=str(wad), use_combined_action=True, stack_num=1,
                       img_width=cfg.env.res_w, img_height=cfg.env.res_h)
         task = "VizdoomCustom-v1"
-    kwargs.update(settings.kwargs)
+    kwargs.update(cfg.env.envpool.kwargs)
     try:
-        env = envpool.make(task, env_type="gymnasium", **kwargs)
+        return envpool.make(task, env_type="gymnasium", **kwargs)
     except (RuntimeError, TypeError, ValueError) as e:
         raise ConfigError(f"{cfg.env.name}: EnvPool refused its settings ({e}); check env.envpool.kwargs") from None
-    return EnvPoolVector(env, num_envs, batch_size)
 
 
-def make(cfg, context: EnvContext):
-    raise ConfigError("envpool_* envs are vector envs: they run with sampler.batched_sampling=true")
+def make_vector(cfg, context: EnvContext) -> EnvPoolVector:
+    settings: EnvPoolSettings = cfg.env.envpool
+    batch_size = settings.batch_size or settings.num_envs
+    env = _make_pool(cfg, context, settings.num_envs, batch_size, settings.num_threads)
+    return EnvPoolVector(env, settings.num_envs, batch_size)
+
+
+class EnvPoolAgent:
+    """One EnvPool env as a one-agent env (sampler/envs.py), for watching a checkpoint (`sftui enjoy`).
+
+    Training refuses it (validate_config): it steps one env per call, which is what EnvPool exists to avoid.
+    The env contract wants the next episode's first observation with a done, so a done resets at once rather than
+    on EnvPool's next step.
+    """
+
+    num_agents = 1
+
+    def __init__(self, env):
+        self.vector = EnvPoolVector(env, 1, 1)
+        self.obs_specs, self.action_spec = self.vector.obs_specs, self.vector.action_spec
+
+    def _first(self, step: VectorStep) -> dict[str, np.ndarray]:
+        return {key: value[0] for key, value in step.obs.items()}
+
+    def reset(self, seed: int | None = None):
+        return [self._first(self.vector.reset())], [{}]
+
+    def step(self, actions: list[Any]):
+        step = self.vector.step(np.asarray(actions))
+        terminated, truncated = bool(step.terminated[0]), bool(step.truncated[0])
+        obs = self._first(self.vector.reset() if terminated or truncated else step)
+        return [obs], [float(step.rewards[0])], [terminated], [truncated], [{}]
+
+    def close(self) -> None:
+        self.vector.close()
+
+
+def make(cfg, context: EnvContext) -> EnvPoolAgent:
+    return EnvPoolAgent(_make_pool(cfg, context, num_envs=1, batch_size=1, num_threads=1))
 
 
 def defaults_by_id(env_name: str) -> dict:

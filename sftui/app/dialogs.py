@@ -10,7 +10,10 @@ from textual.widgets import Button, Input, Select, Static
 
 
 class Choice(ModalScreen[str | None]):
-    """A question with a few answers; returns the chosen answer's id, or None on Escape."""
+    """A question with a few answers; returns the chosen answer's id, or None on Escape.
+
+    Each answer's first letter answers it too (y / n), where no other answer starts with it.
+    """
 
     BINDINGS = [Binding("escape", "dismiss_none", "Cancel")]
     DEFAULT_CSS = """
@@ -34,6 +37,12 @@ class Choice(ModalScreen[str | None]):
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.dismiss(event.button.id)
+
+    def on_key(self, event) -> None:
+        letters = [label[0].lower() for _, label in self.answers]
+        if letters.count(event.key) == 1:
+            event.stop()
+            self.dismiss(self.answers[letters.index(event.key)][0])
 
     def action_dismiss_none(self) -> None:
         self.dismiss(None)

@@ -67,3 +67,12 @@ def test_pong_trains_batched_through_the_process_tree_in_async_mode(tmp_path):
     (policy,) = last["policies"]
     assert last["state"] == "finished" and policy["version"] > 0
     assert policy["env_frames"] % 4 == 0  # EnvPool's frame skip counts
+
+    # the checkpoint plays one EnvPool env: each episode a whole game of Pong (21 points to one side)
+    enjoy = sftui("enjoy", "pong", "--train-dir", str(tmp_path), "--episodes", "2", "--no-render", timeout=180)
+    assert enjoy.returncode == 0, enjoy.stdout + enjoy.stderr
+    episodes = [line.split() for line in enjoy.stdout.splitlines() if line.startswith("episode ")]
+    assert len(episodes) == 2
+    for words in episodes:  # "episode 1: return -20.00, length 946 steps (3784 frames)"
+        points, steps = float(words[3].rstrip(",")), int(words[5])
+        assert -21 <= points <= -10 and steps > 500

@@ -193,9 +193,19 @@ async def test_s_saves_and_x_stops_after_confirmation():
         assert [cmd for cmd, _ in source.commands] == ["save"]
         await pilot.press("x")
         await pilot.pause()
+        await pilot.press("n")  # the keys answer too
+        await pilot.pause(0.3)
+        assert [cmd for cmd, _ in source.commands] == ["save"]
+        await pilot.press("x")
+        await pilot.pause()
+        await pilot.press("y")
+        await pilot.pause(0.3)
+        assert [cmd for cmd, _ in source.commands] == ["save", "stop"]
+        await pilot.press("x")
+        await pilot.pause()
         await pilot.click("#yes")
         await pilot.pause(0.3)
-    assert [cmd for cmd, _ in source.commands] == ["save", "stop"]
+    assert [cmd for cmd, _ in source.commands] == ["save", "stop", "stop"]
 
 
 @sync
