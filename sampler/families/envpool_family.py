@@ -14,7 +14,11 @@ Settings live under `env.envpool.*`, with EnvPool's own names:
   with `appo.batch_size`, the learner's batch.
 - `num_threads`: EnvPool's threads per worker (0: its own choice).
 
-EnvPool skips frames itself (`env.frameskip` is passed on as its frame_skip): env frames = samples x frameskip.
+Other tasks (MuJoCo such as `envpool_HalfCheetah-v4`, dm_control, classic control) take the MLP defaults.
+
+EnvPool skips frames itself. For Atari and Doom `env.frameskip` is passed on as its frame_skip: env frames =
+samples x frameskip. MuJoCo's frame_skip means physics steps per action, so there it stays EnvPool's own (change it
+through env.envpool.kwargs.frame_skip) and env.frameskip stays 1.
 Its autoreset is "next step": the step after an episode's end resets the env and is left out of the loss.
 """
 
@@ -72,6 +76,15 @@ def task_of(env_name: str) -> str:
     return env_name.split("_", 1)[1]
 
 
+@functools.cache
+def task_kind(task: str) -> str:
+    """"doom", "atari" (EnvPool's Atari settings, episodic_life among them), or "other" (MuJoCo, dm_control,
+    classic control...): only Doom and Atari skip frames the way env.frameskip counts them."""
+    if task.startswith(DOOM_PREFIX):
+        return "doom"
+    return "atari" if "episodic_life" in _envpool().make_spec(task).config._fields else "other"
+
+
 def doom_files(scenario: str) -> tuple[Path, Path]:
     import vizdoom
 
@@ -104,6 +117,10 @@ def validate_config(cfg) -> None:
     if settings.batch_size > settings.num_envs:
         raise ConfigError(f"env.envpool.batch_size ({settings.batch_size}) is above env.envpool.num_envs "
                           f"({settings.num_envs})")
+    task = task_of(cfg.env.name)
+    if cfg.env.frameskip != 1 and task_kind(task) == "other":
+        raise ConfigError(f"env.frameskip: EnvPool's {task} keeps its own frame skip (physics steps per action); "
+                          "leave env.frameskip at 1 and set env.envpool.kwargs.frame_skip to change it")
 
 
 class EnvPoolVector:
@@ -149,8 +166,10 @@ class EnvPoolVector:
 def _make_pool(cfg, context: EnvContext, num_envs: int, batch_size: int, num_threads: int):
     envpool = _envpool()
     kwargs: dict[str, Any] = {"num_envs": num_envs, "batch_size": batch_size, "num_threads": num_threads,
-                              "seed": int(context.seed or 0), "frame_skip": cfg.env.frameskip}
+                              "seed": int(context.seed or 0)}
     task = task_of(cfg.env.name)
+    if task_kind(task) != "other":
+        kwargs["frame_skip"] = cfg.env.frameskip
     if task.startswith(DOOM_PREFIX):
         scenario_cfg, wad = doom_files(task.removeprefix(DOOM_PREFIX))
         kwargs.update(cfg_path=str(scenario_cfg), wad_path=str(wad), use_combined_action=True, stack_num=1,
@@ -205,7 +224,11 @@ def make(cfg, context: EnvContext) -> EnvPoolAgent:
 
 
 def defaults_by_id(env_name: str) -> dict:
-    if task_of(env_name).startswith(DOOM_PREFIX):
+    validate_name(env_name)  # the defaults depend on the task's kind: an unknown task gets its close matches first
+    kind = task_kind(task_of(env_name))
+    if kind == "other":  # vector observations: the MLP defaults, and EnvPool's own frame skip
+        return {"env": {"frameskip": 1}}
+    if kind == "doom":
         return {"env": {"frameskip": 4, "res_w": 128, "res_h": 72},
                 "model": {"use_rnn": True, "rnn_type": "gru", "rnn_size": 512,
                           "encoder_conv_architecture": "convnet_simple", "encoder_conv_mlp_layers": [512],

@@ -30,6 +30,25 @@ def test_names_and_settings_are_checked_with_close_matches():
         build_config({"env": {"name": "envpool_Pong-v5"}, "sampler": {"batched_sampling": False}})
     cfg = build_config({"env": {"name": "envpool_Pong-v5"}})
     assert cfg.sampler.batched_sampling and cfg.env.frameskip == 4
+    # MuJoCo's frame skip is physics steps per action, EnvPool's own: frames are counted one per step
+    assert build_config({"env": {"name": "envpool_HalfCheetah-v4"}}).env.frameskip == 1
+    with pytest.raises(ConfigError, match="HalfCheetah-v4 keeps its own frame skip"):
+        build_config({"env": {"name": "envpool_HalfCheetah-v4", "frameskip": 4}})
+
+
+def test_mujoco_steps_with_continuous_actions_and_its_own_frame_skip():
+    from sampler.families.envpool_family import make_vector
+
+    cfg = build_config({"env": {"name": "envpool_HalfCheetah-v4", "envpool": {"num_envs": 2}}})
+    env = make_vector(cfg, EnvContext(seed=1))
+    try:
+        assert env.action_spec.kind == "box" and env.action_spec.shape == (6,)
+        assert env.env.spec.config.frame_skip == 5  # the task's default, untouched
+        env.reset()
+        step = env.step(np.random.default_rng(0).uniform(-1, 1, (2, 6)).astype(np.float32))
+        assert step.obs["obs"].shape == (2, 17) and np.isfinite(step.rewards).all()
+    finally:
+        env.close()
 
 
 @pytest.mark.parametrize("batch_size", [0, 2])
