@@ -204,7 +204,10 @@ class BatchedRolloutWorker(WorkerBase):
         dones = terminated | truncated
         active = ~self.resetting[ids]
         np_.rewards[index, t] = result.rewards
-        np_.dones[index, t] = dones
+        # A reset step is stored as done too: the worker starts the next step from blank memory (below), and the
+        # learner's recurrent replay zeroes its state after each done, so it must see one here to match. The step
+        # is inactive, so no loss, return or bootstrap reads it.
+        np_.dones[index, t] = dones | ~active
         np_.time_outs[index, t] = truncated & ~terminated
         np_.active[index, t] = active
         self.steps += int(active.sum())

@@ -126,15 +126,16 @@ class Collected:
         self.handed.append(trajectories)
 
 
-def make_worker(monkeypatch, mode: str):
+def make_worker(monkeypatch, mode: str, rnn: bool = False):
     monkeypatch.setattr(batched, "setup_process", lambda cfg, torch_threads=None: build_config(cfg))
     cfg = build_config({"env": {"name": f"ticktest_{mode}"},
                         "sampler": {"batched_sampling": True, "num_workers": 1, "num_envs_per_worker": 4},
-                        "appo": {"rollout": 8, "batch_size": 32}, "model": {"encoder_mlp_layers": [8]}})
+                        "appo": {"rollout": 8, "recurrence": 8, "batch_size": 32},
+                        "model": {"encoder_mlp_layers": [8], "use_rnn": rnn, "rnn_size": 8}})
     env = make_tick(mode)
-    layout = BufferLayout.for_run(cfg, 1, env.num_envs)
-    buffers = TrajectoryBuffers(layout, env.obs_specs, env.action_spec)
     model = make_actor_critic(cfg.model, env.obs_specs, env.action_spec)
+    layout = BufferLayout.for_run(cfg, 1, env.num_envs)
+    buffers = TrajectoryBuffers(layout, env.obs_specs, env.action_spec, rnn_state_size=model.rnn_state_size)
     factory = lambda: make_actor_critic(cfg.model, env.obs_specs, env.action_spec)  # noqa: E731
     learner = Collected()
     worker = batched.BatchedRolloutWorker(None, 0, 0, config_to_dict(cfg), buffers, layout, [None], None,
@@ -151,7 +152,8 @@ def run(worker, buffers, learner, turns: int) -> list[dict]:
         for trajectories in learner.handed:  # the learner copies them out and frees them
             for traj in trajectories:
                 handed.append({"env": int(buffers.obs["obs"][traj, 0, 2]), "obs": buffers.obs["obs"][traj].clone(),
-                               **{k: buffers.step_tensors()[k][traj].clone() for k in ("active", "dones", "rewards")}})
+                               **{k: buffers.step_tensors()[k][traj].clone() for k in ("active", "dones", "rewards")},
+                               "rnn": None if buffers.rnn_states is None else buffers.rnn_states[traj].clone()})
             buffers.state[trajectories] = FREE
         learner.handed.clear()
     return handed
@@ -177,7 +179,7 @@ def test_autoreset_leaves_no_fake_transition_and_episodes_match_a_hand_count(mon
             if not active[t]:  # only ever the reset step right after an episode ended
                 inactive += 1
                 assert mode != "same_step" and next_step == 0 and next_episode == episode + 1
-                assert rewards[t] == 0 and not dones[t]
+                assert rewards[t] == 0 and dones[t]  # done: the replay starts the next step from blank memory
                 continue
             assert rewards[t] == 1
             if dones[t]:  # the episode's last step: its length is the env's
@@ -193,6 +195,22 @@ def test_autoreset_leaves_no_fake_transition_and_episodes_match_a_hand_count(mon
     counts = {n: sum(1 for _, _, length, *_ in worker.episodes if length == n) for n in LENGTHS}
     extra = int(mode != "same_step")  # the reset step after each episode
     assert counts == {n: (int(s) + extra) // (n + extra) for n, s in zip(LENGTHS, stepped, strict=True)}
+
+
+@pytest.mark.parametrize("mode", ["next_step", "same_step", "async"])
+def test_the_learners_recurrent_replay_starts_blank_exactly_where_acting_did(monkeypatch, tick_family, mode):
+    worker, buffers, learner = make_worker(monkeypatch, mode, rnn=True)
+    handed = run(worker, buffers, learner, turns=64)
+    assert handed
+    blank_starts = 0
+    for traj in handed:
+        # the worker stores the state each step acted from; the learner's replay (forward_sequences) zeroes
+        # its state after each done step: the two must agree on every step
+        for t in range(1, 9):
+            acted_blank = bool((traj["rnn"][t] == 0).all())
+            assert acted_blank == bool(traj["dones"][t - 1]), (mode, t, traj["active"], traj["dones"])
+            blank_starts += acted_blank
+    assert blank_starts > 0
 
 
 def test_the_worker_writes_slices_while_its_envs_share_one_block(monkeypatch, tick_family):
