@@ -47,8 +47,9 @@ class RunConfig(BaseModel):
         default_factory=list, description="Modules every process imports first (custom envs and models)."
     )
     learner_threads: int = Field(
-        0, ge=0, description="Torch threads of each learner process. 0 (auto): every core of a CPU-only run with "
-        "batched sampling, where the rollout workers leave most of the machine to the learner; else 1."
+        0, ge=0, description="Torch threads of each learner process. 0 (auto): a CPU-only run with one policy "
+        "starts at every core with batched sampling (else at 1), then tries 1, 2, 4... up to every core for 20 s "
+        "each and keeps the fastest, again every 10 minutes; several policies or a GPU learner use 1."
     )
     stall_timeout_sec: float = Field(
         60.0, gt=0, description="A worker silent for this long shows as stalled."
@@ -387,7 +388,8 @@ def uses_local_inference(cfg) -> bool:
 
 
 def learner_threads(cfg) -> int:
-    """run.learner_threads, with 0 resolved: all cores for batched sampling on CPU, 1 otherwise."""
+    """The learner's starting thread count: run.learner_threads, with 0 resolved to all cores for batched sampling
+    on CPU and 1 otherwise (where the count is tuned, sampler/threads.py, it starts here)."""
     if cfg.run.learner_threads:
         return cfg.run.learner_threads
     if cfg.sampler.batched_sampling and resolved_device(cfg) == "cpu":

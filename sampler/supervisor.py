@@ -278,6 +278,9 @@ class Supervisor:
                 self.pool.count_seats(*payload.get("seats", (0, 0)))
         elif kind == "train":
             self.board.policies[handle.policy].add_training(payload)
+        elif kind == "threads":
+            log.info("policy %d learner: %s", handle.policy, payload["message"])
+            self.board.event("learner", f"p{handle.policy} learner: {payload['message']}")
         elif kind == "hyperparameters":
             self.board.policies[handle.policy].status.hyperparameters = payload["hyperparameters"]
         elif kind == "paused":

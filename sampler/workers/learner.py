@@ -8,6 +8,7 @@ masked out of the loss.
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from sampler import channels, checkpoints
 from sampler.buffers import BufferLayout, LearnerExchange, SharedWeights, TrajectoryBuffers, release
 from sampler.experiment import write_json_atomic
 from sampler.status import LAG_HISTOGRAM_EDGES
+from sampler.threads import ThreadTuner, thread_choices
 from sampler.workers.base import WorkerBase, run_worker, setup_process
 
 HPARAM_KEYS = (
@@ -79,6 +81,9 @@ class LearnerWorker(WorkerBase):
         self.weights.publish(policy, self.learner.model.state_dict(), self.learner.version)
         self.trajectories_per_batch = cfg.appo.batch_size * cfg.appo.num_batches_per_epoch // cfg.appo.rollout
         self.pending: list[int] = []
+        choices = thread_choices(cfg, len(os.sched_getaffinity(0)))
+        self.tuner = ThreadTuner(choices, start=torch.get_num_threads()) if choices else None
+        self._tuned: dict[int, float] = {}  # the tuner's rates last reported
         self.send("ready", version=self.learner.version, env_frames=self.policy_env_frames,
                   elapsed_sec=self.elapsed_sec, hyperparameters=self.hyperparameters(), policy=policy,
                   checkpoint=self.restored_from, digest=checkpoints.state_digest(self.learner.state_dict()),
@@ -250,6 +255,16 @@ class LearnerWorker(WorkerBase):
             lag=_lag_summary(my_lag),
             stats=stats,
         )
+        if self.tuner is not None:
+            self._tune(valid_count * self.cfg.env.frameskip)
+
+    def _tune(self, frames: int) -> None:
+        threads = self.tuner.record(frames, time.monotonic())
+        if threads is not None:
+            torch.set_num_threads(threads)
+        if self.tuner.phase == "settled" and self.tuner.rates != self._tuned:
+            self._tuned = dict(self.tuner.rates)
+            self.send("threads", threads=self.tuner.current, message=self.tuner.describe())
 
     def _release(self, trajectories: list[int]) -> None:
         with self.consumers_lock:
