@@ -47,9 +47,9 @@ class RunConfig(BaseModel):
         default_factory=list, description="Modules every process imports first (custom envs and models)."
     )
     learner_threads: int = Field(
-        0, ge=0, description="Torch threads of each learner process. 0 (auto): a CPU-only run with one policy "
-        "starts at every core with batched sampling (else at 1), then tries 1, 2, 4... up to every core for 20 s "
-        "each and keeps the fastest, again every 10 minutes; several policies or a GPU learner use 1."
+        0, ge=0, description="Torch threads of each learner process. 0 (auto): every core with batched sampling on "
+        "CPU; a CPU-only run of one policy otherwise tries 1, 2, 4... up to every core for 20 s each while it trains "
+        "and keeps the fastest, again every 10 minutes; several policies or a GPU learner use 1."
     )
     stall_timeout_sec: float = Field(
         60.0, gt=0, description="A worker silent for this long shows as stalled."
@@ -389,7 +389,7 @@ def uses_local_inference(cfg) -> bool:
 
 def learner_threads(cfg) -> int:
     """The learner's starting thread count: run.learner_threads, with 0 resolved to all cores for batched sampling
-    on CPU and 1 otherwise (where the count is tuned, sampler/threads.py, it starts here)."""
+    on CPU and 1 otherwise (where the count is tuned, sampler/threads.py, tuning starts here)."""
     if cfg.run.learner_threads:
         return cfg.run.learner_threads
     if cfg.sampler.batched_sampling and resolved_device(cfg) == "cpu":

@@ -48,3 +48,4 @@ def test_only_a_single_cpu_learner_with_the_auto_count_is_tuned():
     assert thread_choices(build_config(base), cores=1) == []
     assert thread_choices(build_config({**base, "run": {"device": "cpu", "learner_threads": 2}}), cores=2) == []
     assert thread_choices(build_config({**base, "sampler": {"num_policies": 2}}), cores=2) == []
+    assert thread_choices(build_config({**base, "sampler": {"batched_sampling": True}}), cores=2) == []  # all cores
