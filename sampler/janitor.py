@@ -87,20 +87,22 @@ def sweep(token: str, seconds: float = 5.0) -> list[int]:
 # Shared-memory files an env's engine makes (ViZDoom's queues and screen buffers). An engine that exits by
 # itself after its controller was killed leaves them behind, before the sweep can read its maps.
 ENGINE_SHM_PREFIXES = ("ViZDoom",)
+ORPHAN_WAIT_SEC = 10.0
 
 
-def remove_orphaned_engine_files(since: float) -> list[str]:
-    """Engine shared-memory files made since `since` (the run's start) that no live process maps."""
+def remove_orphaned_engine_files(since: float) -> tuple[list[str], int]:
+    """Removes the engine shared-memory files made since `since` (the run's start) that no live process maps;
+    returns their names and how many such files a live process still maps."""
     folder = Path("/dev/shm")
     if not folder.is_dir() or not os.path.isdir("/proc"):
-        return []
+        return [], 0
     candidates = [f for f in folder.iterdir() if f.name.startswith(ENGINE_SHM_PREFIXES)]
     try:
         candidates = [f for f in candidates if f.stat().st_mtime >= since and f.stat().st_uid == os.getuid()]
     except FileNotFoundError:
         candidates = [f for f in candidates if f.exists()]
     if not candidates:
-        return []
+        return [], 0
     mapped: set[str] = set()
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -110,7 +112,7 @@ def remove_orphaned_engine_files(since: float) -> list[str]:
         if str(f) not in mapped:
             f.unlink(missing_ok=True)
             removed.append(f.name)
-    return removed
+    return removed, len(candidates) - len(removed)
 
 
 def main(socket_path: str, inode: str, token: str = "") -> None:
@@ -118,7 +120,11 @@ def main(socket_path: str, inode: str, token: str = "") -> None:
     sys.stdin.buffer.read()  # returns at EOF: the supervisor is gone
     if token:
         sweep(token)
-        remove_orphaned_engine_files(started)
+        # An engine may still be on its way out, its files mapped: a doom_duel run killed in CI left two of
+        # ViZDoom's queues behind when this looked only once. Look again for a few seconds.
+        deadline = time.monotonic() + ORPHAN_WAIT_SEC
+        while remove_orphaned_engine_files(started)[1] and time.monotonic() < deadline:
+            time.sleep(0.2)
     try:
         if os.stat(socket_path).st_ino == int(inode):
             os.unlink(socket_path)
