@@ -153,6 +153,11 @@ class PoolConfig(BaseModel):
         "pool from the start and stay in it; they must be made for the same env and model."
     )
     elo_k: float = Field(16.0, gt=0.0, description="Elo K-factor: how far one game moves a rating.")
+    opponent_sampling: Literal["uniform", "pfsp"] = Field(
+        "uniform", description="Which member fills a seat: uniform, or pfsp (prioritized fictitious self-play): "
+        "in proportion to (1 - p)^2, p the Elo chance that the learning policies (their mean rating) beat the "
+        "member, so the members they still lose to play most."
+    )
 
     @property
     def enabled(self) -> bool:

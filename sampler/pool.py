@@ -6,8 +6,9 @@ learner to write a frozen copy of its model into the experiment's `pool/` folder
 the frame count of the last snapshot, so a resumed run goes on with the same pool and ratings.
 
 Rollout workers seat members (`PoolSeating`): at the start of each episode of each opponent seat (every seat
-but seat 0, which always plays a learning policy) a member drawn at random plays it with probability
-`pool.seat_probability`. A member acts inside the rollout worker, from its file, with no learner and no
+but seat 0, which always plays a learning policy) a member plays it with probability `pool.seat_probability`,
+drawn uniformly or, with `pool.opponent_sampling` pfsp, the more often the more the learning policies lose to it
+by the ratings in pool.json. A member acts inside the rollout worker, from its file, with no learner and no
 inference worker: its steps carry policy id -1, so no learner trains on them and no policy's statistics count
 them. Each finished game is reported to the supervisor, which rates it (algos/elo.py).
 """
@@ -22,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from algos.elo import INITIAL_RATING, rate_game
+from algos.elo import INITIAL_RATING, pfsp_weights, rate_game
 from sampler import checkpoints
 from sampler.errors import ConfigError, ExperimentError
 from sampler.experiment import write_json_atomic
@@ -189,6 +190,9 @@ class PoolSeating:
         self._actor_class = Actor
         self.path = index_path(folder)
         self.probability = cfg.pool.seat_probability
+        self.pfsp = cfg.pool.opponent_sampling == "pfsp"
+        self.num_policies = cfg.sampler.num_policies
+        self.weights: list[float] | None = None  # pfsp: each member's chance, in the order of self.members
         self.model_factory = model_factory
         self.rng = np.random.default_rng(seed)
         self.members: dict[str, str] = {}  # name -> path
@@ -207,11 +211,17 @@ class PoolSeating:
             mtime = self.path.stat().st_mtime
             if mtime == self._mtime:
                 return
-            members = json.loads(self.path.read_text())["members"]
+            index = json.loads(self.path.read_text())
+            members = index["members"]
         except (OSError, ValueError, KeyError):
             return  # being replaced, or not written yet: look again later
         self._mtime = mtime
         self.members = {m["name"]: m["path"] for m in members}
+        if self.pfsp:
+            ratings = index.get("ratings", {})
+            learners = [ratings.get(policy_name(p), INITIAL_RATING) for p in range(self.num_policies)]
+            self.weights = pfsp_weights(float(np.mean(learners)),
+                                        [ratings.get(name, INITIAL_RATING) for name in self.members])
         seated = in_use()
         for name in list(self.actors):
             if name not in self.members and name not in seated:
@@ -222,7 +232,10 @@ class PoolSeating:
         if not self.members or self.rng.random() >= self.probability:
             return None
         names = list(self.members)
-        name = names[self.rng.integers(len(names))]
+        if self.weights is not None and len(self.weights) == len(names):
+            name = names[self.rng.choice(len(names), p=self.weights)]
+        else:
+            name = names[self.rng.integers(len(names))]
         return name if self.actor(name) is not None else None
 
     def actor(self, name: str):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from algos.elo import INITIAL_RATING, expected_score, rate_game
+from algos.elo import INITIAL_RATING, expected_score, pfsp_weights, rate_game
 
 
 def test_expected_score_is_a_half_between_equals_and_about_0_91_for_400_points_ahead():
@@ -33,3 +33,14 @@ def test_seat_order_does_not_matter_and_a_policy_against_itself_keeps_its_rating
     game = [("a", 2.0), ("b", 1.0), ("c", 1.0)]
     assert rate_game(ratings, game, 16) == pytest.approx(rate_game(ratings, game[::-1], 16))
     assert rate_game({"p0": 1000.0}, [("p0", 1.0), ("p0", -1.0)], 16) == {"p0": 1000.0}
+
+
+def test_pfsp_draws_the_members_the_learners_lose_to_most_and_never_drops_one():
+    weights = pfsp_weights(1000.0, [1400.0, 1000.0, 600.0])
+    assert sum(weights) == pytest.approx(1.0)
+    assert weights[0] > weights[1] > weights[2]  # stronger opponents first
+    # (1 - p)^2: p = 0.0909 against 1400, 0.5 against an equal, 0.909 against 600
+    assert weights[0] / weights[1] == pytest.approx((1 - 0.0909) ** 2 / 0.25, rel=1e-2)
+    assert min(pfsp_weights(3000.0, [0.0, 2990.0])) >= 0.01 / 2 * 0.99  # beaten for sure: the floor keeps it
+    assert pfsp_weights(1000.0, [1000.0, 1000.0]) == pytest.approx([0.5, 0.5])
+    assert pfsp_weights(1000.0, []) == []
