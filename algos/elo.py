@@ -44,11 +44,11 @@ def pfsp_weights(learner_rating: float, member_ratings: list[float], power: floa
     p the chance the learning policies (at `learner_rating`) beat it. Members they still lose to come up most;
     ones they always beat come up rarely but never vanish (a floor keeps every weight above 1% of uniform).
     """
+    if not member_ratings:
+        return []
     raw = [(1.0 - expected_score(learner_rating, rating)) ** power for rating in member_ratings]
     total = sum(raw)
-    if not raw:
-        return []
     floor = 0.01 / len(raw)
-    weights = [max(w / total, floor) if total > 0 else 1.0 / len(raw) for w in raw]
+    weights = [max(w / total, floor) for w in raw]
     norm = sum(weights)
     return [w / norm for w in weights]

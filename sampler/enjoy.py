@@ -285,10 +285,14 @@ class Player:
     @property
     def natural_fps(self) -> float:
         """Frames a second at real-time speed: Doom's 35 tics, Atari's 60, else the env's render_fps, else 30."""
-        name = self.cfg.env.name.removeprefix("envpool_")  # EnvPool runs Doom and Atari, skipping frames itself
+        name = self.cfg.env.name
+        if name.startswith("envpool_"):  # EnvPool runs Doom and Atari (skipping frames itself) and vector tasks
+            from sampler.families.envpool_family import task_kind, task_of
+
+            name = {"doom": "doom_", "atari": "atari_"}.get(task_kind(task_of(name)), name)
         if name.startswith("doom_"):
             return 35.0 / (self.frameskip // self.repeat)
-        if name.startswith("atari_") or self.cfg.env.name.startswith("envpool_"):
+        if name.startswith("atari_"):
             return 60.0 / self.frameskip
         metadata = getattr(getattr(self.env, "env", None), "metadata", None) or {}
         return float(metadata.get("render_fps") or 30.0)

@@ -192,7 +192,7 @@ class PoolSeating:
         self.probability = cfg.pool.seat_probability
         self.pfsp = cfg.pool.opponent_sampling == "pfsp"
         self.num_policies = cfg.sampler.num_policies
-        self.weights: list[float] | None = None  # pfsp: each member's chance, in the order of self.members
+        self.weights: dict[str, float] = {}  # pfsp: each member's chance
         self.model_factory = model_factory
         self.rng = np.random.default_rng(seed)
         self.members: dict[str, str] = {}  # name -> path
@@ -220,8 +220,8 @@ class PoolSeating:
         if self.pfsp:
             ratings = index.get("ratings", {})
             learners = [ratings.get(policy_name(p), INITIAL_RATING) for p in range(self.num_policies)]
-            self.weights = pfsp_weights(float(np.mean(learners)),
-                                        [ratings.get(name, INITIAL_RATING) for name in self.members])
+            chances = pfsp_weights(float(np.mean(learners)), [ratings.get(n, INITIAL_RATING) for n in self.members])
+            self.weights = dict(zip(self.members, chances, strict=True))
         seated = in_use()
         for name in list(self.actors):
             if name not in self.members and name not in seated:
@@ -232,8 +232,9 @@ class PoolSeating:
         if not self.members or self.rng.random() >= self.probability:
             return None
         names = list(self.members)
-        if self.weights is not None and len(self.weights) == len(names):
-            name = names[self.rng.choice(len(names), p=self.weights)]
+        if self.pfsp:  # a member dropped as unreadable leaves the others' chances to be renormalized
+            chances = np.array([self.weights.get(name, 0.0) for name in names])
+            name = names[self.rng.choice(len(names), p=chances / chances.sum())]
         else:
             name = names[self.rng.integers(len(names))]
         return name if self.actor(name) is not None else None
