@@ -50,7 +50,10 @@ def test_snapshots_join_the_pool_are_seated_at_the_configured_rate_rated_and_kep
     assert state["opponent_seats"] > 1000
     assert 0.45 < state["pool_seats"] / state["opponent_seats"] < 0.55, state
     assert all(state["games"][name] > 0 for name in ("p0", "p1"))
-    assert all(900 < state["ratings"][name] < 1100 for name in ("p0", "p1", *members))
+    # rated: every name moved off the 1000 start. Near-equal RPS players random-walk around it (K=16 gives a
+    # spread of about 40 points), so only a rating far outside that range is a fault.
+    ratings = [state["ratings"][name] for name in ("p0", "p1", *members)]
+    assert all(750 < r < 1250 and r != 1000.0 for r in ratings), state["ratings"]
     status = last_status(folder)
     assert [m["name"] for m in status["pool"]["members"]] == members
     assert all(p["rating"] is not None for p in status["policies"])
