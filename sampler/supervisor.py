@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import logging
 import multiprocessing as mp
 import os
@@ -18,13 +17,13 @@ import time
 from pathlib import Path
 
 import torch
-from pydantic import ValidationError
 
 from algos.models import make_actor_critic
 from algos.spaces import obs_specs_to_dict
 from sampler import janitor, processes
 from sampler.buffers import BufferLayout, LearnerExchange, SharedWeights, TrajectoryBuffers
 from sampler.channels import MessageChannel, ReplyChannel
+from sampler.commands import RunCommands
 from sampler.config import config_to_dict, resolved_device, uses_local_inference
 from sampler.control import ControlServer, socket_path_for
 from sampler.envs import EnvContext
@@ -38,7 +37,7 @@ from sampler.status import RunStatus
 from sampler.tensorboard import TensorboardWriter
 from sampler.workers.batched import batched_rollout_main
 from sampler.workers.inference import inference_main
-from sampler.workers.learner import HPARAM_KEYS, learner_main
+from sampler.workers.learner import learner_main
 from sampler.workers.rollout import rollout_main
 
 log = logging.getLogger("sftui")
@@ -47,11 +46,10 @@ TICK_SEC = 0.5
 BEST_CHECK_EVERY_SEC = 5.0
 POOL_WRITE_EVERY_SEC = 10.0  # ratings change with every game: pool.json is rewritten at most this often
 MIN_EPISODES_FOR_BEST = 10
-COMMAND_TIMEOUT_SEC = 60.0
 EXIT_CODES = {"finished": 0, "stopped": 0, "failed": 1}
 
 
-class Supervisor:
+class Supervisor(RunCommands):
     def __init__(self, cfg, folder: Path, listeners=(), log_to_stderr: bool = True):
         self.cfg = cfg
         self.folder = Path(folder)
@@ -336,97 +334,7 @@ class Supervisor:
         if condition and waiter is not None and not waiter.done():
             waiter.set_result(True)
 
-    # ---- commands -------------------------------------------------------------------------------
-
-    async def handle_command(self, cmd: str, args: dict):
-        if self.state not in ("running", "paused") and cmd != "stop":
-            raise ControlError(f"the run is {self.state}")
-        if cmd == "pause":
-            return await self.pause()
-        if cmd == "resume":
-            return self.resume()
-        if cmd == "save":
-            return await self.save_all()
-        if cmd == "stop":
-            self.request_stop("stopped", "stop command")
-            return {"state": "stopping"}
-        if cmd == "set":
-            return self.set_hyperparameters(args)
-        raise ControlError(f"unknown command {cmd!r}")
-
-    async def pause(self) -> dict:
-        if self.state == "paused":
-            return {"state": "paused"}
-        waiter = asyncio.get_running_loop().create_future()
-        self._waiters["paused"] = waiter
-        for handle in self._alive():
-            handle.paused = False
-            handle.send("pause")
-        try:
-            await asyncio.wait_for(waiter, COMMAND_TIMEOUT_SEC)
-        except TimeoutError:
-            busy = [h.name for h in self._alive() if not h.paused]
-            raise ControlError(f"workers did not become idle: {', '.join(busy)}") from None
-        finally:
-            self._waiters.pop("paused", None)
-        self._set_state("paused")
-        return {"state": "paused", "env_frames": self.board.env_frames}
-
-    def resume(self) -> dict:
-        if self.state != "paused":
-            return {"state": self.state}
-        for handle in self._alive():
-            handle.paused = False
-            handle.send("resume")
-        self._set_state("running")
-        return {"state": "running"}
-
-    async def save_all(self, best_policy: int | None = None) -> list[str]:
-        futures = []
-        for handle in self._alive():
-            if handle.kind != "learner" or (best_policy is not None and handle.policy != best_policy):
-                continue
-            self._request_ids += 1
-            future = asyncio.get_running_loop().create_future()
-            self._waiters[f"saved-{self._request_ids}"] = future
-            handle.send("save", env_frames=self.board.env_frames, elapsed_sec=self.elapsed_sec(),
-                        best=best_policy is not None, request=self._request_ids)
-            futures.append(future)
-        try:
-            return list(await asyncio.wait_for(asyncio.gather(*futures), COMMAND_TIMEOUT_SEC))
-        except TimeoutError:
-            raise ControlError("learners did not save in time") from None
-
-    def set_hyperparameters(self, args: dict) -> dict:
-        changes = args.get("hyperparameters") or {}
-        components = self.buffers.reward_components
-        allowed = [*HPARAM_KEYS, "reward_shaping"] if components else list(HPARAM_KEYS)
-        unknown = sorted(set(changes) - set(allowed))
-        if not changes or unknown:
-            raise ControlError(f"set takes hyperparameters among {', '.join(allowed)}; got {unknown or 'none'}")
-        shaping = changes.get("reward_shaping")
-        if shaping is not None:
-            if not isinstance(shaping, dict) or set(shaping) - set(components) or not all(
-                    isinstance(v, int | float) and not isinstance(v, bool) for v in shaping.values()):
-                raise ControlError(f"reward_shaping takes numbers for components among {', '.join(components)}; "
-                                   f"got {shaping!r}")
-        try:
-            appo = {k: v for k, v in changes.items() if k != "reward_shaping"}
-            type(self.cfg.appo).model_validate({**self.cfg.appo.model_dump(), **appo})
-        except ValidationError as e:
-            first = e.errors()[0]
-            where = ".".join(["appo", *(str(p) for p in first["loc"])])
-            got = f" (got {first['input']!r})" if "input" in first else ""
-            raise ControlError(f"{where}: {first['msg'].removeprefix('Value error, ')}{got}") from None
-        count = self.cfg.sampler.num_policies
-        if "policy" in args and not (isinstance(args["policy"], int) and 0 <= args["policy"] < count):
-            raise ControlError(f"--policy {args['policy']}: the run has policies 0..{count - 1}")
-        policies = [args["policy"]] if "policy" in args else range(count)
-        for handle in self._alive():
-            if handle.kind == "learner" and handle.policy in policies:
-                handle.send("set", hyperparameters=changes, source="set")
-        self.board.event("set", f"policies {list(policies)}: {json.dumps(changes)}")
-        return {"policies": list(policies), "hyperparameters": changes}
+    # ---- stop requests ---------------------------------------------------------------------------
 
     def request_stop(self, final_state: str, reason: str) -> None:
         if self._stop.is_set():
@@ -498,20 +406,6 @@ class Supervisor:
             await self.save_all(best_policy)
         except ControlError as e:
             log.warning("checkpoint not saved: %s", e)
-
-    async def ask_learner(self, policy: int, cmd: str, reply: str, timeout: float, **args) -> dict:
-        """Send a command to a policy's learner and wait for its reply of kind `reply`."""
-        handle = next((h for h in self._alive() if h.kind == "learner" and h.policy == policy), None)
-        if handle is None:
-            raise RuntimeError(f"learner_p{policy} is not running")
-        self._request_ids += 1
-        future = asyncio.get_running_loop().create_future()
-        self._waiters[f"{reply}-{self._request_ids}"] = future
-        handle.send(cmd, request=self._request_ids, **args)
-        try:
-            return await asyncio.wait_for(future, timeout)
-        except TimeoutError:
-            raise RuntimeError(f"learner_p{policy} did not answer {cmd} in {timeout:.0f} s") from None
 
     async def _population_update(self) -> None:
         try:
