@@ -1,4 +1,5 @@
-"""Observation encoders: an MLP per vector key, a conv net per image key, outputs concatenated.
+"""Observation encoders: an MLP per vector key, a conv net per image key (and per feature-plane key, if asked),
+outputs concatenated.
 
 Every encoder takes already-normalized observations (see ActorCritic.normalize_obs) and
 exposes `out_features`, the width of its [N, out_features] output.
@@ -30,6 +31,11 @@ _IMPALA_CHANNELS = (16, 32, 32)
 
 def is_image(spec: ObsSpec) -> bool:
     return len(spec.shape) == 3 and np.dtype(spec.dtype) == np.dtype("uint8")
+
+
+def is_planes(spec: ObsSpec) -> bool:
+    """A [C, H, W] key of numbers that are not pixels: feature planes over a board."""
+    return len(spec.shape) == 3 and not is_image(spec)
 
 
 def module_name(key: str) -> str:
@@ -128,6 +134,38 @@ class ConvEncoder(nn.Module):
         return self.fc(self.conv(x.contiguous(memory_format=torch.channels_last)))
 
 
+class PlanesEncoder(nn.Module):
+    """[C, H, W] feature planes -> 3x3 convolutions padded to keep H x W -> FC layers.
+
+    No stride and no pooling: on a board every cell is a place to act, and a 10 x 10 board has no pixels to spare.
+    Each cell's features see its 3 x 3, 5 x 5... neighbourhood, the same weights at every cell.
+    """
+
+    def __init__(self, cfg: ModelConfig, spec: ObsSpec) -> None:
+        super().__init__()
+        in_channels, height, width = spec.shape
+        layers: list[nn.Module] = []
+        for channels in cfg.encoder_plane_channels:
+            conv = nn.Conv2d(in_channels, channels, 3, padding=1)
+            nn.init.orthogonal_(conv.weight, gain=math.sqrt(2))
+            nn.init.zeros_(conv.bias)
+            layers += [conv, NONLINEARITIES[cfg.nonlinearity]()]
+            in_channels = channels
+        self.conv = nn.Sequential(*layers, nn.Flatten())
+        self.fc, self.out_features = mlp(in_channels * height * width, cfg.encoder_conv_mlp_layers, cfg.nonlinearity)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc(self.conv(x))
+
+
+def key_encoder(cfg: ModelConfig, spec: ObsSpec) -> nn.Module:
+    if is_image(spec):
+        return ConvEncoder(cfg, spec)
+    if is_planes(spec) and cfg.encoder_planes == "conv":
+        return PlanesEncoder(cfg, spec)
+    return VectorEncoder(cfg, spec)
+
+
 class DictEncoder(nn.Module):
     """The default encoder: one sub-encoder per observation key, outputs concatenated in key order."""
 
@@ -135,10 +173,7 @@ class DictEncoder(nn.Module):
         super().__init__()
         self.keys = list(obs_specs)
         self.encoders = nn.ModuleDict(
-            {
-                module_name(key): ConvEncoder(cfg, spec) if is_image(spec) else VectorEncoder(cfg, spec)
-                for key, spec in obs_specs.items()
-            }
+            {module_name(key): key_encoder(cfg, spec) for key, spec in obs_specs.items()}
         )
         self.out_features = sum(encoder.out_features for encoder in self.encoders.values())
 

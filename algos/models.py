@@ -34,6 +34,15 @@ class ModelConfig(BaseModel):
     encoder_conv_mlp_layers: list[Annotated[int, Field(ge=1)]] = Field(
         [512], description="Fully connected layer sizes after the conv net (empty: the flattened conv output)."
     )
+    encoder_planes: Literal["flatten", "conv"] = Field(
+        "flatten",
+        description="Float [C, H, W] keys (a game board as feature planes, like Generals' grid): flattened into "
+        "the encoder MLP, or run through 3x3 convolutions that keep every cell (encoder_plane_channels), then "
+        "encoder_conv_mlp_layers.",
+    )
+    encoder_plane_channels: list[Annotated[int, Field(ge=1)]] = Field(
+        [32, 32, 32], min_length=1, description="Channels of each 3x3 same-size convolution of encoder_planes=conv."
+    )
     nonlinearity: Literal["elu", "relu", "tanh"] = Field(
         "elu", description="Activation function of the MLPs and of convnet_simple/convnet_atari."
     )

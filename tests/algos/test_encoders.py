@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from algos.encoders import ConvEncoder, DictEncoder, VectorEncoder
+from algos.encoders import ConvEncoder, DictEncoder, PlanesEncoder, VectorEncoder
 from algos.models import ActorCritic, ModelConfig
 from algos.spaces import ActionSpec, ObsSpec
 
@@ -86,3 +86,30 @@ def test_image_keys_skip_the_running_normalizer():
         {"pixels": torch.randint(0, 256, (2, 3, 36, 36), dtype=torch.uint8), "state": torch.ones(2, 2)}
     )
     assert params.shape == (2, 2) and values.shape == (2,)
+
+
+def test_feature_planes_are_flattened_unless_asked_for_convolutions():
+    specs = {"board": ObsSpec((9, 10, 10), "float32"), "pixels": ObsSpec((3, 16, 16), "uint8"),
+             "stats": ObsSpec((5,), "float32")}
+    flat = DictEncoder(ModelConfig(encoder_conv_architecture="resnet_impala"), specs)
+    assert isinstance(flat.encoders["board"], VectorEncoder)
+    conv = DictEncoder(ModelConfig(encoder_conv_architecture="resnet_impala", encoder_planes="conv",
+                                   encoder_plane_channels=[8, 4], encoder_conv_mlp_layers=[]), specs)
+    assert isinstance(conv.encoders["board"], PlanesEncoder)
+    assert isinstance(conv.encoders["pixels"], ConvEncoder) and isinstance(conv.encoders["stats"], VectorEncoder)
+    assert conv.encoders["board"].out_features == 4 * 10 * 10  # every cell kept
+    obs = {"board": torch.rand(2, 9, 10, 10), "pixels": torch.rand(2, 3, 16, 16), "stats": torch.rand(2, 5)}
+    assert conv(obs).shape == (2, conv.out_features)
+
+
+def test_the_board_convolutions_move_with_the_board():
+    # Same weights at every cell and no stride: a piece moved one cell over moves the features one cell over.
+    encoder = PlanesEncoder(ModelConfig(encoder_plane_channels=[6, 5], encoder_conv_mlp_layers=[]),
+                            ObsSpec((2, 12, 12), "float32"))
+    board = torch.zeros(1, 2, 12, 12)
+    board[0, :, 5, 4] = torch.tensor([1.0, -0.5])
+    moved = torch.roll(board, shifts=(1, 2), dims=(2, 3))
+    features = encoder.conv[:-1](board)  # before the flatten
+    features_moved = encoder.conv[:-1](moved)
+    torch.testing.assert_close(torch.roll(features, shifts=(1, 2), dims=(2, 3)), features_moved)
+    assert features.shape == (1, 5, 12, 12)
