@@ -19,6 +19,7 @@ from sampler.errors import ExperimentError
 
 FORMAT_VERSION = 1
 _NAME = re.compile(r"ckpt_(\d+)_(\d+)\.pt$")
+UNREADABLE_SUFFIX = ".unreadable"
 
 
 def policy_dir(folder: Path, policy: int) -> Path:
@@ -38,6 +39,35 @@ def list_checkpoints(folder: Path, policy: int) -> list[Path]:
 def latest_checkpoint(folder: Path, policy: int) -> Path | None:
     found = list_checkpoints(folder, policy)
     return found[-1] if found else None
+
+
+def load_latest(folder: Path, policy: int, set_aside: bool = True) -> tuple[Path, dict, list[str]] | None:
+    """The newest periodic checkpoint of a policy that loads, and a line for each newer one that did not.
+
+    An unreadable checkpoint (a disk fault, a partial copy) costs the frames since the one before it, not the run:
+    with `set_aside` it is renamed `<name>.unreadable`, kept for a look but out of the rotation. With none readable
+    nothing is renamed and the error names the newest.
+    """
+    found = list_checkpoints(folder, policy)
+    unreadable: list[tuple[Path, ExperimentError]] = []
+    for path in reversed(found):
+        try:
+            payload = load(path)
+        except ExperimentError as e:
+            unreadable.append((path, e))
+            continue
+        skipped = []
+        for bad, error in unreadable:
+            if set_aside:
+                kept = bad.with_name(bad.name + UNREADABLE_SUFFIX)
+                os.replace(bad, kept)
+                error = f"{error}; kept as {kept.name}"
+            skipped.append(str(error))
+        return path, payload, skipped
+    if unreadable:
+        raise ExperimentError(f"{unreadable[0][1]}, and no older checkpoint of policy {policy} reads either; "
+                              "move them away to start this policy over, or use --restart")
+    return None
 
 
 def save(payload: dict, folder: Path, policy: int, keep: int | None, best: bool = False) -> Path:

@@ -20,6 +20,32 @@ from algos.models import ModelConfig
 from algos.pbt import PbtConfig
 from sampler.errors import ConfigError
 
+MAX_NAME_PART = 200  # a folder name, with room for `.old-<timestamp>` when --restart archives it
+_NOT_IN_NAMES = set('*?[]\\:"<>|') | {chr(c) for c in range(32)}
+
+
+def shown_name(name: str, limit: int = 60) -> str:
+    """A name as an error line quotes it: whole, or its start when it is long."""
+    return repr(name) if len(name) <= limit else repr(name[:limit - 3] + "...")
+
+
+def experiment_name_problem(name: str) -> str | None:
+    """What is wrong with an experiment id as a folder under train_dir, or None. Sweeps nest theirs
+    (`sweep/experiment`); no part may leave train_dir, hide, or hold what `sftui tb` reads as a wildcard."""
+    if not name.strip():
+        return "is empty"
+    for part in name.split("/"):
+        if part in ("", ".", ".."):
+            return "must be a folder name under train_dir (no leading, trailing or doubled /, no . or ..)"
+        if part.startswith("."):
+            return "may not start a folder name with a dot (hidden)"
+        if len(part) > MAX_NAME_PART:
+            return f"has a folder name of {len(part)} characters (at most {MAX_NAME_PART})"
+        bad = sorted(set(part) & _NOT_IN_NAMES)
+        if bad:
+            return f"may not hold {' '.join(repr(c) for c in bad)}"
+    return None
+
 
 class RunConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -59,6 +85,14 @@ class RunConfig(BaseModel):
     debug_poison: bool = Field(
         False, description="Fill shared buffers with poison values so that unwritten data is caught."
     )
+
+    @field_validator("experiment")
+    @classmethod
+    def _folder_name(cls, name: str | None) -> str | None:
+        problem = None if name is None else experiment_name_problem(name)
+        if problem:
+            raise ValueError(f"{shown_name(name)} {problem}; e.g. cartpole_lr3e-4 or mysweep/seed_1")
+        return name
 
 
 class SamplerConfig(BaseModel):
@@ -208,12 +242,16 @@ def read_cfg_file(path: Path) -> dict:
         text = Path(path).read_text()
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file; `sftui config ENV > cfg.json` writes a starting point") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: a folder, not a cfg file; `sftui config ENV > cfg.json` writes one") from None
     except OSError as e:
         raise ConfigError(f"{path}: cannot read it ({e.strerror})") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not a text file (byte {e.start} is not UTF-8); a cfg file is JSON") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
-        raise ConfigError(f"{path}: not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+        raise ConfigError(f"{path}: not valid JSON: {e.msg} (line {e.lineno}, column {e.colno})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a JSON object with sections {', '.join(SECTIONS)}")
     return data
@@ -325,7 +363,7 @@ def _describe_validation_error(error: ValidationError, merged: dict) -> str:
     if first["type"] == "extra_forbidden":
         known = _known_keys(loc[:-1])
         return f"{path}: unknown setting{_suggest(loc[-1], known)}; `sftui settings` lists them all"
-    message = first["msg"].removeprefix("Value error, ")
+    message = first["msg"].removeprefix("Value error, ").removeprefix(f"{path}: ")  # a check that names its field
     if first["type"] in ("value_error", "assertion_error") and not loc:
         return message
     own_check = isinstance(first.get("input"), dict)  # a section's validator: its input is the whole section

@@ -19,6 +19,8 @@ NOT_RESPONDING_AFTER_SEC = 10.0
 
 def resolve_train_dir(cli_value: str | None = None, cfg_value: str | None = None) -> Path:
     """--train-dir, else $SFTUI_TRAIN_DIR, else run.train_dir, else ./train_dir."""
+    if cli_value is not None and not cli_value.strip():
+        raise ExperimentError("--train-dir is empty; name a folder, e.g. --train-dir ./train_dir")
     chosen = cli_value or os.environ.get("SFTUI_TRAIN_DIR") or cfg_value or "train_dir"
     return Path(chosen).expanduser().absolute()
 

@@ -10,7 +10,14 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sampler.config import build_config, config_to_dict, deep_merge, parse_overrides
+from sampler.config import (
+    build_config,
+    config_to_dict,
+    deep_merge,
+    experiment_name_problem,
+    parse_overrides,
+    shown_name,
+)
 from sampler.errors import ConfigError, ExperimentError
 from sampler.experiment import (
     archive_folder,
@@ -41,6 +48,10 @@ def prepare(raw: dict, set_items: list[str], *, train_dir: str | None = None, re
     name = (given.get("run") or {}).get("experiment") or experiment_default
     if not name:
         raise ConfigError("run.experiment is missing; set it or name the cfg file after the experiment")
+    problem = experiment_name_problem(str(name))
+    if problem:
+        raise ConfigError(f"run.experiment: {shown_name(str(name))} {problem}; "
+                          "e.g. -e cartpole_lr3e-4 or mysweep/seed_1")
     root = resolve_train_dir(train_dir, (given.get("run") or {}).get("train_dir"))
     folder = root / name
     exists = (folder / "cfg.json").is_file()
@@ -53,7 +64,8 @@ def prepare(raw: dict, set_items: list[str], *, train_dir: str | None = None, re
         cfg = build_config(raw, overrides, experiment_default=name)
         prepared = Prepared(cfg=cfg, folder=folder)
     _check_device(prepared.cfg)
-    _check_seating(prepared.cfg)
+    if prepared.already_finished is None:
+        _check_env(prepared.cfg)
     if create and prepared.already_finished is None:
         if exists and restart:
             prepared.archived = archive_folder(folder)
@@ -80,6 +92,10 @@ def _resume(folder: Path, raw: dict, overrides: dict, name: str) -> Prepared:
     described = [f"{k}: {json.dumps(_flatten(saved).get(k))} -> {json.dumps(v)}" for k, v in changes.items()
                  if _flatten(saved).get(k, _MISSING) != v]
     prepared = Prepared(cfg=cfg, folder=folder, resumed=True, changes=described)
+    from sampler import checkpoints  # torch: only a resume pays for it
+
+    for policy in range(cfg.sampler.num_policies):  # none readable: refused here, before the folder is touched
+        checkpoints.load_latest(folder, policy, set_aside=False)
     state, summary = derived_state(folder)
     if state == "finished":
         frames = int(summary.get("env_frames", 0))
@@ -92,22 +108,32 @@ def _resume(folder: Path, raw: dict, overrides: dict, name: str) -> Prepared:
     return prepared
 
 
-def _check_seating(cfg) -> None:
-    """Refused before anything is created: a policy that could never play (more policies than seats under a
-    mapping that seats them), an opponent pool in an env with a single seat, and a pool checkpoint that is
-    unreadable or made for another env or model. Counting seats builds one env, so only the runs that need
-    it pay for it."""
-    seated = cfg.sampler.num_policies > 1 and cfg.sampler.policy_mapping != "random"
-    if not seated and not cfg.pool.enabled:
-        return
+def _check_env(cfg) -> None:
+    """Refused before anything is created: an env that cannot be built as configured (a kwarg it does not take, a
+    missing asset), a policy that could never play (more policies than seats under a mapping that seats them), an
+    opponent pool in an env with a single seat, and a pool checkpoint that is unreadable or made for another env
+    or model. It builds one env, as the supervisor does again when it starts."""
     from algos.spaces import obs_specs_to_dict
     from sampler.envs import EnvContext
-    from sampler.families.registry import make_env
+    from sampler.errors import SftuiError
+    from sampler.families.registry import make_env, make_vector_env
     from sampler.mapping import check_seating
 
-    probe = make_env(cfg, EnvContext(seed=cfg.run.seed))
+    batched = cfg.sampler.batched_sampling
     try:
-        check_seating(cfg, probe.num_agents)
+        probe = (make_vector_env if batched else make_env)(cfg, EnvContext(seed=cfg.run.seed))
+    except SftuiError:
+        raise
+    except Exception as e:  # noqa: BLE001 - an env's own error, in its own words, on one line
+        message = " ".join(str(e).split()) or "no message"
+        raise ConfigError(f"env: {cfg.env.name} cannot be built as configured: {type(e).__name__}: {message}; "
+                          "check the env.* settings (`sftui settings ENV` lists them)") from None
+    try:
+        if batched:
+            return
+        seated = cfg.sampler.num_policies > 1 and cfg.sampler.policy_mapping != "random"
+        if seated:
+            check_seating(cfg, probe.num_agents)
         if cfg.pool.enabled:
             if probe.num_agents < 2:
                 raise ConfigError(f"pool: {cfg.env.name} seats a single agent, so there is no opponent seat for "
@@ -132,8 +158,13 @@ def _write_cfg(prepared: Prepared) -> None:
     cfg = prepared.cfg
     if cfg.run.seed is None:
         cfg.run.seed = random.randrange(2**31)
-    prepared.folder.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(prepared.folder / "cfg.json", config_to_dict(cfg))
+    try:
+        prepared.folder.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(prepared.folder / "cfg.json", config_to_dict(cfg))
+    except OSError as e:
+        raise ExperimentError(f"{prepared.folder}: cannot create the experiment folder ({e.strerror}); "
+                              "give a train dir you can write to (--train-dir, $SFTUI_TRAIN_DIR or run.train_dir)"
+                              ) from None
 
 
 _MISSING = object()

@@ -49,6 +49,10 @@ MIN_EPISODES_FOR_BEST = 10
 EXIT_CODES = {"finished": 0, "stopped": 0, "failed": 1}
 
 
+class WorkerDied(RuntimeError):
+    """A worker the run was waiting on exited."""
+
+
 class Supervisor(RunCommands):
     def __init__(self, cfg, folder: Path, listeners=(), log_to_stderr: bool = True):
         self.cfg = cfg
@@ -102,6 +106,8 @@ class Supervisor(RunCommands):
             await self._start()
             ticker = asyncio.create_task(self._tick_forever())
             await self._stop.wait()
+        except WorkerDied as e:  # its error is in the log already
+            self.final_state, self.error = "failed", str(e)
         except Exception as e:  # noqa: BLE001 - a failed start is reported, then cleaned up
             log.exception("run failed")
             self.final_state, self.error = "failed", f"{type(e).__name__}: {e}"
@@ -198,6 +204,9 @@ class Supervisor(RunCommands):
         for ready in readies:
             log.info("policy %d learner: %s, %d torch thread(s), device %s", ready["policy"], ready["precision"],
                      ready["threads"], self.device)
+            for skipped in ready["skipped"]:
+                log.warning("policy %d: %s", ready["policy"], skipped)
+                self.board.event("checkpoint", f"p{ready['policy']}: {skipped}")
             if ready.get("checkpoint"):
                 log.info("policy %d restored from %s (state digest %s)", ready["policy"], ready["checkpoint"],
                          ready["digest"])
@@ -294,7 +303,8 @@ class Supervisor(RunCommands):
                 waiter.set_result(payload["path"])
         elif kind == "error":
             handle.last_error = payload["error"]
-            log.error("%s failed: %s\n%s", handle.name, payload["error"], payload.get("traceback", ""))
+            detail = payload["traceback"]
+            log.error("%s failed: %s%s", handle.name, payload["error"], "\n" + detail if detail else "")
 
     def _on_exit(self, handle: WorkerHandle) -> None:
         loop = asyncio.get_running_loop()
@@ -324,7 +334,7 @@ class Supervisor(RunCommands):
         self.request_stop("failed", f"{handle.name} died: {reason}")
         for future in handle.expecting.values():
             if not future.done():
-                future.set_exception(RuntimeError(f"{handle.name} died: {reason}"))
+                future.set_exception(WorkerDied(f"{handle.name} died: {reason}"))
 
     def _alive(self) -> list[WorkerHandle]:
         return [h for h in self.handles if h.alive]

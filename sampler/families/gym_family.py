@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from typing import Any, Literal
 
 import gymnasium as gym
@@ -35,9 +36,25 @@ def validate_name(env_name: str) -> None:
     env_id = gym_id(env_name)
     if env_id in gym.registry:
         return
-    close = difflib.get_close_matches(env_id, list(gym.registry), n=1, cutoff=0.6)
+    close = difflib.get_close_matches(env_id, list(gym.registry), n=1, cutoff=0.6)  # before ALE's ids join it
     hint = f" (did you mean gym_{close[0]}?)" if close else ""
+    rom = _atari_rom(env_id)
+    if rom:
+        hint = f" (Atari games are atari_<rom>: did you mean atari_{rom}?)"
     raise ConfigError(f"env.name: {env_id!r} is not a registered Gymnasium id{hint}")
+
+
+def _atari_rom(env_id: str) -> str | None:
+    """The ALE ROM id an unregistered id names (Pong-v5, ALE/SpaceInvaders-v5 -> pong, space_invaders), if any."""
+    from sampler.errors import MissingDependencyError
+    from sampler.families.atari import gym_ids
+
+    stem = re.sub(r"(NoFrameskip)?-v\d+$", "", env_id.removeprefix("ALE/"))
+    rom = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", stem).lower()
+    try:
+        return rom if rom in gym_ids() else None
+    except MissingDependencyError:
+        return None
 
 
 def make(cfg, context: EnvContext) -> GymnasiumAgent:

@@ -15,6 +15,8 @@ import time
 import traceback
 from multiprocessing.connection import Connection, wait
 
+from sampler.errors import SftuiError
+
 PR_SET_PDEATHSIG = 1
 HEARTBEAT_SEC = 0.5
 
@@ -148,7 +150,7 @@ def run_worker(make_worker, *args) -> None:
     except SupervisorGone:
         sys.exit(0)
     except BaseException as e:  # noqa: BLE001 - everything is reported to the supervisor
-        detail = traceback.format_exc()
+        detail = "" if isinstance(e, SftuiError) else traceback.format_exc()  # a user's error says it all
         try:
             pipe.send(("error", {"error": f"{type(e).__name__}: {e}", "traceback": detail}))
         except (BrokenPipeError, OSError):

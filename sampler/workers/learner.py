@@ -77,6 +77,7 @@ class LearnerWorker(WorkerBase):
         self.policy_env_frames = 0
         self.elapsed_sec = 0.0
         self.restored_from: str | None = None
+        self.skipped_checkpoints: list[str] = []  # newer checkpoints that did not read
         self._resume()
         self.weights.publish(policy, self.learner.model.state_dict(), self.learner.version)
         self.trajectories_per_batch = cfg.appo.batch_size * cfg.appo.num_batches_per_epoch // cfg.appo.rollout
@@ -86,7 +87,8 @@ class LearnerWorker(WorkerBase):
         self._tuned: dict[int, float] = {}  # the tuner's rates last reported
         self.send("ready", version=self.learner.version, env_frames=self.policy_env_frames,
                   elapsed_sec=self.elapsed_sec, hyperparameters=self.hyperparameters(), policy=policy,
-                  checkpoint=self.restored_from, digest=checkpoints.state_digest(self.learner.state_dict()),
+                  checkpoint=self.restored_from, skipped=self.skipped_checkpoints,
+                  digest=checkpoints.state_digest(self.learner.state_dict()),
                   precision="bf16" if self.learner.bf16 else "fp32", threads=torch.get_num_threads())
 
     # ---- state ----------------------------------------------------------------------------------
@@ -118,9 +120,9 @@ class LearnerWorker(WorkerBase):
         self.reward_shaping = shaping
 
     def _resume(self) -> None:
-        path = checkpoints.latest_checkpoint(self.folder, self.policy)
-        if path is not None:
-            payload = checkpoints.load(path)
+        latest = checkpoints.load_latest(self.folder, self.policy)
+        if latest is not None:
+            path, payload, self.skipped_checkpoints = latest
             checkpoints.check_compatible(payload, path, self.cfg.env.name, self.spec_dicts["model"],
                                          self.spec_dicts["obs"], self.spec_dicts["action"])
             self.learner.load_state_dict(payload["learner"])

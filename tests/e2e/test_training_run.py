@@ -83,6 +83,29 @@ def test_resume_continues_frames_and_restores_learner_state(trained, tmp_path):
     assert final["elapsed_sec"] > payload["elapsed_sec"]
 
 
+def test_an_unreadable_newest_checkpoint_is_set_aside_and_the_run_resumes_from_the_one_before(trained, tmp_path):
+    folder = tmp_path / "cartpole"
+    shutil.copytree(trained, folder)
+    older, newest = checkpoints.list_checkpoints(folder, 0)[-2:]
+    newest.write_bytes(newest.read_bytes()[:1000])  # a partial copy
+    result = sftui("train", "gym_CartPole-v1", "-e", "cartpole", "--train-dir", str(tmp_path),
+                   "--set", "run.train_for_env_steps=110000")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"{newest.name}: not a readable checkpoint" in result.stderr
+    assert f"restored from {older.relative_to(folder)}" in (folder / "log.txt").read_text()
+    assert newest.with_name(newest.name + ".unreadable").exists()  # kept, out of the rotation
+
+    # with none readable: refused in one line before anything is written; nothing is renamed
+    for path in checkpoints.list_checkpoints(folder, 0):
+        path.write_bytes(b"junk")
+    before = {p: p.stat().st_mtime_ns for p in folder.rglob("*")}
+    result = sftui("train", "gym_CartPole-v1", "-e", "cartpole", "--train-dir", str(tmp_path),
+                   "--set", "run.train_for_env_steps=120000")
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "no older checkpoint of policy 0 reads either" in result.stderr
+    assert {p: p.stat().st_mtime_ns for p in folder.rglob("*")} == before
+
+
 def test_finished_experiment_without_a_raised_budget_exits_zero_with_one_line(trained, tmp_path):
     shutil.copytree(trained, tmp_path / "cartpole")
     result = sftui("train", "gym_CartPole-v1", "-e", "cartpole", "--train-dir", str(tmp_path))

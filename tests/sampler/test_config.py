@@ -7,7 +7,7 @@ import json
 import pytest
 
 from sampler.config import build_config, describe_settings, parse_overrides
-from sampler.errors import ConfigError
+from sampler.errors import ConfigError, ExperimentError
 from sampler.launch import prepare
 from tests.support import sftui
 
@@ -78,6 +78,66 @@ def test_resume_applies_the_changed_budget_from_the_given_cfg(tmp_path):
     assert saved["run"]["train_for_env_steps"] == 5000
 
 
+@pytest.mark.parametrize(("name", "message"), [
+    ("../escape", "must be a folder name under train_dir"),
+    ("a/../../b", "must be a folder name under train_dir"),
+    (".", "must be a folder name under train_dir"),
+    ("/abs", "must be a folder name under train_dir"),
+    ("sweep//x", "must be a folder name under train_dir"),
+    (".hidden", "may not start a folder name with a dot"),
+    ("lr*", "may not hold '*'"),
+    ("tab\there", "may not hold '\\t'"),
+    ("x" * 201, "has a folder name of 201 characters (at most 200)"),
+    (" ", "is empty"),
+])
+def test_an_experiment_name_that_is_no_folder_under_train_dir_is_refused_before_anything_is_made(tmp_path, name,
+                                                                                                   message):
+    train_dir = tmp_path / "td"
+    with pytest.raises(ConfigError, match="run.experiment: ") as error:
+        prepare({**CARTPOLE, "run": {"experiment": name}}, [], train_dir=str(train_dir))
+    assert message in str(error.value) and len(str(error.value)) < 250
+    assert not train_dir.exists() and list(tmp_path.iterdir()) == []
+    with pytest.raises(ConfigError, match="run.experiment: "):  # in a cfg built any other way too (sweeps)
+        build_config({**CARTPOLE, "run": {"experiment": name}})
+
+
+def test_nested_and_plain_names_are_folders_under_train_dir(tmp_path):
+    for name in ("cartpole", "my sweep/seed_1__learning_rate_0.0003", "pong-v5+fs=4"):
+        assert prepare({**CARTPOLE, "run": {"experiment": name}}, [], train_dir=str(tmp_path)).folder == tmp_path / name
+        assert (tmp_path / name / "cfg.json").is_file()
+
+
+def test_a_train_dir_that_cannot_hold_folders_or_is_empty_is_refused(tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    with pytest.raises(ExperimentError, match="afile/e: cannot create the experiment folder \\(Not a directory\\)"):
+        prepare({**CARTPOLE, "run": {"experiment": "e"}}, [], train_dir=str(afile))
+    with pytest.raises(ExperimentError, match="--train-dir is empty"):
+        prepare({**CARTPOLE, "run": {"experiment": "e"}}, [], train_dir="")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
+
+
+def test_an_env_that_cannot_be_built_as_configured_is_refused_in_its_own_words_before_anything_is_made(tmp_path):
+    with pytest.raises(ConfigError) as error:
+        prepare({**CARTPOLE, "run": {"experiment": "e"}}, ['env.gym.kwargs={"bogus_kw": 1}'], train_dir=str(tmp_path))
+    text = str(error.value)
+    assert text.startswith("env: gym_CartPole-v1 cannot be built as configured: TypeError: ") and "bogus_kw" in text
+    assert "\n" not in text and list(tmp_path.iterdir()) == []
+
+
+def test_a_gymnasium_name_for_an_atari_game_points_at_the_atari_family():
+    with pytest.raises(ConfigError, match="did you mean atari_space_invaders"):
+        build_config({"env": {"name": "gym_SpaceInvaders-v5"}})
+    with pytest.raises(ConfigError, match="did you mean gym_CartPole-v1"):
+        build_config({"env": {"name": "gym_CartPole-v9"}})
+
+
+def test_a_check_that_names_its_field_is_not_named_twice():
+    with pytest.raises(ConfigError) as error:
+        build_config({**CARTPOLE, "model": {"encoder": "nope"}})
+    assert str(error.value).startswith("model.encoder: unknown encoder 'nope'")
+
+
 def test_settings_describe_every_field_with_family_defaults():
     rows = {path: (kind, default, doc) for path, kind, default, doc in describe_settings("gym_CartPole-v1")}
     assert rows["appo.learning_rate"][1] == 3e-4
@@ -92,7 +152,8 @@ def test_settings_describe_every_field_with_family_defaults():
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        ("{not json", "not valid JSON"),
+        ("{not json", "not valid JSON: Expecting property name enclosed in double quotes (line 1, column 2)"),
+        (b"\x80\x81{}", "not a text file (byte 0 is not UTF-8)"),
         ('{"env": {"name": "gym_CartPole-v1"}, "appo": {"rollout": 1}}', "appo.rollout"),
         ('{"env": {"name": "dooom_nope"}}', "unknown env family"),
         ("[1, 2]", "top level must be a JSON object"),
@@ -100,7 +161,7 @@ def test_settings_describe_every_field_with_family_defaults():
 )
 def test_bad_cfg_file_exits_2_with_one_line_and_creates_nothing(tmp_path, content, message):
     cfg = tmp_path / "exp.json"
-    cfg.write_text(content)
+    cfg.write_bytes(content if isinstance(content, bytes) else content.encode())
     train_dir = tmp_path / "train_dir"
     result = sftui("run", "--headless", str(cfg), "--train-dir", str(train_dir))
     assert result.returncode == 2
