@@ -42,10 +42,12 @@ def write_json_atomic(path: Path, data) -> None:
 
 
 def read_json(path: Path) -> dict | None:
+    """A JSON object from a file; None when it is missing, unreadable, not JSON, or JSON but not an object."""
     try:
-        return json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError, OSError):
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):  # ValueError: not JSON, or not UTF-8
         return None
+    return data if isinstance(data, dict) else None
 
 
 class ExperimentLock:
@@ -104,7 +106,7 @@ def derived_state(folder: Path) -> tuple[str, dict]:
     summary = read_json(folder / "summary.json")
     if summary is None:
         if (folder / "summary.json").exists():
-            return "unreadable", {"reason": "summary.json is not valid JSON"}
+            return "unreadable", {"reason": "summary.json holds no valid JSON object"}
         return ("unreadable" if not (folder / "cfg.json").exists() else "stopped"), {}
     state = summary.get("state", "unreadable")
     run_info = read_json(folder / "run.json") or {}
@@ -138,15 +140,18 @@ def list_experiments(train_dir: Path) -> list[ExperimentInfo]:
         state, summary = derived_state(folder)
         if cfg is None:
             state, summary = "unreadable", {"reason": "cfg.json is not valid JSON"}
-        returns = [p.get("episode_return") for p in summary.get("policies", []) if isinstance(p, dict)]
-        returns = [r for r in returns if r is not None]
+        policies = summary.get("policies")
+        policies = policies if isinstance(policies, list) else []
+        returns = [p.get("episode_return") for p in policies if isinstance(p, dict)]
+        returns = [r for r in returns if isinstance(r, int | float)]
+        frames = summary.get("env_frames", 0)
         out.append(
             ExperimentInfo(
                 id=str(folder.relative_to(train_dir)),
                 path=folder,
                 state=state,
                 env=((cfg or {}).get("env") or {}).get("name", "?"),
-                env_frames=int(summary.get("env_frames", 0)),
+                env_frames=int(frames) if isinstance(frames, int | float) else 0,
                 last_return=max(returns) if returns else None,
                 reason=summary.get("reason"),
             )

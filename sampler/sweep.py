@@ -63,6 +63,8 @@ class Sweep:
 def load(path: Path) -> Sweep:
     """Reads and expands a sweep file; refuses a malformed one in one line naming the problem."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path} is a folder, not a sweep file; give the .toml (or .py) file itself")
     if not path.is_file():
         raise ConfigError(f"{path}: no such sweep file")
     if path.suffix == ".toml":
@@ -70,6 +72,10 @@ def load(path: Path) -> Sweep:
             description = tomllib.loads(path.read_text())
         except tomllib.TOMLDecodeError as e:
             raise ConfigError(f"{path}: not valid TOML: {e}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{path}: not valid TOML: it is not UTF-8 text") from None
+        except OSError as e:
+            raise ConfigError(f"{path}: cannot read it ({e.strerror or e})") from None
     elif path.suffix == ".py":
         description = _from_module(path)
     else:

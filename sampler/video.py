@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sampler.errors import SftuiError
+from sampler.errors import ConfigError, MissingDependencyError
 
 MIN_HEIGHT = 288
 
@@ -24,15 +24,19 @@ class VideoWriter:
         try:
             import av
         except ImportError:
-            raise SftuiError("--video needs PyAV: pip install av") from None
+            raise MissingDependencyError("--video needs PyAV: pip install av") from None
         self.av = av
         self.path = Path(path)
         if self.path.suffix.lower() != ".mp4":
-            raise SftuiError(f"{path}: the video is written as MP4; name it something.mp4")
+            raise ConfigError(f"{path}: the video is written as MP4; name it something.mp4")
         if not self.path.parent.is_dir():
-            raise SftuiError(f"{self.path.parent}: no such folder for the video")
+            what = "is a file, not a folder" if self.path.parent.exists() else "no such folder"
+            raise ConfigError(f"{self.path.parent}: {what} for the video")
         self.fps = max(1, round(fps))
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.stem}-", suffix=".mp4")
+        try:
+            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.stem}-", suffix=".mp4")
+        except OSError as e:
+            raise ConfigError(f"cannot write the video in {self.path.parent} ({e.strerror})") from None
         os.close(fd)
         self.tmp = Path(tmp)
         self.container = None

@@ -167,10 +167,13 @@ def sample(
 @app.command("ls")
 def list_experiments(train_dir: TrainDirOpt = None) -> None:
     """List the experiments in train_dir with their state, env, frames and last return."""
+    from sampler.errors import ExperimentError
     from sampler.experiment import list_experiments as find_all
     from sampler.experiment import resolve_train_dir
 
     root = resolve_train_dir(train_dir)
+    if root.exists() and not root.is_dir():
+        raise ExperimentError(f"{root}: not a folder; --train-dir (or $SFTUI_TRAIN_DIR) names the experiments folder")
     found = find_all(root)
     if not found:
         typer.echo(f"no experiments in {root}")
@@ -230,6 +233,28 @@ def attach(experiment: ExperimentArg, train_dir: TrainDirOpt = None) -> None:
     _open_app(folder, experiment, resolve_train_dir(train_dir))
 
 
+def _video_path(video: Path | None) -> Path | None:
+    """--video, checked before a checkpoint loads: an .mp4 name in a folder that takes a new file."""
+    import tempfile
+
+    if video is None:
+        return None
+    folder = video.parent
+    if video.suffix.lower() != ".mp4":
+        raise typer.BadParameter(f"{video}: the video is written as MP4; name it something.mp4")
+    if not folder.exists():
+        raise typer.BadParameter(f"{folder}: no such folder")
+    if not folder.is_dir():
+        raise typer.BadParameter(f"{folder} is a file, not a folder")
+    if video.is_dir():
+        raise typer.BadParameter(f"{video} is a folder; name a file in it")
+    try:
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as e:
+        raise typer.BadParameter(f"cannot write in {folder} ({e.strerror or e})") from None
+    return video
+
+
 @app.command()
 def enjoy(
     experiment: Annotated[str, typer.Argument(help="Experiment id (relative to train_dir) or folder.")],
@@ -239,7 +264,8 @@ def enjoy(
     agent: Annotated[int, typer.Option("--agent", min=0, help="Which seat to watch in a multi-agent env.")] = 0,
     episodes: Annotated[int, typer.Option("--episodes", "-n", min=0, help="Episodes to play; 0 plays on.")] = 5,
     deterministic: Annotated[bool, typer.Option("--deterministic", help="Take the most likely action.")] = False,
-    video: Annotated[Path | None, typer.Option("--video", help="Write the episodes to this MP4 file.")] = None,
+    video: Annotated[Path | None, typer.Option("--video", callback=_video_path,
+                                               help="Write the episodes to this MP4 file.")] = None,
     fps: Annotated[float | None, typer.Option("--fps", min=1.0, help="Frames a second to play and record at "
                                               "(default: the env's real time, 35 for Doom).")] = None,
     no_render: Annotated[bool, typer.Option("--no-render", help="Do not draw frames; play as fast as it can.")] = False,
@@ -255,6 +281,9 @@ def enjoy(
              video=video, fps=fps, render=render, echo=typer.echo, agent=agent)
     except KeyboardInterrupt:  # during start-up; the play loop handles its own
         raise typer.Exit(130) from None
+    except OSError as e:  # e.g. the video's disk filled up while playing
+        typer.echo(f"sftui: enjoy stopped: {e.filename + ': ' if e.filename else ''}{e.strerror or e}", err=True)
+        raise typer.Exit(2) from None
 
 
 @app.command()
@@ -278,8 +307,6 @@ def status(
     """Show a run's status (live through its socket, else from summary.json)."""
     from sampler.errors import ControlError
     from sampler.experiment import derived_state, find_experiment, resolve_train_dir
-    from sampler.status import RunStatus
-    from sftui.report import status_text
 
     folder = find_experiment(experiment, resolve_train_dir(train_dir))
     try:
@@ -294,7 +321,19 @@ def status(
     if as_json:
         typer.echo(json.dumps(data, indent=2))
     else:
-        typer.echo(status_text(RunStatus.from_dict(data)))
+        typer.echo(_status_text(experiment, data))
+
+
+def _status_text(experiment: str, data: dict) -> str:
+    """The full status, or one line when summary.json holds no complete, well-typed RunStatus."""
+    from sampler.status import RunStatus
+    from sftui.report import status_text
+
+    try:
+        return status_text(RunStatus.from_dict(data))
+    except (TypeError, ValueError, KeyError, AttributeError):
+        reason = data.get("reason") or "summary.json does not hold a complete run status"
+        return f"{experiment}: {data.get('state', 'unreadable')} ({reason}; `--json` shows what it holds)"
 
 
 @app.command("set")
@@ -333,7 +372,8 @@ def _command(name: str, describe) -> None:
     app.command(name)(command)
 
 
-_command("pause", lambda e, r: f"{e}: paused at {r['env_frames']:,} env frames")
+_command("pause", lambda e, r: f"{e}: paused at {r['env_frames']:,} env frames" if "env_frames" in r
+         else f"{e}: already paused")
 _command("resume", lambda e, r: f"{e}: {r['state']}")
 _command("save", lambda e, r: "\n".join(f"saved {p}" for p in r))
 _command("stop", lambda e, r: f"{e}: stopping (it saves a checkpoint first)")
@@ -346,7 +386,8 @@ app.add_typer(sweep_app, name="sweep")
 def tensorboard(
     patterns: Annotated[list[str], typer.Argument(help="Experiment ids or wildcards, e.g. 'cartpole_lr/*seed_1*'.")],
     train_dir: TrainDirOpt = None,
-    port: Annotated[int, typer.Option("--port", help="TensorBoard's port (localhost only).")] = 6006,
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="TensorBoard's port (localhost only).")]
+    = 6006,
 ) -> None:
     """TensorBoard, bound to localhost, over the experiments whose ids match the patterns."""
     import fnmatch
@@ -368,11 +409,34 @@ def tensorboard(
     raise typer.Exit(code)
 
 
+def _command_path(args: list[str]) -> str:
+    """`sftui sweep run`: the deepest command args name, for the errors click raises without a context."""
+    command, path = typer.main.get_command(app), ["sftui"]
+    for arg in args:
+        if arg.startswith("-"):
+            continue
+        command = getattr(command, "commands", {}).get(arg)
+        if command is None:
+            break
+        path.append(arg)
+    return " ".join(path)
+
+
 def main() -> None:
+    """Runs the CLI; a usage mistake or a user-facing error is one line on stderr and its exit code."""
     from sampler.errors import SftuiError
 
     try:
-        app()
+        # `sftui` in messages and help also under `python -m sftui`; typer.Exit comes back as its code, Ctrl+C as 130
+        code = app(prog_name="sftui", standalone_mode=False)
     except SftuiError as e:
         typer.echo(f"sftui: {e}", err=True)
         sys.exit(e.exit_code)
+    except typer.TyperException as e:  # click's usage errors (missing argument, bad value, unknown command)
+        ctx = getattr(e, "ctx", None)
+        where = ctx.command_path if ctx is not None else _command_path(sys.argv[1:])
+        typer.echo(f"{where}: {e.format_message()} (see {where} --help)", err=True)
+        sys.exit(e.exit_code)
+    except typer.Abort:
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)

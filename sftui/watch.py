@@ -92,7 +92,12 @@ def enjoy(folder: Path, *, policy: int, checkpoint: str, episodes: int, determin
                 if screen is None:
                     echo(lines[-1])
     except KeyboardInterrupt:
-        interrupted = True
+        interrupted = True  # the video keeps the episodes so far
+    except BaseException:
+        if writer is not None:  # a failed write (a full disk) or a failed env: no half-made video
+            writer.abort()
+            writer = None
+        raise
     finally:
         if screen is not None:
             screen.close()

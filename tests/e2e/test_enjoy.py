@@ -46,6 +46,24 @@ def test_video_has_one_frame_per_step(trained, tmp_path):
     assert not list(tmp_path.glob(".*"))  # no temporary file left
 
 
+def test_a_video_write_that_fails_leaves_no_file(trained, tmp_path, monkeypatch):
+    from sftui import watch
+
+    written = []
+
+    def write(self, frame):
+        written.append(frame)
+        if len(written) == 5:
+            raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(VideoWriter, "write", write)
+    lines = []
+    with pytest.raises(OSError, match="No space left"):
+        watch.enjoy(trained, policy=0, checkpoint="latest", episodes=1, deterministic=True,
+                    video=tmp_path / "full.mp4", fps=50, render=False, echo=lines.append)
+    assert list(tmp_path.iterdir()) == [] and not any(line.startswith("video:") for line in lines)
+
+
 def test_bad_input_gets_one_clear_line(trained, tmp_path):
     folder = tmp_path / "cartpole"
     shutil.copytree(trained, folder)

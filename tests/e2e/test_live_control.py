@@ -40,6 +40,8 @@ def test_pause_freezes_frames_version_and_every_worker_then_resume_goes_on(live)
     wait_for(lambda: _status(live)["env_frames"] > 0, what="training to start")
     result = sftui("pause", str(live))
     assert result.returncode == 0 and "paused at" in result.stdout, result.stderr
+    again = sftui("pause", str(live))  # idempotent: one line, no error
+    assert again.returncode == 0 and again.stdout == f"{live}: already paused\n" and not again.stderr, again.stderr
     first = _status(live)
     time.sleep(1.5)
     second = _status(live)

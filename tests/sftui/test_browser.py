@@ -54,7 +54,7 @@ async def test_browser_lists_states_and_survives_corrupt_folders(tmp_path):
         assert "r resume" in str(screen.query_one("#info").render())
         table.move_cursor(row=table.get_row_index("corrupt"))
         await settle(pilot)
-        assert "summary.json is not valid JSON" in str(screen.query_one("#info").render())
+        assert "summary.json holds no valid JSON object" in str(screen.query_one("#info").render())
 
 
 @sync
