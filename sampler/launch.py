@@ -45,8 +45,9 @@ def prepare(raw: dict, set_items: list[str], *, train_dir: str | None = None, re
             experiment_default: str | None = None, create: bool = True) -> Prepared:
     overrides = parse_overrides(set_items)
     given = deep_merge(raw, overrides)
-    name = (given.get("run") or {}).get("experiment") or experiment_default
-    if not name:
+    given_name = (given.get("run") or {}).get("experiment")
+    name = experiment_default if given_name is None else given_name  # an empty name is refused, not replaced
+    if name is None:
         raise ConfigError("run.experiment is missing; set it or name the cfg file after the experiment")
     problem = experiment_name_problem(str(name))
     if problem:

@@ -53,7 +53,7 @@ def train(
 ) -> None:
     """Train ENV headless from its family's defaults."""
     raw = {"env": {"name": env}}
-    if experiment:
+    if experiment is not None:
         raw["run"] = {"experiment": experiment}
     _train(raw, set_ or [], train_dir, restart, detach, experiment_default=env)
 

@@ -89,6 +89,7 @@ def test_resume_applies_the_changed_budget_from_the_given_cfg(tmp_path):
     ("tab\there", "may not hold '\\t'"),
     ("x" * 201, "has a folder name of 201 characters (at most 200)"),
     (" ", "is empty"),
+    ("", "is empty"),
 ])
 def test_an_experiment_name_that_is_no_folder_under_train_dir_is_refused_before_anything_is_made(tmp_path, name,
                                                                                                    message):
