@@ -25,10 +25,18 @@ def _one_line(result) -> str:
     (["serve", "--port", "0"], "sftui serve: Invalid value for '--port': "),
     (["tb", "x", "--port", "99999"], "sftui tb: Invalid value for '--port': "),
 ])
-def test_usage_errors_are_one_line_and_exit_2(args, line):
-    result = sftui(*args)
-    assert result.returncode == 2 and _one_line(result).startswith(line)
-    assert not result.stdout
+def test_usage_errors_are_one_line_and_exit_2(args, line, monkeypatch, capsys):
+    import sys
+
+    from sftui.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["sftui", *args])  # in this process: a usage error loads nothing
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)  # typer installs its own
+    with pytest.raises(SystemExit) as exit_:
+        main()
+    out = capsys.readouterr()
+    assert exit_.value.code == 2 and not out.out
+    assert out.err.count("\n") == 1 and out.err.startswith(line) and "╭" not in out.err, out.err
 
 
 def test_help_and_exit_codes_are_kept(tmp_path):

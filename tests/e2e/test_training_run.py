@@ -88,8 +88,9 @@ def test_an_unreadable_newest_checkpoint_is_set_aside_and_the_run_resumes_from_t
     shutil.copytree(trained, folder)
     older, newest = checkpoints.list_checkpoints(folder, 0)[-2:]
     newest.write_bytes(newest.read_bytes()[:1000])  # a partial copy
+    budget = summary(folder)["env_frames"] + 10_000  # the fixture stops a little past its budget
     result = sftui("train", "gym_CartPole-v1", "-e", "cartpole", "--train-dir", str(tmp_path),
-                   "--set", "run.train_for_env_steps=110000")
+                   "--set", f"run.train_for_env_steps={budget}")
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"{newest.name}: not a readable checkpoint" in result.stderr
     assert f"restored from {older.relative_to(folder)}" in (folder / "log.txt").read_text()
@@ -100,7 +101,7 @@ def test_an_unreadable_newest_checkpoint_is_set_aside_and_the_run_resumes_from_t
         path.write_bytes(b"junk")
     before = {p: p.stat().st_mtime_ns for p in folder.rglob("*")}
     result = sftui("train", "gym_CartPole-v1", "-e", "cartpole", "--train-dir", str(tmp_path),
-                   "--set", "run.train_for_env_steps=120000")
+                   "--set", f"run.train_for_env_steps={budget + 100_000}")
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "no older checkpoint of policy 0 reads either" in result.stderr
     assert {p: p.stat().st_mtime_ns for p in folder.rglob("*")} == before
