@@ -28,6 +28,23 @@ class EnvContext:
     render_mode: str | None = None
 
 
+@dataclass(frozen=True)
+class EnvFacts:
+    """What a run's layout needs from its env, read from one built env: the spaces, the agents per env (1 for a
+    vector env), the envs of a vector env, and the reward components it reports."""
+
+    obs_specs: dict[str, ObsSpec]
+    action_spec: ActionSpec
+    num_agents: int
+    num_envs: int | None
+    reward_components: tuple[str, ...]
+
+    @classmethod
+    def of(cls, env, batched: bool) -> EnvFacts:
+        return cls(env.obs_specs, env.action_spec, 1 if batched else env.num_agents,
+                   env.num_envs if batched else None, tuple(getattr(env, "reward_components", ())))
+
+
 class MultiAgentEnv(Protocol):
     num_agents: int
     obs_specs: dict[str, ObsSpec]

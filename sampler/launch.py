@@ -9,6 +9,7 @@ import json
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sampler.config import (
     build_config,
@@ -28,6 +29,9 @@ from sampler.experiment import (
     write_json_atomic,
 )
 
+if TYPE_CHECKING:
+    from sampler.envs import EnvFacts
+
 FROZEN_ON_RESUME = ("env", "model", "sampler.num_policies")
 
 
@@ -38,6 +42,7 @@ class Prepared:
     resumed: bool = False
     changes: list[str] = field(default_factory=list)
     already_finished: str | None = None  # a message when there is nothing to do
+    env: EnvFacts | None = None  # read from the env built to check the config; the supervisor reuses it
     archived: Path | None = None
 
 
@@ -66,7 +71,7 @@ def prepare(raw: dict, set_items: list[str], *, train_dir: str | None = None, re
         prepared = Prepared(cfg=cfg, folder=folder)
     _check_device(prepared.cfg)
     if prepared.already_finished is None:
-        _check_env(prepared.cfg)
+        prepared.env = _check_env(prepared.cfg)
     if create and prepared.already_finished is None:
         if exists and restart:
             prepared.archived = archive_folder(folder)
@@ -109,13 +114,13 @@ def _resume(folder: Path, raw: dict, overrides: dict, name: str) -> Prepared:
     return prepared
 
 
-def _check_env(cfg) -> None:
+def _check_env(cfg) -> EnvFacts:
     """Refused before anything is created: an env that cannot be built as configured (a kwarg it does not take, a
     missing asset), a policy that could never play (more policies than seats under a mapping that seats them), an
     opponent pool in an env with a single seat, and a pool checkpoint that is unreadable or made for another env
     or model. It builds one env, as the supervisor does again when it starts."""
     from algos.spaces import obs_specs_to_dict
-    from sampler.envs import EnvContext
+    from sampler.envs import EnvContext, EnvFacts
     from sampler.errors import SftuiError
     from sampler.families.registry import make_env, make_vector_env
     from sampler.mapping import check_seating
@@ -131,7 +136,7 @@ def _check_env(cfg) -> None:
                           "check the env.* settings (`sftui settings ENV` lists them)") from None
     try:
         if batched:
-            return
+            return EnvFacts.of(probe, batched)
         seated = cfg.sampler.num_policies > 1 and cfg.sampler.policy_mapping != "random"
         if seated:
             check_seating(cfg, probe.num_agents)
@@ -143,6 +148,7 @@ def _check_env(cfg) -> None:
 
             check_checkpoints(cfg, {"obs": obs_specs_to_dict(probe.obs_specs), "action": probe.action_spec.to_dict(),
                                     "model": cfg.model.model_dump(mode="json")})
+        return EnvFacts.of(probe, batched)
     finally:
         probe.close()
 

@@ -26,7 +26,7 @@ from sampler.channels import MessageChannel, ReplyChannel
 from sampler.commands import RunCommands
 from sampler.config import config_to_dict, resolved_device, uses_local_inference
 from sampler.control import ControlServer, socket_path_for
-from sampler.envs import EnvContext
+from sampler.envs import EnvContext, EnvFacts
 from sampler.errors import ControlError, ExperimentError
 from sampler.experiment import ExperimentLock, write_json_atomic
 from sampler.families.registry import make_env, make_vector_env
@@ -54,8 +54,9 @@ class WorkerDied(RuntimeError):
 
 
 class Supervisor(RunCommands):
-    def __init__(self, cfg, folder: Path, listeners=(), log_to_stderr: bool = True):
+    def __init__(self, cfg, folder: Path, listeners=(), log_to_stderr: bool = True, env: EnvFacts | None = None):
         self.cfg = cfg
+        self.env = env  # from the env `prepare` built to check the config; else the supervisor builds one
         self.folder = Path(folder)
         self.sinks = StatusSinks(self.folder, listeners)
         self.log_to_stderr = log_to_stderr
@@ -136,12 +137,12 @@ class Supervisor(RunCommands):
         torch.set_num_threads(1)
         self._publish(persist=True)
         batched = cfg.sampler.batched_sampling
-        probe = (make_vector_env if batched else make_env)(cfg, EnvContext(seed=cfg.run.seed))
-        obs_specs, action_spec = probe.obs_specs, probe.action_spec
-        num_agents = 1 if batched else probe.num_agents
-        vector_envs = probe.num_envs if batched else None
-        components = tuple(getattr(probe, "reward_components", ()))
-        probe.close()
+        if self.env is None:
+            probe = (make_vector_env if batched else make_env)(cfg, EnvContext(seed=cfg.run.seed))
+            self.env = EnvFacts.of(probe, batched)
+            probe.close()
+        obs_specs, action_spec = self.env.obs_specs, self.env.action_spec
+        num_agents, vector_envs, components = self.env.num_agents, self.env.num_envs, self.env.reward_components
         self.device = resolved_device(cfg)
 
         model_factory = functools.partial(make_actor_critic, cfg.model, obs_specs, action_spec)

@@ -79,10 +79,10 @@ def _train(raw: dict, set_items: list[str], train_dir, restart: bool, detach: bo
         if code == 0 and attach:
             _open_app(prepared.folder, prepared.cfg.run.experiment, prepared.folder.parent)
         raise typer.Exit(code)
-    raise typer.Exit(_supervise(prepared.cfg, prepared.folder, foreground=True))
+    raise typer.Exit(_supervise(prepared.cfg, prepared.folder, foreground=True, env=prepared.env))
 
 
-def _supervise(cfg, folder: Path, foreground: bool) -> int:
+def _supervise(cfg, folder: Path, foreground: bool, env=None) -> int:
     from sampler.supervisor import Supervisor
     from sftui.report import HeadlessReporter
 
@@ -90,7 +90,7 @@ def _supervise(cfg, folder: Path, foreground: bool) -> int:
     if foreground:
         typer.echo(f"experiment: {folder}")
         listeners.append(HeadlessReporter(cfg.run.report_interval_sec))
-    return Supervisor(cfg, folder, listeners=listeners, log_to_stderr=foreground).run()
+    return Supervisor(cfg, folder, listeners=listeners, log_to_stderr=foreground, env=env).run()
 
 
 @app.command("supervise", hidden=True)
