@@ -118,16 +118,16 @@ def _check_env(cfg) -> EnvFacts:
     """Refused before anything is created: an env that cannot be built as configured (a kwarg it does not take, a
     missing asset), a policy that could never play (more policies than seats under a mapping that seats them), an
     opponent pool in an env with a single seat, and a pool checkpoint that is unreadable or made for another env
-    or model. It builds one env, as the supervisor does again when it starts."""
+    or model. It builds one env; the supervisor lays the run out from the facts it returns."""
     from algos.spaces import obs_specs_to_dict
-    from sampler.envs import EnvContext, EnvFacts
+    from sampler.envs import EnvFacts
     from sampler.errors import SftuiError
-    from sampler.families.registry import make_env, make_vector_env
+    from sampler.families.registry import make_probe_env
     from sampler.mapping import check_seating
 
     batched = cfg.sampler.batched_sampling
     try:
-        probe = (make_vector_env if batched else make_env)(cfg, EnvContext(seed=cfg.run.seed))
+        probe = make_probe_env(cfg)
     except SftuiError:
         raise
     except Exception as e:  # noqa: BLE001 - an env's own error, in its own words, on one line

@@ -26,10 +26,10 @@ from sampler.channels import MessageChannel, ReplyChannel
 from sampler.commands import RunCommands
 from sampler.config import config_to_dict, resolved_device, uses_local_inference
 from sampler.control import ControlServer, socket_path_for
-from sampler.envs import EnvContext, EnvFacts
+from sampler.envs import EnvFacts
 from sampler.errors import ControlError, ExperimentError
 from sampler.experiment import ExperimentLock, write_json_atomic
-from sampler.families.registry import make_env, make_vector_env
+from sampler.families.registry import make_probe_env
 from sampler.handles import WorkerHandle
 from sampler.publish import StatusSinks
 from sampler.stats import StatsBoard
@@ -138,7 +138,7 @@ class Supervisor(RunCommands):
         self._publish(persist=True)
         batched = cfg.sampler.batched_sampling
         if self.env is None:
-            probe = (make_vector_env if batched else make_env)(cfg, EnvContext(seed=cfg.run.seed))
+            probe = make_probe_env(cfg)
             self.env = EnvFacts.of(probe, batched)
             probe.close()
         obs_specs, action_spec = self.env.obs_specs, self.env.action_spec

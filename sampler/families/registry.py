@@ -77,6 +77,13 @@ def make_vector_env(cfg, context: EnvContext):
     return family_for(cfg.env.name).make_vector(cfg, context)
 
 
+def make_probe_env(cfg):
+    """One env as the run's workers build it (a vector env with batched sampling), to read its spaces from."""
+    from sampler.envs import EnvContext
+
+    return (make_vector_env if cfg.sampler.batched_sampling else make_env)(cfg, EnvContext(seed=cfg.run.seed))
+
+
 def _load_builtin_and_plugins() -> None:
     global _plugins_loaded
     if _plugins_loaded:
