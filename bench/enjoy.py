@@ -32,9 +32,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.dashboard import fps_between, stop_run, tmux_attached  # noqa: E402
-from sampler.config import build_config  # noqa: E402
-from sampler.envs import EnvContext  # noqa: E402
-from sampler.families.registry import make_env  # noqa: E402
+from sampler.config.build import build_config  # noqa: E402
+from sampler.envs.contract import EnvContext  # noqa: E402
+from sampler.envs.families.registry import make_env  # noqa: E402
 from sftui.app.frames import HalfBlocks  # noqa: E402
 
 
@@ -70,7 +70,7 @@ def sftui(*args: str, **kwargs) -> subprocess.CompletedProcess:
 
 
 def loop_fps(folder: Path) -> float:
-    from sampler.enjoy import Player
+    from sampler.play.player import Player
 
     player = Player(folder)
     frames, start = 0, time.perf_counter()

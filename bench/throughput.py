@@ -47,10 +47,12 @@ sys.path.insert(0, str(ROOT))
 
 from algos.appo import AppoLearner, TrainBatch  # noqa: E402
 from algos.models import make_actor_critic  # noqa: E402
-from sampler.config import build_config, deep_merge, learner_threads  # noqa: E402
-from sampler.envs import EnvContext  # noqa: E402
-from sampler.families.registry import make_env, make_vector_env  # noqa: E402
-from sampler.sample import measure  # noqa: E402
+from sampler.config.build import build_config  # noqa: E402
+from sampler.config.derived import learner_threads  # noqa: E402
+from sampler.config.keys import deep_merge  # noqa: E402
+from sampler.envs.contract import EnvContext  # noqa: E402
+from sampler.envs.families.registry import make_env, make_vector_env  # noqa: E402
+from sampler.run.sample import measure  # noqa: E402
 
 ROWS: dict[str, dict] = {
     "gym_CartPole-v1": {

@@ -15,9 +15,9 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from algos.spaces import ActionSpec, ObsSpec
-from sampler.envs import EnvContext
+from sampler.envs.contract import EnvContext
+from sampler.envs.families.registry import EnvFamily, register_family
 from sampler.errors import ConfigError
-from sampler.families.registry import EnvFamily, register_family
 
 
 class CorridorSettings(BaseModel):

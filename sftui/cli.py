@@ -33,7 +33,7 @@ def run(
     detach: DetachOpt = False,
 ) -> None:
     """Run the experiment a cfg.json describes (resumes it when its folder exists)."""
-    from sampler.config import read_cfg_file
+    from sampler.config.build import read_cfg_file
 
     raw = read_cfg_file(cfg)
     attach = not headless and not detach and sys.stdin.isatty() and sys.stdout.isatty()
@@ -60,7 +60,7 @@ def train(
 
 def _train(raw: dict, set_items: list[str], train_dir, restart: bool, detach: bool, experiment_default: str,
            attach: bool = False) -> None:
-    from sampler.launch import prepare
+    from sampler.experiment.prepare import prepare
 
     prepared = prepare(raw, set_items, train_dir=train_dir, restart=restart, experiment_default=experiment_default)
     if prepared.already_finished:
@@ -83,7 +83,7 @@ def _train(raw: dict, set_items: list[str], train_dir, restart: bool, detach: bo
 
 
 def _supervise(cfg, folder: Path, foreground: bool, env=None) -> int:
-    from sampler.supervisor import Supervisor
+    from sampler.run.supervisor import Supervisor
     from sftui.report import HeadlessReporter
 
     listeners = []
@@ -96,7 +96,7 @@ def _supervise(cfg, folder: Path, foreground: bool, env=None) -> int:
 @app.command("supervise", hidden=True)
 def supervise(folder: Path) -> None:
     """Run the supervisor of an already prepared experiment folder (used by --detach)."""
-    from sampler.config import build_config, read_cfg_file
+    from sampler.config.build import build_config, read_cfg_file
 
     cfg = build_config(read_cfg_file(folder / "cfg.json"))
     raise typer.Exit(_supervise(cfg, folder.absolute(), foreground=False))
@@ -111,7 +111,7 @@ ImportOpt = Annotated[
 def config(env: Annotated[str, typer.Argument(help="Env name, e.g. gym_CartPole-v1.")],
            imports: ImportOpt = None) -> None:
     """Print the complete default config for ENV as JSON: the starting point of a cfg.json."""
-    from sampler.config import build_config, config_to_dict
+    from sampler.config.build import build_config, config_to_dict
 
     raw = {"env": {"name": env}, "run": {"imports": imports or []}}
     typer.echo(json.dumps(config_to_dict(build_config(raw)), indent=2))
@@ -121,14 +121,15 @@ def config(env: Annotated[str, typer.Argument(help="Env name, e.g. gym_CartPole-
 def settings(env: Annotated[str | None, typer.Argument(help="Show ENV's family defaults.")] = None,
              imports: ImportOpt = None) -> None:
     """List every setting with its type, default and description, and the env families."""
-    from sampler.config import describe_settings, import_modules
+    from sampler.config.build import import_modules
+    from sampler.config.settings import describe_settings
 
     import_modules(imports or [])
     rows = describe_settings(env)
     width = max(len(path) for path, *_ in rows)
     for path, kind, default, description in rows:
         typer.echo(f"{path:<{width}}  {kind:<18} {json.dumps(default):<14} {description}")
-    from sampler.families.registry import families
+    from sampler.envs.families.registry import families
 
     typer.echo("\nEnv families:")
     for family in families():
@@ -143,8 +144,10 @@ def sample(
     warmup: Annotated[float, typer.Option("--warmup", min=0.0, help="Seconds run before measuring.")] = 5.0,
 ) -> None:
     """Measure the sampler alone (random actions, no learner): the most frames/s any training can reach."""
-    from sampler.config import build_config, parse_overrides, uses_local_inference, worker_splits
-    from sampler.sample import measure
+    from sampler.config.build import build_config
+    from sampler.config.derived import uses_local_inference, worker_splits
+    from sampler.config.keys import parse_overrides
+    from sampler.run.sample import measure
 
     cfg = build_config({"env": {"name": env}}, parse_overrides(set_ or []))
     s = cfg.sampler
@@ -168,8 +171,8 @@ def sample(
 def list_experiments(train_dir: TrainDirOpt = None) -> None:
     """List the experiments in train_dir with their state, env, frames and last return."""
     from sampler.errors import ExperimentError
-    from sampler.experiment import list_experiments as find_all
-    from sampler.experiment import resolve_train_dir
+    from sampler.experiment.folders import list_experiments as find_all
+    from sampler.experiment.folders import resolve_train_dir
 
     root = resolve_train_dir(train_dir)
     if root.exists() and not root.is_dir():
@@ -187,8 +190,8 @@ def list_experiments(train_dir: TrainDirOpt = None) -> None:
 
 
 def _client(experiment: str, train_dir: str | None):
-    from sampler.control import ControlClient
-    from sampler.experiment import find_experiment, resolve_train_dir
+    from sampler.experiment.control import ControlClient
+    from sampler.experiment.folders import find_experiment, resolve_train_dir
 
     return ControlClient.for_experiment(find_experiment(experiment, resolve_train_dir(train_dir)))
 
@@ -211,7 +214,7 @@ def _no_command(ctx: typer.Context, train_dir: TrainDirOpt = None) -> None:
         if train_dir:  # `sftui --train-dir D attach X`: D is the default of the command's own --train-dir
             os.environ["SFTUI_TRAIN_DIR"] = train_dir
         return
-    from sampler.experiment import resolve_train_dir
+    from sampler.experiment.folders import resolve_train_dir
     from sftui.app.app import most_recent_live
 
     root = resolve_train_dir(train_dir)
@@ -223,7 +226,7 @@ def _no_command(ctx: typer.Context, train_dir: TrainDirOpt = None) -> None:
 def attach(experiment: ExperimentArg, train_dir: TrainDirOpt = None) -> None:
     """Open the live dashboard of a running experiment."""
     from sampler.errors import ExperimentError
-    from sampler.experiment import derived_state, find_experiment, resolve_train_dir
+    from sampler.experiment.folders import derived_state, find_experiment, resolve_train_dir
     from sampler.status import LIVE_STATES
 
     folder = find_experiment(experiment, resolve_train_dir(train_dir))
@@ -271,7 +274,7 @@ def enjoy(
     no_render: Annotated[bool, typer.Option("--no-render", help="Do not draw frames; play as fast as it can.")] = False,
 ) -> None:
     """Play a checkpoint: print each episode's return, draw its frames here, optionally record an MP4."""
-    from sampler.experiment import find_experiment, resolve_train_dir
+    from sampler.experiment.folders import find_experiment, resolve_train_dir
     from sftui.watch import enjoy as play
 
     folder = find_experiment(experiment, resolve_train_dir(train_dir))
@@ -292,7 +295,7 @@ def serve(
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Local port to listen on.")] = 8765,
 ) -> None:
     """Serve the app in a browser on localhost; prints a URL with a random token."""
-    from sampler.experiment import resolve_train_dir
+    from sampler.experiment.folders import resolve_train_dir
     from sftui.app.serve import serve as serve_app
 
     serve_app(resolve_train_dir(train_dir), port)
@@ -306,7 +309,7 @@ def status(
 ) -> None:
     """Show a run's status (live through its socket, else from summary.json)."""
     from sampler.errors import ControlError
-    from sampler.experiment import derived_state, find_experiment, resolve_train_dir
+    from sampler.experiment.folders import derived_state, find_experiment, resolve_train_dir
 
     folder = find_experiment(experiment, resolve_train_dir(train_dir))
     try:
@@ -346,7 +349,7 @@ def set_hyperparameters(
     train_dir: TrainDirOpt = None,
 ) -> None:
     """Change hyperparameters of a live run's policies; each learner applies them before its next step."""
-    from sampler.control import hyperparameter_changes
+    from sampler.experiment.control import hyperparameter_changes
 
     hyperparameters = hyperparameter_changes(changes)
     args: dict = {"hyperparameters": hyperparameters}
@@ -393,7 +396,7 @@ def tensorboard(
     import fnmatch
     import subprocess
 
-    from sampler.experiment import list_experiments, resolve_train_dir
+    from sampler.experiment.folders import list_experiments, resolve_train_dir
 
     root = resolve_train_dir(train_dir)
     chosen = [e for e in list_experiments(root) if any(fnmatch.fnmatch(e.id, p) for p in patterns)

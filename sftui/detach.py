@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from sampler.experiment import read_json
+from sampler.experiment.folders import read_json
 
 START_TIMEOUT_SEC = 300.0
 

@@ -32,9 +32,9 @@ def sweep_run(
                                                               help="Ray: CPUs each experiment asks for.")] = None,
 ) -> None:
     """Run a sweep (finished experiments are skipped, the others start or resume)."""
-    from sampler import sweep
-    from sampler.experiment import resolve_train_dir
-    from sampler.sweep_runner import ProcessesBackend
+    from sampler.experiment.folders import resolve_train_dir
+    from sampler.sweeps import spec as sweep
+    from sampler.sweeps.local import ProcessesBackend
 
     if backend not in ("processes", "ray"):
         typer.echo(f"sftui: --backend {backend}: use processes or ray", err=True)
@@ -54,7 +54,7 @@ def sweep_run(
     # as a shell does for background jobs.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     if backend == "ray":
-        from sampler.sweep_ray import RayBackend
+        from sampler.sweeps.ray_cluster import RayBackend
 
         code = RayBackend(described, root, ray_address, max_parallel, cpus_per_experiment, experiments_per_gpu,
                           echo=typer.echo).run()
@@ -67,8 +67,8 @@ def sweep_run(
 @sweep_app.command("status")
 def sweep_status(file: SweepFile, train_dir: TrainDirOpt = None) -> None:
     """One row per experiment of a sweep, best first: state, env frames, last and best return, time trained."""
-    from sampler import sweep
-    from sampler.experiment import resolve_train_dir
+    from sampler.experiment.folders import resolve_train_dir
+    from sampler.sweeps import spec as sweep
 
     described = sweep.load(file)
     rows = sweep.status_rows(described, resolve_train_dir(train_dir))
@@ -88,9 +88,9 @@ def sweep_status(file: SweepFile, train_dir: TrainDirOpt = None) -> None:
 @sweep_app.command("stop")
 def sweep_stop(file: SweepFile, train_dir: TrainDirOpt = None) -> None:
     """Stop a sweep's live runs (each saves a checkpoint; a later `sweep run` resumes them)."""
-    from sampler import sweep
-    from sampler.experiment import resolve_train_dir
-    from sampler.sweep_runner import live_folders, stop_live
+    from sampler.experiment.folders import resolve_train_dir
+    from sampler.sweeps import spec as sweep
+    from sampler.sweeps.local import live_folders, stop_live
 
     described = sweep.load(file)
     folders = live_folders(described, resolve_train_dir(train_dir))

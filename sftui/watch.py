@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from sampler.enjoy import Episode, Player
+from sampler.play.player import Episode, Player
 
 DRAW_FPS = 15.0  # terminal redraws a second, whatever the env's frame rate
 
@@ -61,7 +61,7 @@ class Terminal:
 
 def enjoy(folder: Path, *, policy: int, checkpoint: str, episodes: int, deterministic: bool,
           video: Path | None, fps: float | None, render: bool, echo=print, agent: int = 0) -> list[Episode]:
-    from sampler.video import VideoWriter
+    from sampler.play.video import VideoWriter
 
     player = Player(folder, policy=policy, checkpoint=checkpoint, deterministic=deterministic,
                     frames=render or video is not None, agent=agent)

@@ -12,7 +12,7 @@ from textual.containers import Center, Middle
 from textual.screen import Screen
 from textual.widgets import Static
 
-from sampler.experiment import LIVE_STATES, list_experiments
+from sampler.experiment.folders import LIVE_STATES, list_experiments
 from sftui.app.browser import BrowserScreen
 from sftui.app.dashboard import DashboardScreen
 from sftui.app.dialogs import Choice

@@ -24,7 +24,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Sparkline, Static
 
-from sampler.experiment import is_resumable, list_experiments, read_json
+from sampler.experiment.folders import is_resumable, list_experiments, read_json
 from sampler.status import LIVE_STATES
 from sftui.app.dialogs import confirm
 from sftui.app.plot import overlay

@@ -17,8 +17,8 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Sparkline
 
-from sampler.experiment import NOT_RESPONDING_AFTER_SEC as NOT_RESPONDING_SEC
-from sampler.experiment import derived_state
+from sampler.experiment.folders import NOT_RESPONDING_AFTER_SEC as NOT_RESPONDING_SEC
+from sampler.experiment.folders import derived_state
 from sampler.status import FINAL_STATES, LIVE_STATES, RunStatus
 from sftui.app.readouts import (
     HISTORY,
@@ -295,8 +295,8 @@ class DashboardScreen(Screen):
 
     def action_set_hyperparameter(self) -> None:
         """A dialog for `set`: one policy or all, and KEY=VALUE; the run answers, and errors are shown."""
-        from sampler.control import hyperparameter_changes
         from sampler.errors import SftuiError
+        from sampler.experiment.control import hyperparameter_changes
         from sftui.app.dialogs import SetHyperparameter
 
         if self.shown is None or not self.shown.policies:

@@ -1,6 +1,6 @@
 """The Enjoy screen: a checkpoint playing in the terminal while its run keeps training.
 
-The policy plays in its own process (`sampler.enjoy_process.serve`), tied to the app's life; the screen
+The policy plays in its own process (`sampler.play.process.serve`), tied to the app's life; the screen
 only draws what it sends: at most 15 frames a second, the step, and each finished episode.
 Keys: space pauses, n starts the next episode, r records the current episode (from its start) to the
 experiment's videos/, + and - change the speed, escape goes back.
@@ -35,7 +35,7 @@ SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 0.0)  # slowest to fastest; 0: as fast 
 
 
 class PlayerProcess:
-    """The app's end of the enjoy process (`python -m sampler.enjoy_process`): commands out, events in.
+    """The app's end of the enjoy process (`python -m sampler.play.process`): commands out, events in.
 
     A plain child process on two pipes of its own, not multiprocessing: the app's stdout and stderr
     are the terminal, and nothing the env engine prints may land on the screen.
@@ -47,7 +47,7 @@ class PlayerProcess:
         self.errors = tempfile.TemporaryFile()
         try:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "sampler.enjoy_process", str(folder), str(policy), checkpoint, str(agent),
+                [sys.executable, "-m", "sampler.play.process", str(folder), str(policy), checkpoint, str(agent),
                  str(commands_r), str(events_w)],
                 pass_fds=(commands_r, events_w), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                 stderr=self.errors)
@@ -122,7 +122,7 @@ def history_plot(history) -> Text:
 
 
 def checkpoint_choices(folder: Path, policy: int) -> list[tuple[str, str]]:
-    from sampler import checkpoints
+    from sampler.experiment import checkpoints
 
     found = [(p.name, str(p)) for p in reversed(checkpoints.list_checkpoints(folder, policy))]
     best = checkpoints.policy_dir(folder, policy) / "best.pt"

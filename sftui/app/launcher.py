@@ -19,7 +19,8 @@ from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
-from sampler.config import build_config, config_to_dict, describe_settings
+from sampler.config.build import build_config, config_to_dict
+from sampler.config.settings import describe_settings
 from sampler.errors import SftuiError
 
 EXAMPLE_ENVS = {"gym": "gym_CartPole-v1", "doom": "doom_basic", "atari": "atari_pong"}
@@ -77,7 +78,7 @@ class LauncherScreen(Screen):
         self._validation_pending = False
 
     def compose(self) -> ComposeResult:
-        from sampler.families.registry import families
+        from sampler.envs.families.registry import families
 
         yield Header()
         with Horizontal():
@@ -212,13 +213,13 @@ class LauncherScreen(Screen):
         if not self.validate():
             self.notify("fix the form first", severity="error")
             return
-        from sampler.experiment import write_json_atomic
+        from sampler.experiment.folders import write_json_atomic
 
         write_json_atomic(Path(path).expanduser(), config_to_dict(build_config(self.raw_config())))
         self.notify(f"saved {path}")
 
     def load_cfg(self) -> None:
-        from sampler.config import read_cfg_file
+        from sampler.config.build import read_cfg_file
 
         path = Path(self.query_one("#cfg-path", Input).value.strip()).expanduser()
         try:
@@ -258,7 +259,7 @@ class LauncherScreen(Screen):
         if not self.validate():
             self.notify("fix the form first", severity="error")
             return
-        from sampler.experiment import write_json_atomic
+        from sampler.experiment.folders import write_json_atomic
 
         command, cfg_path, name = self.launch_command()
         raw = self.raw_config()

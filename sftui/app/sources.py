@@ -12,8 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sampler.control import ControlClient
 from sampler.errors import SftuiError
+from sampler.experiment.control import ControlClient
 from sampler.status import RunStatus
 
 OnStatus = Callable[[RunStatus], None]

@@ -7,7 +7,7 @@ import time
 
 import psutil
 
-from sampler.experiment import derived_state
+from sampler.experiment.folders import derived_state
 from sftui.app.app import SftuiApp
 from sftui.app.dashboard import DashboardScreen
 from sftui.app.dialogs import Choice

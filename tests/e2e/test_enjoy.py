@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from sampler import checkpoints
-from sampler.enjoy import Player
 from sampler.errors import ExperimentError, SftuiError
-from sampler.video import VideoWriter
+from sampler.experiment import checkpoints
+from sampler.play.player import Player
+from sampler.play.video import VideoWriter
 from tests.support import sftui
 
 av = pytest.importorskip("av")

@@ -9,7 +9,7 @@ import signal
 import psutil
 import pytest
 
-from sampler import checkpoints
+from sampler.experiment import checkpoints
 from tests.support import all_gone, process_tree, sftui, shm_entries, summary, supervisor_pid, wait_for
 
 pytest.importorskip("vizdoom")
@@ -62,7 +62,7 @@ def _vizdoom_processes() -> set[int]:
     found = set()
     for proc in psutil.process_iter(["name", "cmdline"]):
         text = " ".join([proc.info["name"] or "", *(proc.info["cmdline"] or [])]).lower()
-        if ("vizdoom" in text or "sampler.families.doom_duel" in text) and proc.pid != os.getpid():
+        if ("vizdoom" in text or "sampler.envs.families.doom.duel" in text) and proc.pid != os.getpid():
             found.add(proc.pid)
     return found
 
@@ -118,7 +118,7 @@ def test_a_killed_doom_worker_leaves_no_engine_or_shared_memory_behind(tmp_path)
 
 
 def test_doom_against_bots_reports_shaped_returns_per_policy_and_keeps_each_policys_shaping(tmp_path):
-    from sampler.families.doom_multiplayer import DEFAULT_SHAPING
+    from sampler.envs.families.doom.bots import DEFAULT_SHAPING
 
     result = sftui("train", "doom_duel_bots", "-e", "bots", "--train-dir", str(tmp_path), *SMALL_RECURRENT,
                    "--set", "sampler.num_workers=1", "--set", "sampler.num_envs_per_worker=2",

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from sampler.control import ControlClient
+from sampler.experiment.control import ControlClient
 from tests.support import all_gone, process_tree, sftui, start_detached, summary, supervisor_pid, wait_for
 
 

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from sampler.workers.learner import valid_steps
+from sampler.run.workers.learner import valid_steps
 from tests.support import sftui
 
 pytest.importorskip("pettingzoo")
@@ -40,7 +40,7 @@ def test_inactive_agents_and_other_policies_steps_carry_no_weight():
 
 
 def test_each_policy_trains_on_its_own_weighting_of_the_reward_components():
-    from sampler.workers.learner import shaped_rewards
+    from sampler.run.workers.learner import shaped_rewards
 
     step = {
         "rewards": torch.tensor([[1.0, 0.0]]),
@@ -53,7 +53,7 @@ def test_each_policy_trains_on_its_own_weighting_of_the_reward_components():
 
 
 def test_enjoy_seats_the_other_agents_with_their_mapped_policies(tmp_path):
-    from sampler.enjoy import Player
+    from sampler.play.player import Player
 
     result = sftui("train", "pettingzoo_examples.cue_game", "-e", "duo", "--train-dir", str(tmp_path),
                    "--set", "sampler.num_policies=2", "--set", "sampler.policy_mapping=seat",

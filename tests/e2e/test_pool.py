@@ -9,13 +9,13 @@ import pytest
 import torch
 
 from algos.spaces import obs_specs_to_dict
-from sampler import checkpoints
-from sampler.config import build_config
-from sampler.envs import EnvContext
+from sampler.config.build import build_config
+from sampler.envs.contract import EnvContext
+from sampler.envs.families.registry import make_env
 from sampler.errors import ConfigError
-from sampler.families.registry import make_env
-from sampler.launch import prepare
-from sampler.workers.learner import valid_steps
+from sampler.experiment import checkpoints
+from sampler.experiment.prepare import prepare
+from sampler.run.workers.learner import valid_steps
 from tests.support import sftui
 
 pytest.importorskip("pettingzoo")

@@ -8,7 +8,7 @@ import signal
 
 import pytest
 
-from sampler import checkpoints
+from sampler.experiment import checkpoints
 from tests.support import (
     SMALL,
     all_gone,
@@ -82,7 +82,7 @@ def test_sigkill_of_the_supervisor_takes_the_whole_tree_down(tmp_path):
     wait_for(lambda: all_gone(tree), timeout=15, what="every worker to exit after SIGKILL")
     assert not (shm_entries() - shm_before)
     assert not os.path.exists(socket_path)
-    from sampler.experiment import derived_state
+    from sampler.experiment.folders import derived_state
 
     assert derived_state(folder)[0] == "crashed"
 

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from sampler.experiment import derived_state
+from sampler.experiment.folders import derived_state
 from tests.support import ROOT, sftui, wait_for
 
 SWEEP = """

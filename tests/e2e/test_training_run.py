@@ -8,7 +8,7 @@ import shutil
 
 import torch
 
-from sampler import checkpoints
+from sampler.experiment import checkpoints
 from sampler.status import RunStatus
 from tests.support import sftui, summary
 

@@ -79,7 +79,7 @@ async def test_delete_asks_first_and_removes_the_folder(tmp_path):
 
 @sync
 async def test_a_live_experiment_is_never_deleted(tmp_path):
-    from sampler.experiment import ExperimentLock
+    from sampler.experiment.folders import ExperimentLock
 
     folder = make_experiment(tmp_path, "live", state="running")
     lock = ExperimentLock(folder)

@@ -39,7 +39,8 @@ def _loaded_after(code: str) -> set[str]:
 
 def test_headless_modules_load_no_ui_in_a_fresh_process():
     loaded = _loaded_after(
-        "import sftui.cli, sftui.report, sftui.detach, sampler.supervisor, sampler.launch, sampler.control")
+        "import sftui.cli, sftui.report, sftui.detach, sampler.run.supervisor, sampler.experiment.prepare, "
+        "sampler.experiment.control")
     assert not loaded & {"textual", "rich"}
     assert not _loaded_after("import algos.appo, algos.models, algos.returns") & {"sampler", "sftui"}
 

@@ -1,0 +1,1 @@
+"""Envs: the contract every family meets, vector envs for batched sampling, agent -> policy mapping."""

@@ -1,0 +1,1 @@
+"""ViZDoom families: single-player scenarios, games against bots, and duels of two learners."""

@@ -1,0 +1,98 @@
+"""`gym_<id>`: any Gymnasium id with vector observations, Discrete or Box actions."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from typing import Any, Literal
+
+import gymnasium as gym
+from pydantic import BaseModel, ConfigDict, Field
+
+from sampler.envs.contract import EnvContext, GymnasiumAgent
+from sampler.envs.families.registry import EnvFamily, register_family
+from sampler.errors import ConfigError
+
+
+class GymSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    max_episode_steps: int | None = Field(
+        None, ge=1, description="Override the id's episode time limit (none keeps the registered one)."
+    )
+    kwargs: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments for gymnasium.make.")
+    vectorization_mode: Literal["auto", "vector_entry_point", "sync", "async"] = Field(
+        "auto", description="With sampler.batched_sampling: how gymnasium.make_vec builds the worker's "
+        "sampler.num_envs_per_worker envs; auto: the id's own vector implementation where it has one "
+        "(CartPole's), else sync.",
+    )
+
+
+def gym_id(env_name: str) -> str:
+    return env_name.split("_", 1)[1]
+
+
+def validate_name(env_name: str) -> None:
+    env_id = gym_id(env_name)
+    if env_id in gym.registry:
+        return
+    close = difflib.get_close_matches(env_id, list(gym.registry), n=1, cutoff=0.6)  # before ALE's ids join it
+    hint = f" (did you mean gym_{close[0]}?)" if close else ""
+    rom = _atari_rom(env_id)
+    if rom:
+        hint = f" (Atari games are atari_<rom>: did you mean atari_{rom}?)"
+    raise ConfigError(f"env.name: {env_id!r} is not a registered Gymnasium id{hint}")
+
+
+def _atari_rom(env_id: str) -> str | None:
+    """The ALE ROM id an unregistered id names (Pong-v5, ALE/SpaceInvaders-v5 -> pong, space_invaders), if any."""
+    from sampler.envs.families.atari import gym_ids
+    from sampler.errors import MissingDependencyError
+
+    stem = re.sub(r"(NoFrameskip)?-v\d+$", "", env_id.removeprefix("ALE/"))
+    rom = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", stem).lower()
+    try:
+        return rom if rom in gym_ids() else None
+    except MissingDependencyError:
+        return None
+
+
+def make(cfg, context: EnvContext) -> GymnasiumAgent:
+    settings: GymSettings = cfg.env.gym
+    kwargs = dict(settings.kwargs)
+    if settings.max_episode_steps is not None:
+        kwargs["max_episode_steps"] = settings.max_episode_steps
+    env = gym.make(gym_id(cfg.env.name), render_mode=context.render_mode, **kwargs)
+    return GymnasiumAgent(env, seed=context.seed)
+
+
+def make_vector(cfg, context: EnvContext):
+    from sampler.envs.vector import GymnasiumVector
+
+    settings: GymSettings = cfg.env.gym
+    kwargs = dict(settings.kwargs)
+    if settings.max_episode_steps is not None:
+        kwargs["max_episode_steps"] = settings.max_episode_steps
+    mode = None if settings.vectorization_mode == "auto" else settings.vectorization_mode
+    try:
+        env = gym.make_vec(gym_id(cfg.env.name), num_envs=cfg.sampler.num_envs_per_worker,
+                           vectorization_mode=mode, **kwargs)
+    except gym.error.Error as e:
+        raise ConfigError(f"env.gym.vectorization_mode {settings.vectorization_mode}: {e}") from None
+    return GymnasiumVector(env, seed=context.seed)
+
+
+register_family(
+    EnvFamily(
+        prefix="gym",
+        description="Any Gymnasium id with vector observations, e.g. gym_CartPole-v1",
+        make=make,
+        defaults={
+            "sampler": {"num_envs_per_worker": 16},
+            "appo": {"learning_rate": 3e-4, "rollout": 32, "batch_size": 1024, "num_epochs": 1},
+        },
+        settings_model=GymSettings,
+        validate_name=validate_name,
+        make_vector=make_vector,
+    )
+)

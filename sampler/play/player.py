@@ -1,0 +1,296 @@
+"""Enjoy: a checkpoint's policy playing its env with evaluation settings, one step at a time.
+
+`Player` loads an experiment's config and one checkpoint (model, observation normalizer, value
+normalizer), builds one env of the experiment's family and acts in it, carrying the recurrent state
+across steps and zeroing it between episodes, as training does. `sftui enjoy` and the app's Enjoy
+screen drive it; the screen runs it in its own process (`sampler.play.process`).
+
+Evaluation settings: Doom runs at frameskip 1 with each action repeated `frameskip` times, so every
+tic is a frame and a video plays smoothly; other families run as they trained.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from sampler.errors import ExperimentError
+from sampler.experiment import checkpoints
+
+# Families whose frameskip is an action repeat that can be done outside the env (see the docstring).
+REPEAT_OUTSIDE = ("doom_",)
+
+
+@dataclass
+class StepResult:
+    frames: list[np.ndarray]  # HxWx3 uint8, one per env frame shown (several when the action repeats)
+    action: Any
+    value: float  # the value estimate before the step, in raw reward units
+    reward: float
+    episode_return: float  # so far, raw units; the finished episode's total when done
+    episode_step: int  # agent steps into the episode (frames = steps x frameskip)
+    done: bool
+
+
+@dataclass
+class Episode:
+    index: int
+    episode_return: float
+    length: int  # agent steps
+    frames: int  # env frames
+
+
+def resolve_checkpoint(folder: Path, policy: int, which: str = "latest") -> Path:
+    """latest | best | a path -> the checkpoint file, or a clear error when there is none."""
+    if which == "latest":
+        path = checkpoints.latest_checkpoint(folder, policy)
+        best = checkpoints.policy_dir(folder, policy) / "best.pt"
+        if path is None and best.exists():
+            path = best
+    elif which == "best":
+        path = checkpoints.policy_dir(folder, policy) / "best.pt"
+        if not path.exists():
+            raise ExperimentError(f"{folder.name}: policy {policy} has no best.pt yet; use --checkpoint latest")
+    else:
+        path = Path(which)
+        if not path.is_absolute() and not path.exists():
+            path = folder / which
+        if not path.exists():
+            raise ExperimentError(f"{which}: no such checkpoint")
+    if path is None:
+        raise ExperimentError(f"{folder.name}: no checkpoint yet for policy {policy}; "
+                              "let it train, or press s on its dashboard (`sftui save` from a shell)")
+    return path
+
+
+def next_newest(folder: Path, policy: int, bad: Path) -> Path | None:
+    """The newest periodic checkpoint older than `bad`: what to offer when `bad` cannot be read."""
+    found = checkpoints.list_checkpoints(folder, policy)
+    older = [p for p in found if p != bad and (bad not in found or found.index(p) < found.index(bad))]
+    return older[-1] if older else None
+
+
+def load_checkpoint(folder: Path, policy: int, path: Path) -> dict:
+    try:
+        return checkpoints.load(path)
+    except ExperimentError as e:
+        fallback = next_newest(folder, policy, path)
+        hint = f"; the next newest is {fallback} (--checkpoint {fallback})" if fallback else ""
+        raise ExperimentError(f"{e}{hint}") from None
+
+
+def to_rgb(array: np.ndarray) -> np.ndarray | None:
+    """An image observation as HxWx3 uint8: CHW RGB as is, a grayscale stack by its newest frame."""
+    if array.dtype != np.uint8 or array.ndim != 3:
+        return None
+    channels = array.shape[0]
+    if channels == 3:
+        return np.ascontiguousarray(array.transpose(1, 2, 0))
+    if channels in (1, 2, 4):
+        return np.repeat(array[-1][:, :, None], 3, axis=2)
+    return None
+
+
+
+
+@dataclass
+class Player:
+    folder: Path
+    policy: int = 0
+    checkpoint: str = "latest"
+    # The seat watched in a multi-agent env. It plays `policy` from `checkpoint`; every other seat plays the
+    # policy the run's mapping gives it (`sampler.policy_mapping`), from that policy's latest checkpoint
+    # (this one's when that policy has none yet), so a duel of two policies is watched as it is trained.
+    agent: int = 0
+    deterministic: bool = False
+    seed: int | None = None
+    frames: bool = True  # render frames (an image observation, else the env's rgb_array render)
+    checkpoint_path: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        from algos.models import make_actor_critic
+        from algos.spaces import obs_specs_to_dict
+        from sampler.config.build import build_config, read_cfg_file
+        from sampler.envs.contract import EnvContext
+        from sampler.envs.families.registry import make_env
+
+        self.folder = Path(self.folder)
+        cfg_path = self.folder / "cfg.json"
+        if not cfg_path.exists():
+            raise ExperimentError(f"{self.folder}: no cfg.json here; is it an experiment folder?")
+        raw = read_cfg_file(cfg_path)
+        trained = build_config(raw)
+        policies = trained.sampler.num_policies
+        if not 0 <= self.policy < policies:
+            raise ExperimentError(f"--policy {self.policy}: the experiment has policies 0..{policies - 1}")
+        self.checkpoint_path = resolve_checkpoint(self.folder, self.policy, self.checkpoint)
+        payload = load_checkpoint(self.folder, self.policy, self.checkpoint_path)
+
+        self.repeat = 1
+        overrides: dict = {}
+        if trained.env.name.startswith(REPEAT_OUTSIDE) and trained.env.frameskip > 1:
+            self.repeat = trained.env.frameskip
+            overrides = {"env": {"frameskip": 1}}
+        self.cfg = build_config(raw, overrides)
+        self.frameskip = trained.env.frameskip
+        torch.set_num_threads(1)
+        self.env = make_env(self.cfg, EnvContext(seed=self.seed, render_mode="rgb_array" if self.frames else None))
+        checkpoints.check_compatible(payload, self.checkpoint_path, trained.env.name,
+                                     trained.model.model_dump(mode="json"), obs_specs_to_dict(self.env.obs_specs),
+                                     self.env.action_spec.to_dict())
+        def model_from(checkpoint: dict) -> torch.nn.Module:
+            model = make_actor_critic(self.cfg.model, self.env.obs_specs, self.env.action_spec)
+            model.load_state_dict(checkpoint["learner"]["model"])
+            return model.eval()
+
+        self.model = model_from(payload)
+        self.models = {self.policy: self.model}  # the other seats' policies
+        if self.env.num_agents > 1:
+            from sampler.envs.mapping import make_policy_mapping
+
+            self.mapping = make_policy_mapping(self.cfg, seed=self.seed or 0)
+            for other in range(policies):
+                path = checkpoints.latest_checkpoint(self.folder, other) if other != self.policy else None
+                if path is not None:
+                    try:
+                        self.models[other] = model_from(checkpoints.load(path))
+                    except (ExperimentError, RuntimeError, KeyError):
+                        pass  # unreadable: this seat plays the watched policy instead
+        self.version = int(payload.get("version", 0))
+        self.env_frames = int(payload.get("env_frames", 0))
+        self.reward_scale = float(payload.get("hyperparameters", {}).get("reward_scale", self.cfg.appo.reward_scale))
+        if not 0 <= self.agent < self.env.num_agents:
+            self.env.close()
+            last = self.env.num_agents - 1
+            raise ExperimentError(f"--agent {self.agent}: {self.cfg.env.name} seats agents 0..{last}")
+        self.image_key = next((k for k, s in self.env.obs_specs.items() if s.dtype == "uint8" and len(s.shape) == 3),
+                              None)
+        self.episodes: list[Episode] = []
+        self._reset()
+
+    # ---- stepping -------------------------------------------------------------------------------
+
+    def _reset(self, seed: int | None = None) -> None:
+        obs, infos = self.env.reset(seed=seed)
+        self._obs, self._infos = obs, infos
+        size = self.model.rnn_state_size
+        self._states = torch.zeros(self.env.num_agents, size) if size else None
+        self.seat_policies = [self._seat_policy(i) for i in range(self.env.num_agents)]
+        self.episode_return = 0.0
+        self.episode_step = 0
+
+    def _seat_policy(self, seat: int) -> int:
+        if seat == self.agent or self.env.num_agents == 1:
+            return self.policy
+        chosen = self.mapping.policy_for(0, 0, seat)
+        return chosen if chosen in self.models else self.policy
+
+    def _act(self, obs: dict, mask) -> dict:
+        """Each seat's action from its own policy's model (one forward pass per policy seated)."""
+        groups: dict[int, list[int]] = {}
+        for seat, policy in enumerate(self.seat_policies):
+            groups.setdefault(policy, []).append(seat)
+        if len(groups) == 1:
+            (policy,) = groups
+            return self.models[policy].act(obs, rnn_states=self._states, action_mask=mask,
+                                           deterministic=self.deterministic)
+        out: dict = {}
+        for policy, seats in groups.items():
+            index = torch.as_tensor(seats)
+            part = self.models[policy].act(
+                {k: v[index] for k, v in obs.items()},
+                rnn_states=None if self._states is None else self._states[index],
+                action_mask=None if mask is None else mask[index], deterministic=self.deterministic)
+            for key in ("actions", "values", "rnn_states"):
+                if key in part:
+                    if key not in out:
+                        out[key] = torch.zeros((len(self.seat_policies), *part[key].shape[1:]), dtype=part[key].dtype)
+                    out[key][index] = part[key]
+        return out
+
+    def new_episode(self) -> None:
+        """Abandon the current episode (not counted) and start a fresh one."""
+        self._reset()
+
+    def frame(self, obs: dict | None = None) -> np.ndarray | None:
+        if not self.frames:
+            return None
+        if self.image_key is not None:
+            return to_rgb((obs or self._obs[self.agent])[self.image_key])
+        render = getattr(self.env, "render", None)
+        if render is None:
+            return None
+        try:
+            image = render()
+        except NotImplementedError:  # an env without a picture (PettingZoo's default render)
+            self.frames = False
+            return None
+        return image if isinstance(image, np.ndarray) and image.ndim == 3 else None
+
+    def vector_obs(self, limit: int = 16) -> list[float]:
+        """The first agent's non-image observation, flattened (at most `limit` numbers), for a live plot."""
+        values = [np.asarray(v, np.float32).ravel() for k, v in self._obs[self.agent].items()
+                  if k != self.image_key]
+        return np.concatenate(values)[:limit].tolist() if values else []
+
+    def step(self) -> StepResult:
+        obs = {key: torch.as_tensor(np.stack([o[key] for o in self._obs])) for key in self.env.obs_specs}
+        masks = [info.get("action_mask") for info in self._infos]
+        mask = torch.as_tensor(np.stack(masks)) if all(m is not None for m in masks) else None
+        out = self._act(obs, mask)
+        actions = out["actions"].numpy()
+        a = self.agent
+        value = float(self.model.returns_normalizer.denormalize(out["values"][a:a + 1])[0]) / self.reward_scale
+        if self._states is not None:
+            self._states = out["rnn_states"]
+        reward, done, frames = 0.0, False, []
+        for _ in range(self.repeat):
+            new_obs, rewards, terminated, truncated, infos = self.env.step(list(actions))
+            reward += float(rewards[a])
+            ended = [te or tr for te, tr in zip(terminated, truncated, strict=True)]
+            self._obs, self._infos = new_obs, infos
+            for i, e in enumerate(ended):
+                if e:
+                    if self._states is not None:
+                        self._states[i] = 0.0
+                    if not infos[i].get("episode_continues"):
+                        self.seat_policies[i] = self._seat_policy(i)  # the next episode's opponent
+            done = ended[a] and not infos[a].get("episode_continues")
+            if not done or self.image_key is None:
+                image = self.frame()
+                if image is not None:
+                    frames.append(image)
+            if any(ended):
+                break
+        self.episode_return += reward
+        self.episode_step += 1
+        result = StepResult(frames=frames, action=actions[a].tolist(), value=value, reward=reward,
+                            episode_return=self.episode_return, episode_step=self.episode_step, done=done)
+        if done:
+            self.episodes.append(Episode(len(self.episodes) + 1, self.episode_return, self.episode_step,
+                                         self.episode_step * self.frameskip))
+            self.episode_return = 0.0
+            self.episode_step = 0
+        return result
+
+    @property
+    def natural_fps(self) -> float:
+        """Frames a second at real-time speed: Doom's 35 tics, Atari's 60, else the env's render_fps, else 30."""
+        name = self.cfg.env.name
+        if name.startswith("envpool_"):  # EnvPool runs Doom and Atari (skipping frames itself) and vector tasks
+            from sampler.envs.families.envpool_family import task_kind, task_of
+
+            name = {"doom": "doom_", "atari": "atari_"}.get(task_kind(task_of(name)), name)
+        if name.startswith("doom_"):
+            return 35.0 / (self.frameskip // self.repeat)
+        if name.startswith("atari_"):
+            return 60.0 / self.frameskip
+        metadata = getattr(getattr(self.env, "env", None), "metadata", None) or {}
+        return float(metadata.get("render_fps") or 30.0)
+
+    def close(self) -> None:
+        self.env.close()

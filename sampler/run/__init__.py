@@ -1,0 +1,1 @@
+"""A live run: the supervisor, its commands, worker handles, stats, status publishing and clean-up."""

@@ -1,0 +1,290 @@
+"""Learner: assembles batches from trajectory indices, runs APPO, publishes versioned weights, saves checkpoints.
+
+Buffers go back to their rollout workers as soon as the batch is copied out, so sampling goes on
+while the learner trains. Samples acted on by a policy version `max_policy_lag` or more behind are
+masked out of the loss.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from algos.appo import AppoLearner, TrainBatch
+from sampler.experiment import checkpoints
+from sampler.experiment.folders import write_json_atomic
+from sampler.run.threads import ThreadTuner, thread_choices
+from sampler.run.workers.base import WorkerBase, run_worker, setup_process
+from sampler.shm import channels
+from sampler.shm.buffers import BufferLayout, LearnerExchange, SharedWeights, TrajectoryBuffers, release
+from sampler.status import LAG_HISTOGRAM_EDGES
+
+HPARAM_KEYS = (
+    "learning_rate", "gamma", "gae_lambda", "ppo_clip_ratio", "ppo_clip_value", "value_loss_coeff",
+    "exploration_loss_coeff", "max_grad_norm", "reward_scale",
+)
+
+
+def hparams_path(folder: Path, policy: int) -> Path:
+    return folder / "policies" / f"p{policy}" / "hparams.json"
+
+
+def valid_steps(step: dict[str, torch.Tensor], policy: int, version: int, max_policy_lag: int,
+                min_version: int = 0) -> torch.Tensor:
+    """[B, T] bool: the steps that count in this policy's loss. Another policy's steps, an inactive agent's
+    (`is_active: False`, e.g. dead and waiting to respawn), samples too stale, and samples acted before
+    `min_version` (before PBT replaced this policy's weights) are left out."""
+    lag = version - step["policy_versions"]
+    fresh = (lag < max_policy_lag) & (step["policy_versions"] >= min_version)
+    return (step["policy_ids"] == policy) & step["active"] & fresh
+
+
+def shaped_rewards(step: dict[str, torch.Tensor], shaping: torch.Tensor | None, policy: int) -> torch.Tensor:
+    """[B, T] rewards this policy trains on: the env's reward plus the step's raw reward components weighted by
+    this policy's coefficients (`shaping[policy]`). Steps of other policies get the same weights, but
+    valid_steps leaves them out of the loss."""
+    if "components" not in step or shaping is None:
+        return step["rewards"]
+    return step["rewards"] + step["components"] @ shaping[policy]
+
+
+class LearnerWorker(WorkerBase):
+    kind = "learner"
+
+    def __init__(self, pipe, policy, cfg, buffers: TrajectoryBuffers, layout: BufferLayout,
+                 weights: SharedWeights, model_factory, trajectory_queue, reply_queues, consumers_lock,
+                 folder: str, spec_dicts: dict, device: str, exchange: LearnerExchange | None = None):
+        super().__init__(f"learner_p{policy}", pipe)
+        cfg = setup_process(cfg, torch_threads=None)
+        self.policy, self.cfg = policy, cfg
+        self.buffers, self.np, self.layout = buffers, buffers.numpy_views(), layout
+        self.weights, self.exchange = weights, exchange
+        self.min_version = 0  # samples acted before this version are not trained on (set by a PBT copy)
+        self.queue, self.reply_queues, self.consumers_lock = trajectory_queue, reply_queues, consumers_lock
+        self.folder = Path(folder)
+        self.spec_dicts = spec_dicts
+        self.device = torch.device(device)
+        budget = cfg.run.train_for_env_steps // cfg.sampler.num_policies
+        self.learner = AppoLearner(model_factory().to(self.device), cfg.appo, self.device, total_env_frames=budget)
+        self.reward_shaping: dict[str, float] | None = None
+        if buffers.reward_components:
+            self.reward_shaping = {name: 0.0 for name in buffers.reward_components}
+            self._set_shaping({k: v for k, v in cfg.env.reward_shaping.items() if k in self.reward_shaping})
+        self.policy_env_frames = 0
+        self.elapsed_sec = 0.0
+        self.restored_from: str | None = None
+        self.skipped_checkpoints: list[str] = []  # newer checkpoints that did not read
+        self._resume()
+        self.weights.publish(policy, self.learner.model.state_dict(), self.learner.version)
+        self.trajectories_per_batch = cfg.appo.batch_size * cfg.appo.num_batches_per_epoch // cfg.appo.rollout
+        self.pending: list[int] = []
+        choices = thread_choices(cfg, len(os.sched_getaffinity(0)))
+        self.tuner = ThreadTuner(choices, start=torch.get_num_threads()) if choices else None
+        self._tuned: dict[int, float] = {}  # the tuner's rates last reported
+        self.send("ready", version=self.learner.version, env_frames=self.policy_env_frames,
+                  elapsed_sec=self.elapsed_sec, hyperparameters=self.hyperparameters(), policy=policy,
+                  checkpoint=self.restored_from, skipped=self.skipped_checkpoints,
+                  digest=checkpoints.state_digest(self.learner.state_dict()),
+                  precision="bf16" if self.learner.bf16 else "fp32", threads=torch.get_num_threads())
+
+    # ---- state ----------------------------------------------------------------------------------
+
+    def hyperparameters(self) -> dict:
+        out = {key: getattr(self.learner.cfg, key) for key in HPARAM_KEYS}
+        if self.reward_shaping is not None:
+            out["reward_shaping"] = dict(self.reward_shaping)
+        return out
+
+    def _apply_hyperparameters(self, changes: dict) -> None:
+        changes = dict(changes)
+        shaping = changes.pop("reward_shaping", None)
+        if shaping is not None:
+            self._set_shaping(shaping)
+        if changes:
+            self.learner.set_hyperparameters(**changes)
+
+    def _set_shaping(self, changes: dict) -> None:
+        """This policy's reward-shaping coefficients, one per component the env reports; others are refused."""
+        names = self.buffers.reward_components
+        if not names:
+            raise ValueError("reward_shaping: this env reports no reward components")
+        unknown = set(changes) - set(names)
+        if unknown:
+            raise ValueError(f"reward_shaping: unknown component(s) {sorted(unknown)}; components: {', '.join(names)}")
+        shaping = {**self.reward_shaping, **{name: float(value) for name, value in changes.items()}}
+        self.buffers.shaping[self.policy] = torch.tensor([shaping[name] for name in names])
+        self.reward_shaping = shaping
+
+    def _resume(self) -> None:
+        latest = checkpoints.load_latest(self.folder, self.policy)
+        if latest is not None:
+            path, payload, self.skipped_checkpoints = latest
+            checkpoints.check_compatible(payload, path, self.cfg.env.name, self.spec_dicts["model"],
+                                         self.spec_dicts["obs"], self.spec_dicts["action"])
+            self.learner.load_state_dict(payload["learner"])
+            self.restored_from = str(path.relative_to(self.folder))
+            self.policy_env_frames = int(payload["policy_env_frames"])
+            self.elapsed_sec = float(payload["elapsed_sec"])
+        saved = hparams_path(self.folder, self.policy)
+        if saved.exists():
+            self._apply_hyperparameters(json.loads(saved.read_text()))
+        else:
+            write_json_atomic(saved, self.hyperparameters())
+
+    def _payload(self, env_frames: int, elapsed_sec: float) -> dict:
+        return {
+            "format_version": checkpoints.FORMAT_VERSION,
+            "env": {"name": self.cfg.env.name},
+            "model": self.spec_dicts["model"],
+            "obs_specs": self.spec_dicts["obs"],
+            "action_spec": self.spec_dicts["action"],
+            "policy": self.policy,
+            "version": self.learner.version,
+            "env_frames": int(env_frames),
+            "policy_env_frames": int(self.policy_env_frames),
+            "elapsed_sec": float(elapsed_sec),
+            "hyperparameters": self.hyperparameters(),
+            "learner": self.learner.state_dict(),
+            "saved_at": time.time(),
+        }
+
+    def save(self, env_frames: int, elapsed_sec: float, best: bool = False) -> str:
+        payload = self._payload(env_frames, elapsed_sec)
+        return str(checkpoints.save(payload, self.folder, self.policy, self.cfg.run.keep_checkpoints, best=best))
+
+    def snapshot(self, directory: Path, env_frames: int) -> Path:
+        """A frozen copy of the model for the opponent pool: a checkpoint without the optimizer state."""
+        payload = self._payload(env_frames, self.elapsed_sec)
+        payload["learner"] = {"model": self.learner.model.state_dict(), "version": self.learner.version}
+        path = directory / f"p{self.policy}-v{self.learner.version}.pt"
+        checkpoints.write_atomic(payload, path)
+        return path
+
+    def on_command(self, cmd: str, args: dict) -> None:
+        if cmd == "save":
+            path = self.save(args["env_frames"], args["elapsed_sec"], best=args.get("best", False))
+            self.send("saved", path=path, best=args.get("best", False), request=args.get("request"))
+        elif cmd == "set":
+            self.set_hyperparameters(args["hyperparameters"], args.get("source", "set"))
+        elif cmd == "pbt_publish":
+            size = self.exchange.write(self.policy, self.learner.state_dict())
+            self.send("pbt_published", request=args["request"], size=size,
+                      digest=checkpoints.state_digest(self.learner.model.state_dict()))
+        elif cmd == "pbt_copy":
+            self.copy_from(args["source"], args["hyperparameters"], args["request"])
+        elif cmd == "pool_snapshot":
+            path = self.snapshot(Path(args["directory"]), args["env_frames"])
+            self.send("pool_saved", request=args["request"], path=str(path), version=self.learner.version)
+        else:
+            super().on_command(cmd, args)
+
+    def set_hyperparameters(self, changes: dict, source: str) -> None:
+        before = self.hyperparameters()
+        self._apply_hyperparameters(changes)
+        after = self.hyperparameters()
+        saved = hparams_path(self.folder, self.policy)
+        with open(saved.parent / "history.jsonl", "a") as history:
+            history.write(json.dumps({"time": time.time(), "version": self.learner.version, "source": source,
+                                      "before": before, "after": after}) + "\n")
+        write_json_atomic(saved, after)
+        self.send("hyperparameters", hyperparameters=after)
+
+    def copy_from(self, source: int, hyperparameters: dict, request: int) -> None:
+        """PBT: become a copy of `source` (weights, optimizer state, normalizers) with `hyperparameters`.
+        The version moves past both, and experience acted before it is masked out of the loss."""
+        before = checkpoints.state_digest(self.learner.model.state_dict())
+        state = self.exchange.read(source)
+        version = max(self.learner.version, int(state["version"])) + 1
+        self.learner.load_state_dict(state)
+        self.learner.version = self.min_version = version
+        self.set_hyperparameters(hyperparameters, f"pbt: copy of p{source}")
+        self.weights.publish(self.policy, self.learner.model.state_dict(), self.learner.version)
+        self.send("pbt_copied", request=request, version=version, digest_before=before,
+                  digest_after=checkpoints.state_digest(self.learner.model.state_dict()))
+
+    # ---- the loop -------------------------------------------------------------------------------
+
+    def loop(self) -> None:
+        reader = self.queue.reader
+        while not self.stopping:
+            self.wait([reader], timeout=0.1)
+            while reader.poll():
+                self.pending.extend(self.queue.get())
+            while not self.paused and not self.stopping and len(self.pending) >= self.trajectories_per_batch:
+                batch, self.pending = (self.pending[:self.trajectories_per_batch],
+                                       self.pending[self.trajectories_per_batch:])
+                self._train(batch)
+                self._read_commands()
+            self.settle_pause(idle=True)
+            self.heartbeat(lambda: {"version": self.learner.version, "env_frames": self.policy_env_frames})
+
+    def _train(self, trajectories: list[int]) -> None:
+        index = torch.as_tensor(trajectories, dtype=torch.long)
+        b = self.buffers
+        obs = {key: tensor.index_select(0, index) for key, tensor in b.obs.items()}
+        step = {name: tensor.index_select(0, index) for name, tensor in b.step_tensors().items()}
+        masks = b.action_masks.index_select(0, index)[:, :-1] if b.action_masks is not None else None
+        rnn_states = b.rnn_states.index_select(0, index) if b.rnn_states is not None else None
+        self._release(trajectories)
+
+        mine = step["policy_ids"] == self.policy
+        lag = self.learner.version - step["policy_versions"]
+        valids = valid_steps(step, self.policy, self.learner.version, self.cfg.sampler.max_policy_lag,
+                             self.min_version)
+        rewards = shaped_rewards(step, self.buffers.shaping, self.policy)
+        batch = TrainBatch(
+            obs=obs, actions=step["actions"], log_probs=step["log_probs"], values=step["values"],
+            dist_params=step["dist_params"], rewards=rewards, dones=step["dones"].float(),
+            time_outs=step["time_outs"].float(), valids=valids, action_masks=masks, rnn_states=rnn_states,
+        ).to(self.device)
+        stats = self.learner.train(batch, env_frames=self.policy_env_frames)
+        self.weights.publish(self.policy, self.learner.model.state_dict(), self.learner.version)
+
+        valid_count = int(valids.sum())
+        self.policy_env_frames += valid_count * self.cfg.env.frameskip
+        self.steps += valid_count
+        my_lag = lag[mine].float()
+        self.send(
+            "train",
+            version=self.learner.version,
+            env_frames=self.policy_env_frames,
+            samples=int(mine.sum()),
+            valid_samples=valid_count,
+            lag=_lag_summary(my_lag),
+            stats=stats,
+        )
+        if self.tuner is not None:
+            self._tune(valid_count * self.cfg.env.frameskip)
+
+    def _tune(self, frames: int) -> None:
+        threads = self.tuner.record(frames, time.monotonic())
+        if threads is not None:
+            torch.set_num_threads(threads)
+        if self.tuner.phase == "settled" and self.tuner.rates != self._tuned:
+            self._tuned = dict(self.tuner.rates)
+            self.send("threads", threads=self.tuner.current, message=self.tuner.describe())
+
+    def _release(self, trajectories: list[int]) -> None:
+        with self.consumers_lock:
+            owners, _ = release(self.np, self.layout, trajectories)
+        for owner in owners:
+            self.reply_queues[owner].put(channels.FREE)
+
+
+def _lag_summary(lag: torch.Tensor) -> dict:
+    if lag.numel() == 0:
+        return {"min": 0.0, "avg": 0.0, "max": 0.0, "histogram": [0] * len(LAG_HISTOGRAM_EDGES)}
+    values = lag.numpy()
+    bins = np.searchsorted(np.asarray(LAG_HISTOGRAM_EDGES), values, side="right") - 1
+    histogram = np.bincount(np.clip(bins, 0, len(LAG_HISTOGRAM_EDGES) - 1), minlength=len(LAG_HISTOGRAM_EDGES))
+    return {"min": float(values.min()), "avg": float(values.mean()), "max": float(values.max()),
+            "histogram": histogram.tolist()}
+
+
+def learner_main(*args) -> None:
+    run_worker(LearnerWorker, *args)

@@ -1,0 +1,1 @@
+"""Shared memory between a run's processes: trajectory buffers, weights, index-only channels."""
