@@ -16,7 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
 from algos.appo import AppoConfig
-from algos.models import ModelConfig
+from algos.model_config import ModelConfig
 from algos.pbt import PbtConfig
 from sampler.errors import ConfigError
 

@@ -6,7 +6,8 @@ import torch
 from pydantic import ValidationError
 
 from algos.appo import AppoConfig, AppoLearner, TrainBatch
-from algos.models import ActorCritic, ModelConfig
+from algos.model_config import ModelConfig
+from algos.models import ActorCritic
 from algos.spaces import ActionSpec, ObsSpec
 
 DEVICE = torch.device("cpu")
