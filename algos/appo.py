@@ -14,9 +14,10 @@ from algos.distributions import make_distribution, symmetric_kl_to_uniform
 from algos.losses import entropy_loss, masked_mean, policy_loss, value_loss
 from algos.returns import gae
 from algos.spaces import ActionSpec
+from algos.tunables import LEARNING_RATE
 from algos.vtrace import vtrace
 
-_KL_LR_MIN, _KL_LR_MAX, _KL_LR_FACTOR = 1e-6, 1e-2, 1.5
+_KL_LR_FACTOR = 1.5
 _SGD_STAT_KEYS = (
     "loss",
     "policy_loss",
@@ -137,9 +138,9 @@ class AppoLearner:
     def _adapt_lr_to_kl(self, kl: float) -> None:
         threshold = self.cfg.lr_schedule_kl_threshold
         if kl > 2.0 * threshold:
-            self.lr = max(self.lr / _KL_LR_FACTOR, _KL_LR_MIN)
+            self.lr = max(self.lr / _KL_LR_FACTOR, LEARNING_RATE.bounds[0])
         elif kl < 0.5 * threshold:
-            self.lr = min(self.lr * _KL_LR_FACTOR, _KL_LR_MAX)
+            self.lr = min(self.lr * _KL_LR_FACTOR, LEARNING_RATE.bounds[1])
         self._apply_lr()
 
     def _chunk_len(self, batch: TrainBatch) -> int:

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from algos import tunables
 from algos.appo import AppoLearner, TrainBatch
 from sampler import channels, checkpoints
 from sampler.buffers import BufferLayout, LearnerExchange, SharedWeights, TrajectoryBuffers, release
@@ -22,11 +23,6 @@ from sampler.experiment import write_json_atomic
 from sampler.status import LAG_HISTOGRAM_EDGES
 from sampler.threads import ThreadTuner, thread_choices
 from sampler.workers.base import WorkerBase, run_worker, setup_process
-
-HPARAM_KEYS = (
-    "learning_rate", "gamma", "gae_lambda", "ppo_clip_ratio", "ppo_clip_value", "value_loss_coeff",
-    "exploration_loss_coeff", "max_grad_norm", "reward_scale",
-)
 
 
 def hparams_path(folder: Path, policy: int) -> Path:
@@ -94,7 +90,7 @@ class LearnerWorker(WorkerBase):
     # ---- state ----------------------------------------------------------------------------------
 
     def hyperparameters(self) -> dict:
-        out = {key: getattr(self.learner.cfg, key) for key in HPARAM_KEYS}
+        out = {key: getattr(self.learner.cfg, key) for key in tunables.NAMES}
         if self.reward_shaping is not None:
             out["reward_shaping"] = dict(self.reward_shaping)
         return out
