@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, fields
 from itertools import pairwise
 
@@ -57,30 +56,6 @@ class TrainBatch:
         return TrainBatch(**moved)
 
 
-@functools.cache
-def _cpu_flags() -> frozenset[str]:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return frozenset(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return frozenset()
-
-
-def native_bf16(device: torch.device) -> bool:
-    """Whether `device` computes bfloat16 matmuls and convolutions in hardware (not emulated, so faster)."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    return bool({"avx512_bf16", "amx_bf16"} & _cpu_flags())
-
-
-def uses_bf16(precision: str, device: torch.device) -> bool:
-    """appo.precision resolved for `device`: auto means bf16 where the hardware computes it natively."""
-    return native_bf16(device) if precision == "auto" else precision == "bf16"
-
-
 def _check_exploration_loss(cfg: AppoConfig, action_spec: ActionSpec) -> None:
     if cfg.exploration_loss == "symmetric_kl" and action_spec.kind == "box":
         raise ValueError(
@@ -96,11 +71,14 @@ class AppoLearner:
         cfg: AppoConfig,
         device: torch.device,
         total_env_frames: int | None = None,
+        bf16: bool = False,
     ) -> None:
         _check_exploration_loss(cfg, model.action_spec)
         self.model = model.to(device)
         self.cfg = cfg
         self.device = device
+        # appo.precision resolved by the caller, which knows whether this machine computes bf16 natively.
+        self.bf16 = bf16
         self.total_env_frames = total_env_frames
         self.lr = cfg.learning_rate
         self.version = 0
@@ -176,10 +154,6 @@ class AppoLearner:
 
     def _autocast(self) -> torch.autocast:
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
-
-    @property
-    def bf16(self) -> bool:
-        return uses_bf16(self.cfg.precision, self.device)
 
     def _forward(self, obs: dict[str, Tensor], initial_states: Tensor | None, dones: Tensor) -> tuple[Tensor, Tensor]:
         """Flat obs [N, ...] holding whole chunks -> (params [N, P], values [N]), fp32 whatever the precision.

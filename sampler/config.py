@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from algos.appo import AppoConfig
 from algos.model_config import ModelConfig
 from algos.pbt import PbtConfig
+from sampler import machine
 from sampler.errors import ConfigError
 
 MAX_NAME_PART = 200  # a folder name, with room for `.old-<timestamp>` when --restart archives it
@@ -436,7 +437,7 @@ def learner_threads(cfg) -> int:
     if cfg.run.learner_threads:
         return cfg.run.learner_threads
     if cfg.sampler.batched_sampling and resolved_device(cfg) == "cpu":
-        return len(os.sched_getaffinity(0))
+        return machine.usable_cores()
     return 1
 
 

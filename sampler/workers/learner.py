@@ -8,7 +8,6 @@ masked out of the loss.
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import torch
 
 from algos import tunables
 from algos.appo import AppoLearner, TrainBatch
-from sampler import channels, checkpoints
+from sampler import channels, checkpoints, machine
 from sampler.buffers import BufferLayout, LearnerExchange, SharedWeights, TrajectoryBuffers, release
 from sampler.experiment import write_json_atomic
 from sampler.status import LAG_HISTOGRAM_EDGES
@@ -65,7 +64,8 @@ class LearnerWorker(WorkerBase):
         self.spec_dicts = spec_dicts
         self.device = torch.device(device)
         budget = cfg.run.train_for_env_steps // cfg.sampler.num_policies
-        self.learner = AppoLearner(model_factory().to(self.device), cfg.appo, self.device, total_env_frames=budget)
+        self.learner = AppoLearner(model_factory().to(self.device), cfg.appo, self.device, total_env_frames=budget,
+                                   bf16=machine.uses_bf16(cfg.appo.precision, self.device))
         self.reward_shaping: dict[str, float] | None = None
         if buffers.reward_components:
             self.reward_shaping = {name: 0.0 for name in buffers.reward_components}
@@ -78,7 +78,7 @@ class LearnerWorker(WorkerBase):
         self.weights.publish(policy, self.learner.model.state_dict(), self.learner.version)
         self.trajectories_per_batch = cfg.appo.batch_size * cfg.appo.num_batches_per_epoch // cfg.appo.rollout
         self.pending: list[int] = []
-        choices = thread_choices(cfg, len(os.sched_getaffinity(0)))
+        choices = thread_choices(cfg, machine.usable_cores())
         self.tuner = ThreadTuner(choices, start=torch.get_num_threads()) if choices else None
         self._tuned: dict[int, float] = {}  # the tuner's rates last reported
         self.send("ready", version=self.learner.version, env_frames=self.policy_env_frames,

@@ -358,7 +358,7 @@ def test_chunked_replay_reproduces_the_acting_policy():
     # learner's chunked replay from stored states with what act() produced step by step.
     # (Input normalization is off: its update at the start of train() would shift the inputs.)
     model = recurrent_model(policy_init_gain=1.0, normalize_input=False)
-    cfg = AppoConfig(rollout=8, recurrence=4, batch_size=32, num_batches_per_epoch=1, precision="fp32")
+    cfg = AppoConfig(rollout=8, recurrence=4, batch_size=32, num_batches_per_epoch=1)
     batch = recurrent_batch(model)
     assert AppoLearner(model, cfg, DEVICE).train(batch)["kl"] < 1e-6
 
@@ -370,12 +370,13 @@ def test_chunked_replay_reproduces_the_acting_policy():
 @pytest.mark.parametrize("rnn_type", ["gru", "lstm"])
 def test_bf16_learner_replays_the_fp32_policy_closely_and_trains(rnn_type):
     model = recurrent_model(rnn_type, policy_init_gain=1.0, normalize_input=False)
-    cfg = AppoConfig(rollout=8, recurrence=4, batch_size=32, num_batches_per_epoch=1, precision="bf16")
+    cfg = AppoConfig(rollout=8, recurrence=4, batch_size=32, num_batches_per_epoch=1)
     batch = recurrent_batch(model)
     before = [p.detach().clone() for p in model.parameters()]
-    stats = AppoLearner(model, cfg, DEVICE).train(batch)
+    stats = AppoLearner(model, cfg, DEVICE, bf16=True).train(batch)
     assert all(math.isfinite(v) for v in stats.values())
-    assert stats["kl"] < 1e-3  # bf16 rounding only: the replay still follows the acting policy
+    # bf16 rounding only: the replay still follows the acting policy, if less exactly than fp32 (|KL| ~ 3e-9)
+    assert 2e-8 < stats["kl"] < 1e-3
     assert all(p.dtype == torch.float32 for p in model.parameters())
     assert all(not torch.equal(b, p) for b, p in zip(before, model.parameters(), strict=True))
 
@@ -391,10 +392,9 @@ def test_recurrent_model_needs_rnn_states_in_the_batch():
 
 def test_vtrace_on_policy_without_clipping_matches_gae_lambda_one():
     vtrace_learner = make_learner(
-        with_vtrace=True, normalize_returns=False, vtrace_rho=1e9, vtrace_c=1e9, num_batches_per_epoch=1,
-        precision="fp32",
+        with_vtrace=True, normalize_returns=False, vtrace_rho=1e9, vtrace_c=1e9, num_batches_per_epoch=1
     )
-    gae_learner = make_learner(normalize_returns=False, gae_lambda=1.0, num_batches_per_epoch=1, precision="fp32")
+    gae_learner = make_learner(normalize_returns=False, gae_lambda=1.0, num_batches_per_epoch=1)
     batch = synthetic_batch(vtrace_learner.model)
     # The batch was collected by this very model, so V-trace sees log_rhos = 0 and current values.
     obs = {k: v[:, :8].reshape(64, -1) for k, v in batch.obs.items()}
