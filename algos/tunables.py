@@ -13,6 +13,8 @@ from typing import Literal
 
 @dataclass(frozen=True)
 class Tunable:
+    """One live-tunable hyperparameter: its name, and how automatic tuning may move it."""
+
     name: str  # the AppoConfig field
     bounds: tuple[float, float] | None = None  # (low, high) automatic tuning keeps to; None: only set by hand
     mutates_as: Literal["value", "horizon"] = "value"  # horizon: PBT scales 1 / (1 - value), not the value
