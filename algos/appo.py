@@ -1,8 +1,14 @@
-"""Asynchronous PPO (APPO) learner: targets (GAE or V-trace), minibatch SGD, lr schedules."""
+"""APPO's update step: one batch of trajectory slices in, a round of clipped-PPO minibatch SGD on the model out.
+
+Read top to bottom like a single-file PPO: TrainBatch, then AppoLearner.train, then the helpers in the order
+it calls them: advantage and value targets (GAE, or V-trace against the current policy), the model's forward
+pass, and the SGD step with every loss term in one place; last, what the run changes from outside
+(hyperparameters, checkpoints). Machine facts (bf16 or not) and the run's length come in as arguments; the
+learning rate follows algos.lr_schedule.
+"""
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, fields
 from itertools import pairwise
 
@@ -12,21 +18,12 @@ from torch import Tensor, nn
 from algos.appo_config import AppoConfig
 from algos.distributions import make_distribution, symmetric_kl_to_uniform
 from algos.losses import entropy_loss, masked_mean, policy_loss, value_loss
+from algos.lr_schedule import LearningRateSchedule
 from algos.returns import gae
 from algos.spaces import ActionSpec
 from algos.vtrace import vtrace
 
-_KL_LR_MIN, _KL_LR_MAX, _KL_LR_FACTOR = 1e-6, 1e-2, 1.5
-_SGD_STAT_KEYS = (
-    "loss",
-    "policy_loss",
-    "value_loss",
-    "entropy_loss",
-    "entropy",
-    "kl",
-    "grad_norm",
-    "clip_fraction",
-)
+_SGD_STAT_KEYS = ("loss", "policy_loss", "value_loss", "entropy_loss", "entropy", "kl", "grad_norm", "clip_fraction")
 
 
 @dataclass
@@ -56,30 +53,6 @@ class TrainBatch:
         return TrainBatch(**moved)
 
 
-@functools.cache
-def _cpu_flags() -> frozenset[str]:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return frozenset(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return frozenset()
-
-
-def native_bf16(device: torch.device) -> bool:
-    """Whether `device` computes bfloat16 matmuls and convolutions in hardware (not emulated, so faster)."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    return bool({"avx512_bf16", "amx_bf16"} & _cpu_flags())
-
-
-def uses_bf16(precision: str, device: torch.device) -> bool:
-    """appo.precision resolved for `device`: auto means bf16 where the hardware computes it natively."""
-    return native_bf16(device) if precision == "auto" else precision == "bf16"
-
-
 def _check_exploration_loss(cfg: AppoConfig, action_spec: ActionSpec) -> None:
     if cfg.exploration_loss == "symmetric_kl" and action_spec.kind == "box":
         raise ValueError(
@@ -89,163 +62,36 @@ def _check_exploration_loss(cfg: AppoConfig, action_spec: ActionSpec) -> None:
 
 
 class AppoLearner:
+    """The model, its Adam optimizer and learning-rate schedule, and the policy version its updates count.
+
+    bf16: run the model's forward and backward passes under bfloat16 autocast (appo.precision, resolved by the
+    caller for this machine). total_env_frames: this policy's share of the run, where linear_decay ends.
+    """
+
     def __init__(
         self,
         model: nn.Module,
         cfg: AppoConfig,
         device: torch.device,
         total_env_frames: int | None = None,
+        bf16: bool = False,
     ) -> None:
         _check_exploration_loss(cfg, model.action_spec)
         self.model = model.to(device)
         self.cfg = cfg
         self.device = device
-        self.total_env_frames = total_env_frames
-        self.lr = cfg.learning_rate
+        self.bf16 = bf16
+        self.lr_schedule = LearningRateSchedule.from_config(cfg, total_env_frames)
         self.version = 0
         self.optimizer = torch.optim.Adam(
             self.model.parameters(),
-            lr=self.lr,
+            lr=self.lr_schedule.lr,
             betas=(cfg.adam_beta1, cfg.adam_beta2),
             eps=cfg.adam_eps,
         )
 
-    def set_hyperparameters(self, **kwargs: object) -> None:
-        """Change config fields while training; unknown names or bad values raise."""
-        cfg = AppoConfig.model_validate({**self.cfg.model_dump(), **kwargs})
-        _check_exploration_loss(cfg, self.model.action_spec)
-        self.cfg = cfg
-        if "learning_rate" in kwargs:
-            self.lr = self.cfg.learning_rate
-        for group in self.optimizer.param_groups:
-            group["betas"] = (self.cfg.adam_beta1, self.cfg.adam_beta2)
-            group["eps"] = self.cfg.adam_eps
-        self._apply_lr()
-
-    def _apply_lr(self) -> None:
-        for group in self.optimizer.param_groups:
-            group["lr"] = self.lr
-
-    def _scheduled_lr(self, env_frames: int) -> float:
-        cfg = self.cfg
-        if cfg.lr_schedule == "linear_decay" and self.total_env_frames:
-            return cfg.learning_rate * max(0.0, 1.0 - env_frames / self.total_env_frames)
-        if cfg.lr_schedule == "kl_adaptive":
-            return self.lr
-        return cfg.learning_rate
-
-    def _adapt_lr_to_kl(self, kl: float) -> None:
-        threshold = self.cfg.lr_schedule_kl_threshold
-        if kl > 2.0 * threshold:
-            self.lr = max(self.lr / _KL_LR_FACTOR, _KL_LR_MIN)
-        elif kl < 0.5 * threshold:
-            self.lr = min(self.lr * _KL_LR_FACTOR, _KL_LR_MAX)
-        self._apply_lr()
-
-    def _chunk_len(self, batch: TrainBatch) -> int:
-        """Steps per training chunk: cfg.recurrence for recurrent models, else single samples."""
-        if self.model.rnn_state_size == 0:
-            return 1
-        steps = batch.rewards.shape[1]
-        if batch.rnn_states is None:
-            raise ValueError("the model is recurrent but the TrainBatch has no rnn_states")
-        if steps % self.cfg.recurrence != 0:
-            raise ValueError(f"appo.recurrence ({self.cfg.recurrence}) must divide the batch's rollout ({steps})")
-        return self.cfg.recurrence
-
-    def _return_scale(self, values: Tensor) -> Tensor:
-        values = values.float()
-        return self.model.returns_normalizer.denormalize(values) if self.cfg.normalize_returns else values
-
-    def _rewards(self, batch: TrainBatch) -> Tensor:
-        cfg = self.cfg
-        rewards = (batch.rewards.float() * cfg.reward_scale).clamp(-cfg.reward_clip, cfg.reward_clip)
-        if cfg.value_bootstrap:
-            # The post-truncation obs is not stored, so V(s_t) stands in for V(s_{t+1}).
-            rewards = rewards + cfg.gamma * self._return_scale(batch.values) * batch.time_outs.float()
-        return rewards
-
-    def _bootstrap_values(self, batch: TrainBatch) -> Tensor:
-        """Current-model values [B] of the obs after the last step, from the state stored before it."""
-        steps = batch.rewards.shape[1]
-        states = None if batch.rnn_states is None else batch.rnn_states[:, steps]
-        with self._autocast():
-            _, values = self.model({k: v[:, steps] for k, v in batch.obs.items()}, states)
-        return values.float()
-
-    def _autocast(self) -> torch.autocast:
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
-
-    @property
-    def bf16(self) -> bool:
-        return uses_bf16(self.cfg.precision, self.device)
-
-    def _forward(self, obs: dict[str, Tensor], initial_states: Tensor | None, dones: Tensor) -> tuple[Tensor, Tensor]:
-        """Flat obs [N, ...] holding whole chunks -> (params [N, P], values [N]), fp32 whatever the precision.
-
-        Recurrent models replay each chunk from its stored initial state (initial_states [chunks, S]).
-        """
-        with self._autocast():
-            if initial_states is None:
-                params, values = self.model(obs)
-            else:
-                num_chunks = initial_states.shape[0]
-                chunked = {k: v.reshape(num_chunks, -1, *v.shape[1:]) for k, v in obs.items()}
-                params, values = self.model.forward_sequences(chunked, initial_states, dones.reshape(num_chunks, -1))
-                params, values = params.flatten(0, 1), values.flatten(0, 1)
-        return params.float(), values.float()
-
-    @torch.no_grad()
-    def _targets(self, batch: TrainBatch) -> tuple[Tensor, Tensor, Tensor]:
-        """GAE advantages and returns in reward scale, value targets in value-head space; all [B, T]."""
-        cfg, model = self.cfg, self.model
-        values = self._return_scale(batch.values)
-        next_values = self._return_scale(self._bootstrap_values(batch))
-        advantages, returns = gae(
-            self._rewards(batch), values, next_values, batch.dones, batch.valids, cfg.gamma, cfg.gae_lambda
-        )
-        targets = returns
-        if cfg.normalize_returns:
-            model.returns_normalizer.update(returns[batch.valids])
-            targets = model.returns_normalizer.normalize(returns)
-        return advantages, returns, targets
-
-    @torch.no_grad()
-    def _vtrace_targets(
-        self,
-        batch: TrainBatch,
-        obs: dict[str, Tensor],
-        initial_states: Tensor | None,
-        minibatches: list[tuple[slice, slice]],
-    ) -> tuple[Tensor, Tensor]:
-        """V-trace (pg_advantages, vs) [B, T] under the current model; vs doubles as the value target."""
-        cfg, model = self.cfg, self.model
-        num_traj, steps = batch.rewards.shape
-        dones = batch.dones.reshape(-1)
-        # Evaluated minibatch by minibatch so peak memory stays that of one SGD step.
-        params, values = [], []
-        for samples, chunks in minibatches:
-            states = None if initial_states is None else initial_states[chunks]
-            mb_params, mb_values = self._forward({k: v[samples] for k, v in obs.items()}, states, dones[samples])
-            params.append(mb_params)
-            values.append(mb_values)
-        params = torch.cat(params).reshape(num_traj, steps, -1)
-        masks = None if batch.action_masks is None else batch.action_masks[:, :steps]
-        log_probs = make_distribution(model.action_spec, params, masks).log_prob(batch.actions)
-        vs, advantages = vtrace(
-            log_rhos=log_probs - batch.log_probs.float(),
-            discounts=cfg.gamma * (1.0 - batch.dones.float()),
-            rewards=self._rewards(batch),
-            values=torch.cat(values).reshape(num_traj, steps),
-            bootstrap_value=self._bootstrap_values(batch),
-            rho_bar=cfg.vtrace_rho,
-            c_bar=cfg.vtrace_c,
-            valids=batch.valids,
-        )
-        return advantages, vs
-
     def train(self, batch: TrainBatch, env_frames: int = 0) -> dict[str, float]:
-        """Run num_epochs passes of minibatch SGD over one batch and return stats."""
+        """Run num_epochs passes of minibatch SGD over one batch, `env_frames` into the run, and return stats."""
         cfg, model = self.cfg, self.model
         batch = batch.to(self.device)
         batch.valids = batch.valids.bool()
@@ -271,8 +117,7 @@ class AppoLearner:
         old_values, old_params, dones = flat(batch.values).float(), flat(batch.dist_params), flat(batch.dones)
         masks = None if batch.action_masks is None else flat(batch.action_masks)
 
-        self.lr = self._scheduled_lr(env_frames)
-        self._apply_lr()
+        self._set_lr(self.lr_schedule.lr_for(env_frames))
 
         # Contiguous runs of whole chunks; with chunk_len 1 whole trajectories stay together
         # whenever batch_size is a multiple of rollout.
@@ -313,7 +158,7 @@ class AppoLearner:
         stats = {key: totals.get(key, 0.0) / max(num_steps, 1) for key in self._stat_keys()}
         valid_adv = advantages[valids]
         stats.update(
-            lr=float(self.lr),
+            lr=float(self.lr_schedule.lr),
             adv_mean=float(valid_adv.mean()) if valid_adv.numel() else 0.0,
             adv_std=float(valid_adv.std(unbiased=False)) if valid_adv.numel() else 0.0,
             value_mean=value_mean,
@@ -322,13 +167,107 @@ class AppoLearner:
         )
         return stats
 
-    def _stat_keys(self) -> list[str]:
-        keys = list(_SGD_STAT_KEYS)
-        if self.cfg.exploration_loss == "symmetric_kl":
-            keys.append("exploration_loss")
-        if self.cfg.kl_loss_coeff > 0:
-            keys.append("kl_loss")
-        return keys
+    def _chunk_len(self, batch: TrainBatch) -> int:
+        """Steps per training chunk: cfg.recurrence for recurrent models, else single samples."""
+        if self.model.rnn_state_size == 0:
+            return 1
+        steps = batch.rewards.shape[1]
+        if batch.rnn_states is None:
+            raise ValueError("the model is recurrent but the TrainBatch has no rnn_states")
+        if steps % self.cfg.recurrence != 0:
+            raise ValueError(f"appo.recurrence ({self.cfg.recurrence}) must divide the batch's rollout ({steps})")
+        return self.cfg.recurrence
+
+    def _return_scale(self, values: Tensor) -> Tensor:
+        values = values.float()
+        return self.model.returns_normalizer.denormalize(values) if self.cfg.normalize_returns else values
+
+    def _set_lr(self, lr: float) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
+    @torch.no_grad()
+    def _targets(self, batch: TrainBatch) -> tuple[Tensor, Tensor, Tensor]:
+        """GAE advantages and returns in reward scale, value targets in value-head space; all [B, T]."""
+        cfg, model = self.cfg, self.model
+        values = self._return_scale(batch.values)
+        next_values = self._return_scale(self._bootstrap_values(batch))
+        advantages, returns = gae(
+            self._rewards(batch), values, next_values, batch.dones, batch.valids, cfg.gamma, cfg.gae_lambda
+        )
+        targets = returns
+        if cfg.normalize_returns:
+            model.returns_normalizer.update(returns[batch.valids])
+            targets = model.returns_normalizer.normalize(returns)
+        return advantages, returns, targets
+
+    def _bootstrap_values(self, batch: TrainBatch) -> Tensor:
+        """Current-model values [B] of the obs after the last step, from the state stored before it."""
+        steps = batch.rewards.shape[1]
+        states = None if batch.rnn_states is None else batch.rnn_states[:, steps]
+        with self._autocast():
+            _, values = self.model({k: v[:, steps] for k, v in batch.obs.items()}, states)
+        return values.float()
+
+    def _rewards(self, batch: TrainBatch) -> Tensor:
+        cfg = self.cfg
+        rewards = (batch.rewards.float() * cfg.reward_scale).clamp(-cfg.reward_clip, cfg.reward_clip)
+        if cfg.value_bootstrap:
+            # The post-truncation obs is not stored, so V(s_t) stands in for V(s_{t+1}).
+            rewards = rewards + cfg.gamma * self._return_scale(batch.values) * batch.time_outs.float()
+        return rewards
+
+    @torch.no_grad()
+    def _vtrace_targets(
+        self,
+        batch: TrainBatch,
+        obs: dict[str, Tensor],
+        initial_states: Tensor | None,
+        minibatches: list[tuple[slice, slice]],
+    ) -> tuple[Tensor, Tensor]:
+        """V-trace (pg_advantages, vs) [B, T] under the current model; vs doubles as the value target."""
+        cfg, model = self.cfg, self.model
+        num_traj, steps = batch.rewards.shape
+        dones = batch.dones.reshape(-1)
+        # Evaluated minibatch by minibatch so peak memory stays that of one SGD step.
+        params, values = [], []
+        for samples, chunks in minibatches:
+            states = None if initial_states is None else initial_states[chunks]
+            mb_params, mb_values = self._forward({k: v[samples] for k, v in obs.items()}, states, dones[samples])
+            params.append(mb_params)
+            values.append(mb_values)
+        params = torch.cat(params).reshape(num_traj, steps, -1)
+        masks = None if batch.action_masks is None else batch.action_masks[:, :steps]
+        log_probs = make_distribution(model.action_spec, params, masks).log_prob(batch.actions)
+        vs, advantages = vtrace(
+            log_rhos=log_probs - batch.log_probs.float(),
+            discounts=cfg.gamma * (1.0 - batch.dones.float()),
+            rewards=self._rewards(batch),
+            values=torch.cat(values).reshape(num_traj, steps),
+            bootstrap_value=self._bootstrap_values(batch),
+            rho_bar=cfg.vtrace_rho,
+            c_bar=cfg.vtrace_c,
+            valids=batch.valids,
+        )
+        return advantages, vs
+
+    def _forward(self, obs: dict[str, Tensor], initial_states: Tensor | None, dones: Tensor) -> tuple[Tensor, Tensor]:
+        """Flat obs [N, ...] holding whole chunks -> (params [N, P], values [N]), fp32 whatever the precision.
+
+        Recurrent models replay each chunk from its stored initial state (initial_states [chunks, S]).
+        """
+        with self._autocast():
+            if initial_states is None:
+                params, values = self.model(obs)
+            else:
+                num_chunks = initial_states.shape[0]
+                chunked = {k: v.reshape(num_chunks, -1, *v.shape[1:]) for k, v in obs.items()}
+                params, values = self.model.forward_sequences(chunked, initial_states, dones.reshape(num_chunks, -1))
+                params, values = params.flatten(0, 1), values.flatten(0, 1)
+        return params.float(), values.float()
+
+    def _autocast(self) -> torch.autocast:
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
 
     def _sgd_step(
         self,
@@ -344,6 +283,7 @@ class AppoLearner:
         targets: Tensor,
         valids: Tensor,
     ) -> dict[str, float]:
+        """One minibatch: forward, loss, backward, clip and step; then the schedule's rate for the next step."""
         cfg, model = self.cfg, self.model
         params, values = self._forward(obs, initial_states, dones)
         dist = make_distribution(model.action_spec, params, masks)
@@ -356,17 +296,16 @@ class AppoLearner:
             std = masked_mean((advantages - mean).pow(2), valids).sqrt().clamp(min=1e-7)
             advantages = (advantages - mean) / std
 
-        pol = policy_loss(log_probs, old_log_probs, advantages, valids, cfg.ppo_clip_ratio)
-        val = value_loss(values, old_values, targets, valids, cfg.ppo_clip_value)
-        ent = entropy_loss(entropy, valids)
+        # The loss, every term in one place: the clipped policy surrogate, the clipped value error, the
+        # exploration term appo.exploration_loss picks, and the optional KL penalty on top of the clip.
+        pg_loss = policy_loss(log_probs, old_log_probs, advantages, valids, cfg.ppo_clip_ratio)
+        v_loss = value_loss(values, old_values, targets, valids, cfg.ppo_clip_value)
+        ent_loss = entropy_loss(entropy, valids)
+        symmetric_kl = cfg.exploration_loss == "symmetric_kl"
+        exploration = masked_mean(symmetric_kl_to_uniform(dist), valids) if symmetric_kl else ent_loss
         kl = masked_mean(old_dist.kl(dist), valids)
-        extra: dict[str, Tensor] = {}
-        if cfg.exploration_loss == "symmetric_kl":
-            extra["exploration_loss"] = masked_mean(symmetric_kl_to_uniform(dist), valids)
-        exploration = extra.get("exploration_loss", ent)
-        loss = pol + cfg.value_loss_coeff * val + cfg.exploration_loss_coeff * exploration
-        if cfg.kl_loss_coeff > 0:
-            extra["kl_loss"] = kl
+        loss = pg_loss + cfg.value_loss_coeff * v_loss + cfg.exploration_loss_coeff * exploration
+        if cfg.kl_loss_coeff > 0:  # switched off, the penalty stays out of the backward pass
             loss = loss + cfg.kl_loss_coeff * kl
 
         self.optimizer.zero_grad(set_to_none=True)
@@ -375,37 +314,62 @@ class AppoLearner:
         max_norm = cfg.max_grad_norm if cfg.max_grad_norm > 0 else float("inf")
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
         self.optimizer.step()
+        kl_value = kl.item()
+        self._set_lr(self.lr_schedule.after_sgd_step(kl_value))
 
         with torch.no_grad():
             ratio = torch.exp(log_probs - old_log_probs)
             outside = (ratio < 1.0 / (1.0 + cfg.ppo_clip_ratio)) | (ratio > 1.0 + cfg.ppo_clip_ratio)
             clip_fraction = float(masked_mean(outside.float(), valids))
-        if cfg.lr_schedule == "kl_adaptive":
-            self._adapt_lr_to_kl(kl.item())
-
-        return {
+        stats = {
             "loss": loss.item(),
-            "policy_loss": pol.item(),
-            "value_loss": val.item(),
-            "entropy_loss": ent.item(),
+            "policy_loss": pg_loss.item(),
+            "value_loss": v_loss.item(),
+            "entropy_loss": ent_loss.item(),
             "entropy": masked_mean(entropy.detach(), valids).item(),
-            "kl": kl.item(),
+            "kl": kl_value,
             "grad_norm": float(grad_norm),
             "clip_fraction": clip_fraction,
-            **{key: value.item() for key, value in extra.items()},
         }
+        if symmetric_kl:
+            stats["exploration_loss"] = exploration.item()
+        if cfg.kl_loss_coeff > 0:
+            stats["kl_loss"] = kl_value
+        return stats
+
+    def _stat_keys(self) -> list[str]:
+        keys = list(_SGD_STAT_KEYS)
+        if self.cfg.exploration_loss == "symmetric_kl":
+            keys.append("exploration_loss")
+        if self.cfg.kl_loss_coeff > 0:
+            keys.append("kl_loss")
+        return keys
+
+    def set_hyperparameters(self, **kwargs: object) -> None:
+        """Change config fields while training; unknown names or bad values raise. The rate the schedule
+        carries is kept unless learning_rate itself changes."""
+        cfg = AppoConfig.model_validate({**self.cfg.model_dump(), **kwargs})
+        _check_exploration_loss(cfg, self.model.action_spec)
+        self.cfg = cfg
+        carried = None if "learning_rate" in kwargs else self.lr_schedule.lr
+        self.lr_schedule = LearningRateSchedule.from_config(cfg, self.lr_schedule.total_env_frames, carried)
+        for group in self.optimizer.param_groups:
+            group["betas"] = (cfg.adam_beta1, cfg.adam_beta2)
+            group["eps"] = cfg.adam_eps
+        self._set_lr(self.lr_schedule.lr)
 
     def state_dict(self) -> dict:
+        """What a checkpoint holds: {"model", "optimizer", "lr", "version"}."""
         return {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
-            "lr": float(self.lr),
+            **self.lr_schedule.state_dict(),
             "version": int(self.version),
         }
 
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.lr = float(state["lr"])
+        self.lr_schedule.load_state_dict(state)
         self.version = int(state["version"])
-        self._apply_lr()
+        self._set_lr(self.lr_schedule.lr)

@@ -7,13 +7,10 @@ ordinary [N, S] tensor without knowing the core's structure.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 from torch import Tensor, nn
 
-if TYPE_CHECKING:
-    from algos.models import ModelConfig
+from algos.model_config import ModelConfig
 
 
 class IdentityCore(nn.Module):

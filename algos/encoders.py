@@ -8,16 +8,13 @@ exposes `out_features`, the width of its [N, out_features] output.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
+from algos.model_config import ModelConfig
 from algos.spaces import ObsSpec
-
-if TYPE_CHECKING:
-    from algos.models import ModelConfig
 
 NONLINEARITIES: dict[str, type[nn.Module]] = {"elu": nn.ELU, "relu": nn.ReLU, "tanh": nn.Tanh}
 

@@ -5,7 +5,7 @@ objective: the env's true objective where it reports one, else the mean return. 
 `pbt_replace_fraction` is replaced by a policy drawn from the best fraction, when the gap between them is
 large enough both relatively (`pbt_replace_reward_gap` times the better objective's magnitude) and
 absolutely (`pbt_replace_reward_gap_absolute`). A replaced policy takes a copy of the better one's weights
-and a mutated copy of its hyperparameters: each mutable value changes with probability
+and a mutated copy of its hyperparameters: each mutable value (algos.tunables) changes with probability
 `pbt_mutation_rate`, multiplied or divided by a factor drawn from [pbt_perturb_min, pbt_perturb_max], and
 kept within its bounds. Gamma mutates as its horizon 1 / (1 - gamma), and only with `pbt_optimize_gamma`.
 
@@ -20,16 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-# hyperparameter -> (low, high): what mutation may reach
-BOUNDS: dict[str, tuple[float, float]] = {
-    "learning_rate": (1e-6, 1e-2),
-    "exploration_loss_coeff": (0.0, 0.1),
-    "value_loss_coeff": (0.01, 5.0),
-    "ppo_clip_ratio": (0.01, 0.5),
-    "ppo_clip_value": (0.01, 5.0),
-    "max_grad_norm": (0.1, 100.0),
-    "gamma": (0.9, 0.9999),
-}
+from algos.tunables import GAMMA, TUNABLES
+
 SHAPING_BOUND = 100.0  # a reward-shaping coefficient stays within +-this
 
 
@@ -111,23 +103,25 @@ def _perturb(value: float, cfg: PbtConfig, rng: np.random.Generator) -> float:
 
 
 def mutate(hyperparameters: dict, cfg: PbtConfig, rng: np.random.Generator) -> tuple[dict, dict]:
-    """(a mutated copy, what changed as name -> (before, after)). Only BOUNDS keys (gamma with
+    """(a mutated copy, what changed as name -> (before, after)). Only the tunables with bounds (gamma with
     pbt_optimize_gamma) and, with pbt_mutate_reward_shaping, each reward-shaping coefficient mutate; a value
     of zero (switched off) stays zero."""
     out = dict(hyperparameters)
     changed: dict = {}
-    for name, (low, high) in BOUNDS.items():
-        if name not in out or (name == "gamma" and not cfg.pbt_optimize_gamma):
+    for tunable in TUNABLES:
+        name = tunable.name
+        if not tunable.pbt_mutable or name not in out or (tunable is GAMMA and not cfg.pbt_optimize_gamma):
             continue
         if rng.random() >= cfg.pbt_mutation_rate:
             continue
         before = float(out[name])
-        if name == "gamma":  # the horizon 1 / (1 - gamma) is what scales
+        if tunable.mutates_as == "horizon":
             after = 1.0 - 1.0 / _perturb(1.0 / (1.0 - before), cfg, rng)
         elif before == 0.0:
             continue  # a value switched off (no exploration loss) stays off
         else:
             after = _perturb(before, cfg, rng)
+        low, high = tunable.bounds
         after = min(max(after, low), high)
         if after != before:
             out[name] = after

@@ -2,7 +2,7 @@
 
 ModelConfig stores only names (so configs stay JSON); the factories live here. Register a
 custom model before the config that names it is validated. The built-ins are registered
-as "default" by algos.models.
+as "default" by algos.models when it is imported.
 
 Interfaces a factory's module must follow:
 - encoder  factory(cfg, obs_specs): forward(normalized obs dict of [N, ...]) -> [N, out_features];
@@ -17,19 +17,20 @@ Interfaces a factory's module must follow:
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
+from pydantic import BaseModel
 from torch import nn
 
 from algos.spaces import ActionSpec, ObsSpec
 
-if TYPE_CHECKING:
-    from algos.models import ModelConfig
-
-EncoderFactory = Callable[["ModelConfig", dict[str, ObsSpec]], nn.Module]
-CoreFactory = Callable[["ModelConfig", int], nn.Module]
-ActorCriticFactory = Callable[["ModelConfig", dict[str, ObsSpec], ActionSpec], nn.Module]
+# A factory's first argument is the ModelConfig (algos.model_config). That module validates its names here,
+# so the registry types it only as a pydantic model rather than import it back.
+EncoderFactory = Callable[[BaseModel, dict[str, ObsSpec]], nn.Module]
+CoreFactory = Callable[[BaseModel, int], nn.Module]
+ActorCriticFactory = Callable[[BaseModel, dict[str, ObsSpec], ActionSpec], nn.Module]
 Kind = Literal["encoder", "core", "actor_critic"]
+BUILT_IN = "default"  # the name algos.models registers its encoder, core and actor-critic under
 
 _FACTORIES: dict[str, dict[str, Callable[..., nn.Module]]] = {"encoder": {}, "core": {}, "actor_critic": {}}
 
@@ -55,17 +56,18 @@ def register_actor_critic(name: str, factory: ActorCriticFactory) -> None:
     _register("actor_critic", name, factory)
 
 
+def check_name(kind: Kind, name: str) -> None:
+    """Raise, listing what is registered, unless `name` is a registered `kind` or the built-in.
+
+    The built-in counts before algos.models registers it: a config may be validated where no model is built.
+    """
+    names = dict.fromkeys([BUILT_IN, *_FACTORIES[kind]])
+    if name not in names:
+        raise ValueError(f"model.{kind}: unknown {kind} {name!r}; registered: {', '.join(names)}")
+
+
 def lookup(kind: Kind, name: str) -> Callable[..., nn.Module]:
-    """The factory registered as `name`; the error lists what is registered."""
-    registered = _FACTORIES[kind]
-    if name not in registered:
-        raise ValueError(f"model.{kind}: unknown {kind} {name!r}; registered: {', '.join(registered)}")
-    return registered[name]
+    """The factory registered as `name`."""
+    check_name(kind, name)
+    return _FACTORIES[kind][name]
 
-
-def make_encoder(cfg: ModelConfig, obs_specs: dict[str, ObsSpec]) -> nn.Module:
-    return lookup("encoder", cfg.encoder)(cfg, obs_specs)
-
-
-def make_core(cfg: ModelConfig, in_features: int) -> nn.Module:
-    return lookup("core", cfg.core)(cfg, in_features)

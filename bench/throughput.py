@@ -52,6 +52,7 @@ from sampler.config.derived import learner_threads  # noqa: E402
 from sampler.config.keys import deep_merge  # noqa: E402
 from sampler.envs.contract import EnvContext  # noqa: E402
 from sampler.envs.families.registry import make_env, make_vector_env  # noqa: E402
+from sampler.machine import uses_bf16  # noqa: E402
 from sampler.run.sample import measure  # noqa: E402
 
 ROWS: dict[str, dict] = {
@@ -191,7 +192,8 @@ def train_cost(cfg, threads: int) -> float:
     try:
         obs_specs, action_spec = _specs(cfg)
         model = make_actor_critic(cfg.model, obs_specs, action_spec)
-        learner = AppoLearner(model, cfg.appo, torch.device("cpu"))
+        cpu = torch.device("cpu")
+        learner = AppoLearner(model, cfg.appo, cpu, bf16=uses_bf16(cfg.appo.precision, cpu))
         steps = cfg.appo.rollout
         trajectories = cfg.appo.batch_size * cfg.appo.num_batches_per_epoch // steps
         with torch.no_grad():

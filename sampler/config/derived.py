@@ -5,9 +5,9 @@ They are decided once per run, by `Placement.of`, and travel to the workers in t
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
+from sampler import machine
 from sampler.config.schema import ExperimentConfig
 
 
@@ -46,7 +46,7 @@ def learner_threads(cfg: ExperimentConfig) -> int:
     if cfg.run.learner_threads:
         return cfg.run.learner_threads
     if cfg.sampler.batched_sampling and resolved_device(cfg) == "cpu":
-        return len(os.sched_getaffinity(0))
+        return machine.usable_cores()
     return 1
 
 

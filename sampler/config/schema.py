@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from algos.appo_config import AppoConfig
-from algos.models import ModelConfig
+from algos.model_config import ModelConfig
 from algos.pbt import PbtConfig
 from sampler.envs.families import registry
 from sampler.envs.mapping import mapping_names

@@ -12,8 +12,8 @@ import json
 
 from pydantic import ValidationError
 
+from algos import tunables
 from sampler.errors import ControlError
-from sampler.run.workers.learner import HPARAM_KEYS
 
 COMMAND_TIMEOUT_SEC = 60.0
 
@@ -21,7 +21,7 @@ COMMAND_TIMEOUT_SEC = 60.0
 def check_hyperparameters(cfg, components: tuple[str, ...], args: dict) -> tuple[list[int], dict]:
     """The policies and changes of a `set` command, or a ControlError naming the first thing wrong with it."""
     changes = args.get("hyperparameters") or {}
-    allowed = [*HPARAM_KEYS, "reward_shaping"] if components else list(HPARAM_KEYS)
+    allowed = [*tunables.NAMES, "reward_shaping"] if components else list(tunables.NAMES)
     unknown = sorted(set(changes) - set(allowed))
     if not changes or unknown:
         raise ControlError(f"set takes hyperparameters among {', '.join(allowed)}; got {unknown or 'none'}")

@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from algos.cores import GruCore, IdentityCore, LstmCore
-from algos.models import ActorCritic, ModelConfig
+from algos.model_config import ModelConfig
+from algos.models import ActorCritic
 from algos.spaces import ActionSpec, ObsSpec
 
 OBS_SPECS = {"state": ObsSpec((3,), "float32"), "pixels": ObsSpec((1, 12, 12), "uint8")}

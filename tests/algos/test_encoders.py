@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from algos.encoders import ConvEncoder, DictEncoder, PlanesEncoder, VectorEncoder
-from algos.models import ActorCritic, ModelConfig
+from algos.model_config import ModelConfig
+from algos.models import ActorCritic
 from algos.spaces import ActionSpec, ObsSpec
 
 # Flattened conv output sizes, worked out by hand from the layer list.

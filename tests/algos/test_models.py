@@ -2,7 +2,8 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from algos.models import ActorCritic, ModelConfig
+from algos.model_config import ModelConfig
+from algos.models import ActorCritic
 from algos.pbt import PbtConfig
 from algos.spaces import ActionSpec, ObsSpec, obs_specs_from_dict, obs_specs_to_dict
 

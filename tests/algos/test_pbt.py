@@ -6,7 +6,10 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from algos.pbt import BOUNDS, PbtConfig, Replacement, due, mutate, rank, replacements
+from algos.pbt import PbtConfig, Replacement, due, mutate, rank, replacements
+from algos.tunables import TUNABLES
+
+BOUNDS = {t.name: t.bounds for t in TUNABLES if t.pbt_mutable}
 
 HPARAMS = {"learning_rate": 3e-4, "exploration_loss_coeff": 0.003, "value_loss_coeff": 0.5, "ppo_clip_ratio": 0.1,
            "ppo_clip_value": 0.2, "max_grad_norm": 4.0, "gamma": 0.99, "reward_scale": 1.0,

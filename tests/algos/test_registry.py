@@ -1,4 +1,7 @@
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -7,7 +10,8 @@ from torch import Tensor, nn
 
 from algos import registry
 from algos.appo import AppoConfig, AppoLearner, TrainBatch
-from algos.models import ActorCritic, ModelConfig, make_actor_critic
+from algos.model_config import ModelConfig
+from algos.models import ActorCritic, make_actor_critic
 from algos.spaces import ActionSpec, ObsSpec
 
 OBS_SPECS = {"obs": ObsSpec((5,), "float32")}
@@ -106,3 +110,10 @@ def test_a_taken_name_cannot_be_given_to_another_factory():
         registry.register_encoder("tiny_test_encoder", nn.Identity)
     with pytest.raises(ValueError, match="already registered"):
         registry.register_core("default", LeakyMemoryCore)
+
+
+def test_a_default_config_validates_before_algos_models_registers_the_built_ins():
+    # The sampler validates configs in processes that never build a model.
+    script = ("import sys; from algos.model_config import ModelConfig; ModelConfig(); "
+              "assert 'algos.models' not in sys.modules")
+    subprocess.run([sys.executable, "-c", script], check=True, cwd=Path(__file__).resolve().parents[2])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from algos.pbt import BOUNDS
+from algos.tunables import TUNABLES
 from tests.support import SMALL, sftui
 
 
@@ -27,8 +27,10 @@ def test_a_population_replaces_its_worst_with_mutated_copies_of_its_best_and_res
         assert d["mutated"], "pbt_mutation_rate 1.0 mutates every mutable value"
     for policy in {d["policy"] for d in decisions}:
         hparams = json.loads((folder / "policies" / f"p{policy}" / "hparams.json").read_text())
-        for name, (low, high) in BOUNDS.items():
-            assert low <= hparams[name] <= high, (name, hparams[name])
+        for tunable in TUNABLES:
+            if tunable.pbt_mutable:
+                low, high = tunable.bounds
+                assert low <= hparams[tunable.name] <= high, (tunable.name, hparams[tunable.name])
         history = (folder / "policies" / f"p{policy}" / "history.jsonl").read_text().splitlines()
         assert any(json.loads(line)["source"].startswith("pbt: copy of p") for line in history)
     statuses = [json.loads(line) for line in (folder / "status.jsonl").read_text().splitlines() if line.strip()]

@@ -7,6 +7,7 @@ entry-point group; modules named in `run.imports` register when they are importe
 from __future__ import annotations
 
 import difflib
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -84,16 +85,24 @@ def make_probe_env(cfg):
     return (make_vector_env if cfg.sampler.batched_sampling else make_env)(cfg, EnvContext(seed=cfg.run.seed))
 
 
+# Built-in families register the way plugins do: their module calls register_family when it is imported. Each
+# imports its env's own package (ale-py, vizdoom, pettingzoo, generals-bots, envpool) only when an env is built.
+BUILT_IN = (
+    "sampler.envs.families.atari",
+    "sampler.envs.families.doom.family",
+    "sampler.envs.families.gym_family",
+    "sampler.envs.families.pettingzoo",
+    "sampler.envs.families.generals",
+    "sampler.envs.families.envpool_family",
+)
+
+
 def _load_builtin_and_plugins() -> None:
     global _plugins_loaded
     if _plugins_loaded:
         return
     _plugins_loaded = True
-    from sampler.envs.families.doom import family  # noqa: F401, I001  (registers on import)
-    from sampler.envs.families import gym_family  # noqa: F401  (registers on import)
-    from sampler.envs.families import pettingzoo  # noqa: F401  (registers on import; pettingzoo loads lazily)
-    from sampler.envs.families import generals  # noqa: F401  (registers on import; generals-bots loads lazily)
-    from sampler.envs.families import envpool_family  # noqa: F401  (registers on import; envpool loads lazily)
-
+    for module in BUILT_IN:
+        importlib.import_module(module)
     for entry in entry_points(group="sftui.plugins"):
         entry.load()

@@ -8,14 +8,15 @@ masked out of the loss.
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from algos import tunables
 from algos.appo import AppoLearner, TrainBatch
+from sampler import machine
 from sampler.experiment import checkpoints
 from sampler.experiment.folders import write_json_atomic
 from sampler.run.threads import ThreadTuner, thread_choices
@@ -23,11 +24,6 @@ from sampler.run.workers.base import WorkerBase, run_worker, setup_process
 from sampler.shm import channels
 from sampler.shm.buffers import BufferLayout, LearnerExchange, SharedWeights, TrajectoryBuffers, release
 from sampler.status import LAG_HISTOGRAM_EDGES
-
-HPARAM_KEYS = (
-    "learning_rate", "gamma", "gae_lambda", "ppo_clip_ratio", "ppo_clip_value", "value_loss_coeff",
-    "exploration_loss_coeff", "max_grad_norm", "reward_scale",
-)
 
 
 def hparams_path(folder: Path, policy: int) -> Path:
@@ -70,7 +66,8 @@ class LearnerWorker(WorkerBase):
         self.spec_dicts = spec_dicts
         self.device = torch.device(device)
         budget = cfg.run.train_for_env_steps // cfg.sampler.num_policies
-        self.learner = AppoLearner(model_factory().to(self.device), cfg.appo, self.device, total_env_frames=budget)
+        self.learner = AppoLearner(model_factory().to(self.device), cfg.appo, self.device, total_env_frames=budget,
+                                   bf16=machine.uses_bf16(cfg.appo.precision, self.device))
         self.reward_shaping: dict[str, float] | None = None
         if buffers.reward_components:
             self.reward_shaping = {name: 0.0 for name in buffers.reward_components}
@@ -83,7 +80,7 @@ class LearnerWorker(WorkerBase):
         self.weights.publish(policy, self.learner.model.state_dict(), self.learner.version)
         self.trajectories_per_batch = cfg.appo.batch_size * cfg.appo.num_batches_per_epoch // cfg.appo.rollout
         self.pending: list[int] = []
-        choices = thread_choices(cfg, len(os.sched_getaffinity(0)))
+        choices = thread_choices(cfg, machine.usable_cores())
         self.tuner = ThreadTuner(choices, start=torch.get_num_threads()) if choices else None
         self._tuned: dict[int, float] = {}  # the tuner's rates last reported
         self.send("ready", version=self.learner.version, env_frames=self.policy_env_frames,
@@ -95,7 +92,7 @@ class LearnerWorker(WorkerBase):
     # ---- state ----------------------------------------------------------------------------------
 
     def hyperparameters(self) -> dict:
-        out = {key: getattr(self.learner.cfg, key) for key in HPARAM_KEYS}
+        out = {key: getattr(self.learner.cfg, key) for key in tunables.NAMES}
         if self.reward_shaping is not None:
             out["reward_shaping"] = dict(self.reward_shaping)
         return out

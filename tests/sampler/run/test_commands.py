@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from algos import tunables
 from sampler.config.build import build_config
 from sampler.errors import ControlError
 from sampler.run.commands import check_hyperparameters
@@ -18,6 +19,15 @@ def test_a_valid_change_goes_to_every_policy_or_to_the_one_named(cfg):
     assert check_hyperparameters(cfg, (), {"hyperparameters": {"learning_rate": 3e-4}}) == (
         [0, 1], {"learning_rate": 3e-4})
     assert check_hyperparameters(cfg, (), {"hyperparameters": {"gamma": 0.98}, "policy": 1})[0] == [1]
+
+
+def test_set_takes_exactly_the_tunable_hyperparameters(cfg):
+    for name in tunables.NAMES:
+        value = getattr(cfg.appo, name)
+        assert check_hyperparameters(cfg, (), {"hyperparameters": {name: value}})[1] == {name: value}
+    with pytest.raises(ControlError) as e:
+        check_hyperparameters(cfg, (), {"hyperparameters": {"adam_eps": 1e-5}})
+    assert f"among {', '.join(tunables.NAMES)}; got ['adam_eps']" in str(e.value)
 
 
 def test_shaping_takes_numbers_for_the_envs_own_components(cfg):
