@@ -2,18 +2,21 @@
 the population and the opponent pool make through the supervisor.
 
 `RunCommands` is a part of the Supervisor, kept apart because it is the run's outside surface. It uses the
-supervisor's state, board, waiters and worker handles.
+supervisor's state, board, pending replies and worker handles.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
+from collections.abc import Callable
 
 from pydantic import ValidationError
 
 from algos import tunables
 from sampler.errors import ControlError
+from sampler.run.messages import Command, Pause, Reply, Resume, Save, SetHyperparameters
 
 COMMAND_TIMEOUT_SEC = 60.0
 
@@ -47,36 +50,34 @@ def check_hyperparameters(cfg, components: tuple[str, ...], args: dict) -> tuple
 
 class RunCommands:
     async def handle_command(self, cmd: str, args: dict):
+        """A control-socket command (the protocol's names), answered with a JSON-ready result."""
+        handlers = {"pause": self.pause, "resume": self.resume, "save": self.save_all, "stop": self.stop,
+                    "set": lambda: self.set_hyperparameters(args)}
+        if cmd not in handlers:
+            raise ControlError(f"unknown command {cmd!r}")
         if self.state not in ("running", "paused") and cmd != "stop":
             raise ControlError(f"the run is {self.state}")
-        if cmd == "pause":
-            return await self.pause()
-        if cmd == "resume":
-            return self.resume()
-        if cmd == "save":
-            return await self.save_all()
-        if cmd == "stop":
-            self.request_stop("stopped", "stop command")
-            return {"state": "stopping"}
-        if cmd == "set":
-            return self.set_hyperparameters(args)
-        raise ControlError(f"unknown command {cmd!r}")
+        result = handlers[cmd]()
+        return await result if inspect.isawaitable(result) else result
+
+    def stop(self) -> dict:
+        self.request_stop("stopped", "stop command")
+        return {"state": "stopping"}
 
     async def pause(self) -> dict:
         if self.state == "paused":
             return {"state": "paused"}
-        waiter = asyncio.get_running_loop().create_future()
-        self._waiters["paused"] = waiter
+        self._all_paused = asyncio.get_running_loop().create_future()
         for handle in self._alive():
             handle.paused = False
-            handle.send("pause")
+            handle.send(Pause())
         try:
-            await asyncio.wait_for(waiter, COMMAND_TIMEOUT_SEC)
+            await asyncio.wait_for(self._all_paused, COMMAND_TIMEOUT_SEC)
         except TimeoutError:
             busy = [h.name for h in self._alive() if not h.paused]
             raise ControlError(f"workers did not become idle: {', '.join(busy)}") from None
         finally:
-            self._waiters.pop("paused", None)
+            self._all_paused = None
         self._set_state("paused")
         return {"state": "paused", "env_frames": self.board.env_frames}
 
@@ -85,7 +86,7 @@ class RunCommands:
             return {"state": self.state}
         for handle in self._alive():
             handle.paused = False
-            handle.send("resume")
+            handle.send(Resume())
         self._set_state("running")
         return {"state": "running"}
 
@@ -94,37 +95,40 @@ class RunCommands:
         for handle in self._alive():
             if handle.kind != "learner" or (best_policy is not None and handle.policy != best_policy):
                 continue
-            futures.append(self._reply_future("saved"))
-            handle.send("save", env_frames=self.board.env_frames, elapsed_sec=self.elapsed_sec(),
-                        best=best_policy is not None, request=self._request_ids)
+            request, future = self._request()
+            futures.append(future)
+            handle.send(Save(request=request, env_frames=self.board.env_frames, elapsed_sec=self.elapsed_sec(),
+                             best=best_policy is not None))
         try:
-            return list(await asyncio.wait_for(asyncio.gather(*futures), COMMAND_TIMEOUT_SEC))
+            return [saved.path for saved in await asyncio.wait_for(asyncio.gather(*futures), COMMAND_TIMEOUT_SEC)]
         except TimeoutError:
             raise ControlError("learners did not save in time") from None
 
     def set_hyperparameters(self, args: dict) -> dict:
-        policies, changes = check_hyperparameters(self.cfg, self.buffers.reward_components, args)
+        policies, changes = check_hyperparameters(self.cfg, self.env.reward_components, args)
         for handle in self._alive():
             if handle.kind == "learner" and handle.policy in policies:
-                handle.send("set", hyperparameters=changes, source="set")
+                handle.send(SetHyperparameters(hyperparameters=changes, source="set"))
         self.board.event("set", f"policies {policies}: {json.dumps(changes)}")
         return {"policies": policies, "hyperparameters": changes}
 
-    async def ask_learner(self, policy: int, cmd: str, reply: str, timeout: float, **args) -> dict:
-        """Send a command to a policy's learner and wait for its reply of kind `reply`."""
+    async def ask_learner(self, policy: int, ask: Callable[..., Command], timeout: float) -> Reply:
+        """Sends a policy's learner the command `ask(request=...)` makes and waits for its reply."""
         handle = next((h for h in self._alive() if h.kind == "learner" and h.policy == policy), None)
         if handle is None:
             raise RuntimeError(f"learner_p{policy} is not running")
-        future = self._reply_future(reply)
-        handle.send(cmd, request=self._request_ids, **args)
+        request, future = self._request()
+        command = ask(request=request)
+        handle.send(command)
         try:
             return await asyncio.wait_for(future, timeout)
         except TimeoutError:
-            raise RuntimeError(f"learner_p{policy} did not answer {cmd} in {timeout:.0f} s") from None
+            raise RuntimeError(f"learner_p{policy} did not answer {type(command).__name__} in {timeout:.0f} s"
+                               ) from None
 
-    def _reply_future(self, reply: str) -> asyncio.Future:
-        """A future for the reply of kind `reply` to the next request; the request's id is `self._request_ids`."""
+    def _request(self) -> tuple[int, asyncio.Future]:
+        """A new request id, and the future its reply resolves (the supervisor matches replies by id)."""
         self._request_ids += 1
         future = asyncio.get_running_loop().create_future()
-        self._waiters[f"{reply}-{self._request_ids}"] = future
-        return future
+        self._replies[self._request_ids] = future
+        return self._request_ids, future

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import psutil
 
+from sampler.run.messages import Command, Heartbeat, Paused, Report, Resumed
 from sampler.status import WorkerStatus
 
 
@@ -28,7 +30,7 @@ class WorkerHandle:
     steps: int = 0
     steps_per_sec: float = 0.0
     mean_batch: float | None = None
-    expecting: dict = field(default_factory=dict)
+    expecting: dict[type, Any] = field(default_factory=dict)  # report type -> the future that awaits it
     _rate_mark: tuple[float, int] = (0.0, 0)
     _ps: object = None
 
@@ -53,25 +55,24 @@ class WorkerHandle:
         except psutil.NoSuchProcess:
             self._ps = None
 
-    def send(self, cmd: str, **args) -> None:
+    def send(self, command: Command) -> None:
         try:
-            self.conn.send((cmd, args))
+            self.conn.send(command)
         except (BrokenPipeError, OSError):
             pass  # its sentinel reports the death
 
-    def beat(self, kind: str, payload: dict) -> None:
+    def beat(self, report: Report) -> None:
+        """Any report shows the worker alive; heartbeats and pause acknowledgements also carry its state."""
         now = time.monotonic()
         self.last_beat = now
-        if kind == "paused":
-            self.paused = True
-        elif kind == "resumed":
-            self.paused = False
-        if self.state in ("starting", "stalled") or kind in ("paused", "resumed"):
+        if isinstance(report, Paused | Resumed):
+            self.paused = isinstance(report, Paused)
+        if self.state in ("starting", "stalled") or isinstance(report, Paused | Resumed):
             self.state = "paused" if self.paused else "running"
-        if "mean_batch" in payload:
-            self.mean_batch = payload["mean_batch"]
-        if "steps" in payload:
-            self.steps = payload["steps"]
+        if isinstance(report, Heartbeat) and report.mean_batch is not None:
+            self.mean_batch = report.mean_batch
+        if isinstance(report, Heartbeat | Paused):
+            self.steps = report.steps
             mark_time, mark_steps = self._rate_mark
             if now - mark_time >= 2.0:
                 self.steps_per_sec = (self.steps - mark_steps) / (now - mark_time)

@@ -19,17 +19,17 @@ from torch import Tensor, nn
 
 from algos.distributions import make_distribution
 from algos.spaces import ActionSpec
-from sampler.config.build import config_to_dict
-from sampler.config.derived import uses_local_inference
-from sampler.envs.contract import EnvContext
-from sampler.envs.families.registry import make_env, make_vector_env
+from sampler.config.schema import ExperimentConfig
+from sampler.envs.contract import EnvFacts
+from sampler.envs.families.registry import make_probe_env
 from sampler.errors import SftuiError
+from sampler.run.messages import Heartbeat, Stop, WorkerFailed
+from sampler.run.plan import RunPlan
 from sampler.run.workers.batched import batched_rollout_main
 from sampler.run.workers.inference import inference_main
 from sampler.run.workers.rollout import rollout_main
 from sampler.shm import channels
-from sampler.shm.buffers import BufferLayout, TrajectoryBuffers, release
-from sampler.shm.channels import MessageChannel, ReplyChannel
+from sampler.shm.buffers import release
 
 JOIN_TIMEOUT_SEC = 10.0
 
@@ -64,10 +64,10 @@ class SampleReport:
 
 
 class _Worker:
-    def __init__(self, ctx, name: str, target, *args):
+    def __init__(self, ctx, name: str, target, spec):
         self.name = name
         self.conn, child = ctx.Pipe(duplex=True)
-        self.process = ctx.Process(target=target, args=(child, *args), name=name, daemon=True)
+        self.process = ctx.Process(target=target, args=(child, spec), name=name, daemon=True)
         self.process.start()
         child.close()
         self.ready = False
@@ -76,10 +76,10 @@ class _Worker:
         """Reads what the worker said; an error report or a silent death ends the measurement."""
         try:
             while self.conn.poll():
-                kind, payload = self.conn.recv()
-                if kind == "error":
-                    raise SftuiError(f"{self.name} failed: {payload['error']}")
-                if kind == "heartbeat":
+                report = self.conn.recv()
+                if isinstance(report, WorkerFailed):
+                    raise SftuiError(f"{self.name} failed: {report.error}")
+                if isinstance(report, Heartbeat):
                     self.ready = True
         except (EOFError, OSError):
             pass
@@ -87,55 +87,40 @@ class _Worker:
             raise SftuiError(f"{self.name} died (exit code {self.process.exitcode})")
 
 
-def measure(cfg, seconds: float = 20.0, warmup: float = 5.0, on_tick=None) -> SampleReport:
+def measure(cfg: ExperimentConfig, seconds: float = 20.0, warmup: float = 5.0, on_tick=None) -> SampleReport:
     """Runs the sampler for warmup + seconds and returns the frames/s of the last `seconds`."""
     torch.set_num_threads(1)
     # Ctrl+C (and a SIGINT sent by hand) ends the measurement even when this process was started with
     # SIGINT ignored, as a shell does for background jobs; the supervisor does the same for training.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     ctx = mp.get_context("spawn")
-    batched = cfg.sampler.batched_sampling
-    probe = (make_vector_env if batched else make_env)(cfg, EnvContext(seed=cfg.run.seed))
-    obs_specs, action_spec = probe.obs_specs, probe.action_spec
-    num_agents, vector_envs = (1, probe.num_envs) if batched else (probe.num_agents, None)
+    probe = make_probe_env(cfg)
+    env = EnvFacts.of(probe, cfg.sampler.batched_sampling)
     probe.close()
-
-    layout = BufferLayout.for_run(cfg, num_agents, vector_envs)
-    buffers = TrajectoryBuffers(layout, obs_specs, action_spec, rnn_state_size=0)
-    num_policies = cfg.sampler.num_policies
-    shared = cfg.sampler.policy_workers_per_policy > 1
-    request_queues = [MessageChannel(ctx, shared_readers=shared) for _ in range(num_policies)]
-    learner_queues = [MessageChannel(ctx) for _ in range(num_policies)]
-    reply_queues = [ReplyChannel(ctx) for _ in range(cfg.sampler.num_workers)]
-    cfg_dict = config_to_dict(cfg)
-    actor = functools.partial(RandomActor, action_spec)
-
-    local = uses_local_inference(cfg)  # the pipeline training would use
+    plan = RunPlan.build(cfg, env, functools.partial(RandomActor, env.action_spec), ctx)
+    rollout = batched_rollout_main if cfg.sampler.batched_sampling else rollout_main
     workers: list[_Worker] = []
     # Ctrl+C waits until every worker is started: an interrupt in the middle of handing a child its
     # shared buffers could leave that child, and our exit, waiting on each other.
     blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
-        for policy in range(num_policies if not local else 0):
-            for i in range(cfg.sampler.policy_workers_per_policy):
-                workers.append(_Worker(ctx, f"inference_p{policy}_{i}", inference_main, f"inference_p{policy}_{i}",
-                                       policy, cfg_dict, buffers, None, actor, request_queues[policy],
-                                       reply_queues, "cpu"))
+        for spec in plan.inference_specs():
+            workers.append(_Worker(ctx, spec.name, inference_main, spec))
         for index in range(cfg.sampler.num_workers):
-            workers.append(_Worker(ctx, f"rollout_{index}", batched_rollout_main if batched else rollout_main,
-                                   index, 0, cfg_dict, buffers, layout,
-                                   request_queues, reply_queues[index], learner_queues,
-                                   (actor, None) if local else None))
+            spec = plan.rollout_spec(index)
+            workers.append(_Worker(ctx, spec.name, rollout, spec))
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
-        return _drain(cfg, workers, buffers, layout, learner_queues, reply_queues, seconds, warmup, on_tick)
+        return _drain(plan, workers, seconds, warmup, on_tick)
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         _stop(workers)
 
 
-def _drain(cfg, workers, buffers, layout, learner_queues, reply_queues, seconds, warmup, on_tick) -> SampleReport:
+def _drain(plan: RunPlan, workers: list[_Worker], seconds: float, warmup: float, on_tick) -> SampleReport:
+    """The learner's stand-in: frees each trajectory as it arrives and counts its frames."""
+    cfg, layout, learner_queues, reply_queues = plan.cfg, plan.layout, plan.learner_queues, plan.reply_queues
     frames_per_trajectory = cfg.appo.rollout * cfg.env.frameskip
-    np_ = buffers.numpy_views()
+    np_ = plan.buffers.numpy_views()
     readers = [q.reader for q in learner_queues]
     frames = 0
     started = measured_from = None
@@ -171,7 +156,7 @@ def _drain(cfg, workers, buffers, layout, learner_queues, reply_queues, seconds,
 def _stop(workers: list[_Worker]) -> None:
     for worker in workers:
         try:
-            worker.conn.send(("stop", {}))
+            worker.conn.send(Stop())
         except (BrokenPipeError, OSError):
             pass
     deadline = time.monotonic() + JOIN_TIMEOUT_SEC

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections import deque
 
+from sampler.run.messages import Trained
 from sampler.status import Event, Lag, PolicyStatus, RunStatus, WorkerStatus
 
 EPISODES_AVERAGED = 100
@@ -42,15 +43,15 @@ class PolicyStats:
         s = self.status
         s.episode_return = s.episode_length = s.true_objective = s.shaped_return = None
 
-    def add_training(self, report: dict) -> None:
+    def add_training(self, report: Trained) -> None:
         s = self.status
-        s.version = report["version"]
-        s.env_frames = report["env_frames"]
-        s.samples += report["samples"]
-        self.valid += report["valid_samples"]
-        self.total += report["samples"]
-        s.lag = Lag(**report["lag"])
-        stats = report["stats"]
+        s.version = report.version
+        s.env_frames = report.env_frames
+        s.samples += report.samples
+        self.valid += report.valid_samples
+        self.total += report.samples
+        s.lag = Lag(**report.lag)
+        stats = report.stats
         s.learning_rate = float(stats.get("lr", s.learning_rate))
         s.losses = {k: float(v) for k, v in stats.items() if "loss" in k}
         s.metrics.update({k: float(v) for k, v in stats.items() if "loss" not in k and k != "lr"})

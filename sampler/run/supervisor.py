@@ -19,35 +19,32 @@ from pathlib import Path
 import torch
 
 from algos.models import make_actor_critic
-from algos.spaces import obs_specs_to_dict
 from sampler import processes
-from sampler.config.build import config_to_dict
-from sampler.config.derived import resolved_device, uses_local_inference
 from sampler.envs.contract import EnvFacts
 from sampler.envs.families.registry import make_probe_env
 from sampler.errors import ControlError, ExperimentError
 from sampler.experiment.control import ControlServer, socket_path_for
 from sampler.experiment.folders import ExperimentLock, write_json_atomic
 from sampler.run import janitor
+from sampler.run.clock import RunClock
 from sampler.run.commands import RunCommands
 from sampler.run.handles import WorkerHandle
+from sampler.run.messages import Heartbeat, Pause, Ready, Report, Stop
+from sampler.run.plan import RunPlan
 from sampler.run.publish import StatusSinks
+from sampler.run.reports import RunReports
 from sampler.run.stats import StatsBoard
 from sampler.run.tensorboard import TensorboardWriter
 from sampler.run.workers.batched import batched_rollout_main
 from sampler.run.workers.inference import inference_main
 from sampler.run.workers.learner import learner_main
 from sampler.run.workers.rollout import rollout_main
-from sampler.shm.buffers import BufferLayout, LearnerExchange, SharedWeights, TrajectoryBuffers
-from sampler.shm.channels import MessageChannel, ReplyChannel
-from sampler.status import RunStatus
+from sampler.selfplay.pbt import Population
+from sampler.selfplay.pool import OpponentPool, check_checkpoints
+from sampler.shm.buffers import LearnerExchange
 
 log = logging.getLogger("sftui")
 
-TICK_SEC = 0.5
-BEST_CHECK_EVERY_SEC = 5.0
-POOL_WRITE_EVERY_SEC = 10.0  # ratings change with every game: pool.json is rewritten at most this often
-MIN_EPISODES_FOR_BEST = 10
 EXIT_CODES = {"finished": 0, "stopped": 0, "failed": 1}
 
 
@@ -55,7 +52,7 @@ class WorkerDied(RuntimeError):
     """A worker the run was waiting on exited."""
 
 
-class Supervisor(RunCommands):
+class Supervisor(RunCommands, RunReports, RunClock):
     def __init__(self, cfg, folder: Path, listeners=(), log_to_stderr: bool = True, env: EnvFacts | None = None):
         self.cfg = cfg
         self.env = env  # from the env `prepare` built to check the config; else the supervisor builds one
@@ -77,8 +74,9 @@ class Supervisor(RunCommands):
         self.elapsed_before = 0.0
         self.running_since: float | None = None
         self._stop = asyncio.Event()
-        self._waiters: dict[str, asyncio.Future] = {}
+        self._replies: dict[int, asyncio.Future] = {}  # request id -> the future its reply resolves
         self._request_ids = 0
+        self._all_paused: asyncio.Future | None = None  # while a pause waits for every worker to be idle
         self._last_save = self._last_best_check = time.monotonic()
         self.server: ControlServer | None = None
         self.population = None  # the PBT worker, with pbt.with_pbt
@@ -138,50 +136,17 @@ class Supervisor(RunCommands):
         cfg = self.cfg
         torch.set_num_threads(1)
         self._publish(persist=True)
-        batched = cfg.sampler.batched_sampling
         if self.env is None:
             probe = make_probe_env(cfg)
-            self.env = EnvFacts.of(probe, batched)
+            self.env = EnvFacts.of(probe, cfg.sampler.batched_sampling)
             probe.close()
-        obs_specs, action_spec = self.env.obs_specs, self.env.action_spec
-        num_agents, vector_envs, components = self.env.num_agents, self.env.num_envs, self.env.reward_components
-        self.device = resolved_device(cfg)
-
-        model_factory = functools.partial(make_actor_critic, cfg.model, obs_specs, action_spec)
-        initial = []
-        for policy in range(cfg.sampler.num_policies):
-            torch.manual_seed(cfg.run.seed + policy)
-            model = model_factory()
-            initial.append(model.state_dict())
-        self.layout = BufferLayout.for_run(cfg, num_agents, vector_envs)
-        self.buffers = TrajectoryBuffers(self.layout, obs_specs, action_spec, rnn_state_size=model.rnn_state_size,
-                                         poison=cfg.run.debug_poison, reward_components=components,
-                                         num_policies=cfg.sampler.num_policies)
-        self.weights = SharedWeights(initial, self.ctx)
-        self.exchange = None
-        if cfg.pbt.with_pbt:
-            from sampler.selfplay.pbt import Population
-
-            self.exchange = LearnerExchange(cfg.sampler.num_policies, LearnerExchange.capacity_for(model))
-            self.population = Population(cfg.pbt, self.folder, cfg.run.seed)
+        self.plan = plan = self._plan()
+        self.device = plan.placement.device
         num_policies = cfg.sampler.num_policies
-        shared = cfg.sampler.policy_workers_per_policy > 1
-        self.request_queues = [MessageChannel(self.ctx, shared_readers=shared) for _ in range(num_policies)]
-        self.learner_queues = [MessageChannel(self.ctx) for _ in range(num_policies)]
-        self.reply_queues = [ReplyChannel(self.ctx) for _ in range(cfg.sampler.num_workers)]
-        self.consumers_lock = self.ctx.Lock()
-        self.model_factory = model_factory
-        self.cfg_dict = config_to_dict(cfg)
-        self.spec_dicts = {
-            "obs": obs_specs_to_dict(obs_specs),
-            "action": action_spec.to_dict(),
-            "model": cfg.model.model_dump(mode="json"),
-        }
-
+        if cfg.pbt.with_pbt:
+            self.population = Population(cfg.pbt, self.folder, cfg.run.seed)
         if cfg.pool.enabled:
-            from sampler.selfplay.pool import OpponentPool, check_checkpoints
-
-            self.pool = OpponentPool(cfg, self.folder, num_policies, check_checkpoints(cfg, self.spec_dicts))
+            self.pool = OpponentPool(cfg, self.folder, num_policies, check_checkpoints(cfg, plan.spec_dicts))
 
         self.server = ControlServer(socket_path_for(self.folder), self.handle_command, cfg.run.experiment)
         await self.server.start()
@@ -192,44 +157,56 @@ class Supervisor(RunCommands):
         })
         self.sinks.server = self.server
         self.sinks.tb = TensorboardWriter(self.folder / "tb", num_policies)
-        envs = vector_envs or cfg.sampler.num_envs_per_worker
+        batched = cfg.sampler.batched_sampling
+        envs = self.env.num_envs or cfg.sampler.num_envs_per_worker
         log.info("starting %s: %s, %d worker(s) x %d env(s)%s, %d polic%s, device %s", cfg.run.experiment, cfg.env.name,
                  cfg.sampler.num_workers, envs, " (batched)" if batched else "", num_policies,
                  "y" if num_policies == 1 else "ies", self.device)
 
         learners = [self._spawn_learner(p) for p in range(num_policies)]
-        readies = await asyncio.gather(*(self._expect(h, "ready") for h in learners))
-        self.elapsed_before = max(r["elapsed_sec"] for r in readies)
-        for handle, ready in zip(learners, readies, strict=True):
-            policy = self.board.policies[handle.policy].status
-            policy.version, policy.env_frames = ready["version"], ready["env_frames"]
-            policy.hyperparameters = ready["hyperparameters"]
+        readies: list[Ready] = await asyncio.gather(*(self._expect(h, Ready) for h in learners))
+        self.elapsed_before = max(r.elapsed_sec for r in readies)
         for ready in readies:
-            log.info("policy %d learner: %s, %d torch thread(s), device %s", ready["policy"], ready["precision"],
-                     ready["threads"], self.device)
-            for skipped in ready["skipped"]:
-                log.warning("policy %d: %s", ready["policy"], skipped)
-                self.board.event("checkpoint", f"p{ready['policy']}: {skipped}")
-            if ready.get("checkpoint"):
-                log.info("policy %d restored from %s (state digest %s)", ready["policy"], ready["checkpoint"],
-                         ready["digest"])
+            policy = self.board.policies[ready.policy].status
+            policy.version, policy.env_frames = ready.version, ready.env_frames
+            policy.hyperparameters = ready.hyperparameters
+            log.info("policy %d learner: %s, %d torch thread(s), device %s", ready.policy, ready.precision,
+                     ready.threads, self.device)
+            for skipped in ready.skipped:
+                log.warning("policy %d: %s", ready.policy, skipped)
+                self.board.event("checkpoint", f"p{ready.policy}: {skipped}")
+            if ready.checkpoint:
+                log.info("policy %d restored from %s (state digest %s)", ready.policy, ready.checkpoint, ready.digest)
         if self.board.env_frames:
             log.info("resuming at %s env frames, %.0f s trained", f"{self.board.env_frames:,}", self.elapsed_before)
-        self.local_inference = uses_local_inference(cfg)
-        if not self.local_inference:
-            for policy in range(num_policies):
-                for i in range(cfg.sampler.policy_workers_per_policy):
-                    self._spawn_inference(policy, i)
+        for spec in plan.inference_specs():
+            self._spawn(WorkerHandle(spec.name, "inference", policy=spec.policy), inference_main, spec)
         for index in range(cfg.sampler.num_workers):
             self._spawn_rollout(index)
-        await asyncio.gather(*(self._expect(h, "heartbeat") for h in self.handles if h.kind == "rollout"))
+        await asyncio.gather(*(self._expect(h, Heartbeat) for h in self.handles if h.kind == "rollout"))
         self._set_state("running")
         self._check_budget()
 
-    def _spawn(self, handle: WorkerHandle, target, *args) -> WorkerHandle:
+    def _plan(self) -> RunPlan:
+        """The run's layout, with each policy's initial weights (seeded per policy) published before any worker
+        starts."""
+        cfg, env = self.cfg, self.env
+        model = functools.partial(make_actor_critic, cfg.model, env.obs_specs, env.action_spec)
+        initial = []
+        for policy in range(cfg.sampler.num_policies):
+            torch.manual_seed(cfg.run.seed + policy)
+            initial.append(model().state_dict())
+        probe = model()
+        exchange = None
+        if cfg.pbt.with_pbt:
+            exchange = LearnerExchange(cfg.sampler.num_policies, LearnerExchange.capacity_for(probe))
+        return RunPlan.build(cfg, env, model, self.ctx, initial_weights=initial, rnn_state_size=probe.rnn_state_size,
+                             exchange=exchange)
+
+    def _spawn(self, handle: WorkerHandle, target, spec) -> WorkerHandle:
         parent, child = self.ctx.Pipe(duplex=True)
         handle.conn = parent
-        handle.process = self.ctx.Process(target=target, args=(child, *args), name=handle.name, daemon=False)
+        handle.process = self.ctx.Process(target=target, args=(child, spec), name=handle.name, daemon=False)
         handle.process.start()
         child.close()
         handle.started()
@@ -241,73 +218,23 @@ class Supervisor(RunCommands):
         return handle
 
     def _spawn_learner(self, policy: int) -> WorkerHandle:
-        handle = WorkerHandle(f"learner_p{policy}", "learner", policy=policy)
-        return self._spawn(handle, learner_main, policy, self.cfg_dict, self.buffers, self.layout, self.weights,
-                           self.model_factory, self.learner_queues[policy], self.reply_queues,
-                           self.consumers_lock, str(self.folder), self.spec_dicts, self.device, self.exchange)
-
-    def _spawn_inference(self, policy: int, index: int) -> WorkerHandle:
-        handle = WorkerHandle(f"inference_p{policy}_{index}", "inference", policy=policy)
-        return self._spawn(handle, inference_main, handle.name, policy, self.cfg_dict, self.buffers, self.weights,
-                           self.model_factory, self.request_queues[policy], self.reply_queues, self.device)
+        spec = self.plan.learner_spec(policy, str(self.folder))
+        return self._spawn(WorkerHandle(spec.name, "learner", policy=policy), learner_main, spec)
 
     def _spawn_rollout(self, index: int, handle: WorkerHandle | None = None) -> WorkerHandle:
         handle = handle or WorkerHandle(f"rollout_{index}", "rollout", index=index)
-        local = (self.model_factory, self.weights) if self.local_inference else None
-        pool = (self.model_factory, str(self.folder)) if self.pool is not None else None
+        spec = self.plan.rollout_spec(index, handle.incarnation,
+                                      pool_folder=str(self.folder) if self.pool is not None else None)
         target = batched_rollout_main if self.cfg.sampler.batched_sampling else rollout_main
-        return self._spawn(handle, target, index, handle.incarnation, self.cfg_dict, self.buffers, self.layout,
-                           self.request_queues, self.reply_queues[index], self.learner_queues, local, pool)
+        return self._spawn(handle, target, spec)
 
-    async def _expect(self, handle: WorkerHandle, kind: str) -> dict:
+    async def _expect(self, handle: WorkerHandle, report_type: type) -> Report:
+        """The next report of `report_type` from `handle` (its death raises WorkerDied instead)."""
         future = asyncio.get_running_loop().create_future()
-        handle.expecting[kind] = future
+        handle.expecting[report_type] = future
         return await future
 
-    # ---- worker reports -------------------------------------------------------------------------
-
-    def _on_message(self, handle: WorkerHandle) -> None:
-        try:
-            while handle.conn.poll():
-                kind, payload = handle.conn.recv()
-                self._handle_report(handle, kind, payload)
-        except (EOFError, OSError):
-            asyncio.get_running_loop().remove_reader(handle.conn.fileno())
-
-    def _handle_report(self, handle: WorkerHandle, kind: str, payload: dict) -> None:
-        handle.beat(kind, payload)
-        future = handle.expecting.pop(kind, None)
-        if future is not None and not future.done():
-            future.set_result(payload)
-        if kind == "heartbeat" and handle.kind == "rollout":
-            for policy, ret, length, objective, extra, shaped in payload.get("episodes", ()):
-                self.board.policies[policy].add_episode(ret, length, objective, extra, shaped)
-            if self.pool is not None:
-                for game in payload.get("games", ()):
-                    self.pool.record(game)
-                self.pool.count_seats(*payload.get("seats", (0, 0)))
-        elif kind == "train":
-            self.board.policies[handle.policy].add_training(payload)
-        elif kind == "threads":
-            log.info("policy %d learner: %s", handle.policy, payload["message"])
-            self.board.event("learner", f"p{handle.policy} learner: {payload['message']}")
-        elif kind == "hyperparameters":
-            self.board.policies[handle.policy].status.hyperparameters = payload["hyperparameters"]
-        elif kind == "paused":
-            self._resolve_when("paused", all(h.paused for h in self._alive()))
-        elif kind in ("pbt_published", "pbt_copied", "pool_saved"):
-            waiter = self._waiters.pop(f"{kind}-{payload.get('request')}", None)
-            if waiter is not None and not waiter.done():
-                waiter.set_result(payload)
-        elif kind == "saved":
-            self.board.event("checkpoint", f"saved {Path(payload['path']).relative_to(self.folder)}")
-            waiter = self._waiters.pop(f"saved-{payload.get('request')}", None)
-            if waiter is not None and not waiter.done():
-                waiter.set_result(payload["path"])
-        elif kind == "error":
-            handle.last_error = payload["error"]
-            detail = payload["traceback"]
-            log.error("%s failed: %s%s", handle.name, payload["error"], "\n" + detail if detail else "")
+    # ---- worker exits ----------------------------------------------------------------------------
 
     def _on_exit(self, handle: WorkerHandle) -> None:
         loop = asyncio.get_running_loop()
@@ -332,7 +259,7 @@ class Supervisor(RunCommands):
                      self.cfg.run.max_worker_restarts)
             self._spawn_rollout(handle.index, handle)
             if self.state == "paused":
-                handle.send("pause")
+                handle.send(Pause())
             return
         self.request_stop("failed", f"{handle.name} died: {reason}")
         for future in handle.expecting.values():
@@ -341,11 +268,6 @@ class Supervisor(RunCommands):
 
     def _alive(self) -> list[WorkerHandle]:
         return [h for h in self.handles if h.alive]
-
-    def _resolve_when(self, key: str, condition: bool) -> None:
-        waiter = self._waiters.get(key)
-        if condition and waiter is not None and not waiter.done():
-            waiter.set_result(True)
 
     # ---- stop requests ---------------------------------------------------------------------------
 
@@ -358,7 +280,7 @@ class Supervisor(RunCommands):
             self.error = reason
         self._stop.set()
 
-    # ---- periodic work --------------------------------------------------------------------------
+    # ---- state ----------------------------------------------------------------------------------
 
     def elapsed_sec(self) -> float:
         running = time.monotonic() - self.running_since if self.running_since is not None else 0.0
@@ -376,97 +298,6 @@ class Supervisor(RunCommands):
         log.info("state: %s", state)
         self._publish(persist=True)
 
-    async def _tick_forever(self) -> None:
-        while True:
-            await asyncio.sleep(TICK_SEC)
-            try:
-                await self._tick()
-            except Exception:  # noqa: BLE001 - a reporting error must not kill the run
-                log.exception("status tick failed")
-
-    async def _tick(self) -> None:
-        now = time.monotonic()
-        for handle in self._alive():
-            if not handle.process.is_alive():  # a death whose sentinel something else still holds open
-                self._on_exit(handle)
-                continue
-            if handle.check_stall(now, self.cfg.run.stall_timeout_sec):
-                self.board.event("worker_stalled", f"{handle.name} silent for {self.cfg.run.stall_timeout_sec:.0f} s")
-                log.warning("%s stalled", handle.name)
-        self._publish()
-        if self.state != "running":
-            return
-        self._check_budget()
-        if self.population is not None and self.population.due(self.board.env_frames):
-            self.population.busy = True
-            asyncio.create_task(self._population_update())
-        if self.pool is not None:
-            if self.pool.due(self.board.env_frames):
-                self.pool.busy = True
-                asyncio.create_task(self._pool_snapshot())
-            if self.pool.dirty and now - self._last_pool_write >= POOL_WRITE_EVERY_SEC:
-                self._last_pool_write = now
-                self.pool.write()
-        if now - self._last_save >= self.cfg.run.save_every_sec:
-            self._last_save = now
-            asyncio.create_task(self._save_quietly())
-        if now - self._last_best_check >= BEST_CHECK_EVERY_SEC:
-            self._last_best_check = now
-            self._check_best()
-
-    async def _save_quietly(self, best_policy: int | None = None) -> None:
-        try:
-            await self.save_all(best_policy)
-        except ControlError as e:
-            log.warning("checkpoint not saved: %s", e)
-
-    async def _population_update(self) -> None:
-        try:
-            await self.population.update(self, self.board.env_frames)
-        except Exception as e:  # noqa: BLE001 - a failed update is reported; training goes on
-            self.board.event("pbt", f"update failed: {e}")
-            log.exception("pbt update failed")
-
-    async def _pool_snapshot(self) -> None:
-        try:
-            added = await self.pool.snapshot(self, self.board.env_frames)
-        except Exception as e:  # noqa: BLE001 - a failed snapshot is reported; training goes on
-            self.board.event("pool", f"snapshot failed: {e}")
-            log.exception("pool snapshot failed")
-            return
-        text = f"snapshot {', '.join(added)} joined the pool ({len(self.pool.members)} members)"
-        self.board.event("pool", text)
-        log.info("pool: %s", text)
-
-    def _check_budget(self) -> None:
-        if self.board.env_frames >= self.cfg.run.train_for_env_steps:
-            self.request_stop("finished", f"reached {self.board.env_frames:,} env frames")
-        elif self.elapsed_sec() >= self.cfg.run.train_for_seconds:
-            self.request_stop("finished", f"trained for {self.elapsed_sec():.0f} s")
-
-    def _check_best(self) -> None:
-        if self.board.env_frames < self.cfg.run.save_best_after_env_steps:
-            return
-        for policy in self.board.policies:
-            s = policy.status
-            if len(policy.returns) < MIN_EPISODES_FOR_BEST or s.episode_return is None:
-                continue
-            if s.best_return is None or s.episode_return > s.best_return + 1e-3:
-                s.best_return = s.episode_return
-                asyncio.create_task(self._save_quietly(best_policy=s.policy_id))
-
-    def _status(self) -> RunStatus:
-        workers = [h.status() for h in self.handles]
-        status = self.board.status(self.state, self.elapsed_sec(), workers, self.error)
-        if self.pool is not None:
-            status.pool = self.pool.status()
-            for policy in status.policies:
-                policy.rating = round(self.pool.rating(policy.policy_id), 1)
-        return status
-
-    def _publish(self, persist: bool | None = None) -> None:
-        self.sinks.publish(self._status(), persist)
-
     # ---- stop -----------------------------------------------------------------------------------
 
     async def _shutdown(self) -> None:
@@ -474,7 +305,7 @@ class Supervisor(RunCommands):
         self._publish(persist=True)
         for handle in self._alive():
             if handle.kind == "rollout":
-                handle.send("stop")
+                handle.send(Stop())
         if any(h.kind == "learner" for h in self._alive()):
             try:
                 paths = await self.save_all()
@@ -482,7 +313,7 @@ class Supervisor(RunCommands):
             except (ControlError, RuntimeError) as e:
                 log.error("final checkpoint not saved: %s", e)
         for handle in self._alive():
-            handle.send("stop")
+            handle.send(Stop())
         await self._join_all()
         if self.pool is not None:
             self.pool.write()

@@ -9,6 +9,8 @@ No rule read off the config tells these apart, so the learner tries each count a
 
 from __future__ import annotations
 
+from sampler.config.schema import ExperimentConfig
+
 
 class ThreadTuner:
     """Trains `window_sec` with each thread count in turn, keeps the fastest, and tries again every `recheck_sec`.
@@ -75,15 +77,13 @@ class ThreadTuner:
         return f"{self.current} torch thread(s) (trained frames/s: {rates})"
 
 
-def thread_choices(cfg, cores: int) -> list[int]:
+def thread_choices(cfg: ExperimentConfig, device: str, cores: int) -> list[int]:
     """The counts a learner tries: 1, 2, 4... up to `cores`; none when the count is fixed: run.learner_threads
     set, a GPU learner, several learners that would share the cores, or batched sampling, whose rollout workers
     only move arrays and leave the cores to the learner (CartPole batched: 66,400 FPS tuning, 69,400 fixed on
     every core, the 20 s a window spends on 1 thread being the difference)."""
-    from sampler.config.derived import resolved_device
-
     fixed = cfg.run.learner_threads or cfg.sampler.batched_sampling or cfg.sampler.num_policies > 1
-    if fixed or resolved_device(cfg) != "cpu" or cores < 2:
+    if fixed or device != "cpu" or cores < 2:
         return []
     choices, count = [], 1
     while count < cores:

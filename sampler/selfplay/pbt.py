@@ -9,6 +9,7 @@ which also holds the frame count of the last update, so a resumed run keeps the 
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -19,6 +20,7 @@ import numpy as np
 
 from algos.pbt import PbtConfig, due, mutate, replacements
 from sampler.experiment.folders import write_json_atomic
+from sampler.run.messages import PbtCopy, PbtPublish
 
 log = logging.getLogger("sftui")
 REPLY_TIMEOUT_SEC = 60.0
@@ -56,18 +58,17 @@ class Population:
         if chosen:
             published = {}
             for source in sorted({r.source for r in chosen}):
-                published[source] = await supervisor.ask_learner(source, "pbt_publish", "pbt_published",
-                                                                 REPLY_TIMEOUT_SEC)
+                published[source] = await supervisor.ask_learner(source, PbtPublish, REPLY_TIMEOUT_SEC)
             for r in chosen:
                 hyperparameters, changed = mutate(policies[r.source].status.hyperparameters, self.cfg, self.rng)
-                reply = await supervisor.ask_learner(r.policy, "pbt_copy", "pbt_copied", REPLY_TIMEOUT_SEC,
-                                                     source=r.source, hyperparameters=hyperparameters)
+                ask = functools.partial(PbtCopy, source=r.source, hyperparameters=hyperparameters)
+                reply = await supervisor.ask_learner(r.policy, ask, REPLY_TIMEOUT_SEC)
                 decision = {
                     "time": time.time(), "env_frames": env_frames, "policy": r.policy, "source": r.source,
                     "objectives": [objectives[r.policy], objectives[r.source]], "gap": r.gap,
-                    "mutated": {k: list(v) for k, v in changed.items()}, "version": reply["version"],
-                    "digest_before": reply["digest_before"], "digest_after": reply["digest_after"],
-                    "source_digest": published[r.source]["digest"],
+                    "mutated": {k: list(v) for k, v in changed.items()}, "version": reply.version,
+                    "digest_before": reply.digest_before, "digest_after": reply.digest_after,
+                    "source_digest": published[r.source].digest,
                 }
                 taken.append(decision)
                 text = (f"p{r.policy} <- p{r.source} (objective {objectives[r.policy]:.3g} vs "

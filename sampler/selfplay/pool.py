@@ -15,6 +15,7 @@ them. Each finished game is reported to the supervisor, which rates it (algos/el
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -27,6 +28,7 @@ from algos.elo import INITIAL_RATING, pfsp_weights, rate_game
 from sampler.errors import ConfigError, ExperimentError
 from sampler.experiment import checkpoints
 from sampler.experiment.folders import write_json_atomic
+from sampler.run.messages import PoolSnapshot
 
 log = logging.getLogger("sftui")
 POOL_POLICY = -1  # the policy id a pool member's steps carry
@@ -130,19 +132,18 @@ class OpponentPool:
             replies = []
             try:
                 for policy in range(self.num_policies):
-                    replies.append(await supervisor.ask_learner(policy, "pool_snapshot", "pool_saved",
-                                                                SNAPSHOT_TIMEOUT_SEC, directory=str(self.dir),
-                                                                env_frames=env_frames))
+                    ask = functools.partial(PoolSnapshot, directory=str(self.dir), env_frames=env_frames)
+                    replies.append(await supervisor.ask_learner(policy, ask, SNAPSHOT_TIMEOUT_SEC))
             except BaseException:
                 for reply in replies:  # all policies join together or none does
-                    Path(reply["path"]).unlink(missing_ok=True)
+                    Path(reply.path).unlink(missing_ok=True)
                 raise
             added = []
             for policy, reply in enumerate(replies):
-                name = Path(reply["path"]).stem
+                name = Path(reply.path).stem
                 self.members = [m for m in self.members if m["name"] != name]
-                self.members.append({"name": name, "path": reply["path"], "kind": "snapshot", "policy": policy,
-                                     "version": reply["version"], "env_frames": env_frames, "time": time.time()})
+                self.members.append({"name": name, "path": reply.path, "kind": "snapshot", "policy": policy,
+                                     "version": reply.version, "env_frames": env_frames, "time": time.time()})
                 self.ratings[name] = self.ratings[policy_name(policy)]  # a frozen copy starts where its policy is
                 self.games[name] = 0
                 added.append(name)

@@ -13,9 +13,16 @@ import signal
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from multiprocessing.connection import Connection, wait
+from typing import Any
 
+import torch
+
+from sampler.config.build import import_modules
+from sampler.config.schema import ExperimentConfig
 from sampler.errors import SftuiError
+from sampler.run.messages import Command, Exited, Heartbeat, Pause, Paused, Report, Resume, Resumed, Stop, WorkerFailed
 
 PR_SET_PDEATHSIG = 1
 HEARTBEAT_SEC = 0.5
@@ -52,28 +59,25 @@ def close_on_exec() -> None:
                 pass  # the fd listing itself, already closed
 
 
-def setup_process(cfg_dict: dict, torch_threads: int | None = None):
-    """Start-up of every worker; returns the config, rebuilt here so that run.imports register first.
+def setup_process(cfg: ExperimentConfig, torch_threads: int) -> None:
+    """Start-up of every worker: die with the supervisor, leave Ctrl+C to it, import `run.imports` (custom envs and
+    models register here before any is built), and set this process's torch threads on purpose.
 
-    `torch_threads` None means the learner's configured count.
+    The config itself arrives built, in the worker's spec: it is never rebuilt here.
     """
     die_with_parent()
     close_on_exec()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is the supervisor's to handle
-    from sampler.config.build import build_config
-    from sampler.config.derived import learner_threads
-
-    cfg = build_config(cfg_dict)
-    threads = torch_threads or learner_threads(cfg)
-    os.environ["OMP_NUM_THREADS"] = str(threads)
-    import torch
-
-    torch.set_num_threads(threads)
-    return cfg
+    import_modules(cfg.run.imports)
+    os.environ["OMP_NUM_THREADS"] = str(torch_threads)
+    torch.set_num_threads(torch_threads)
 
 
 class WorkerBase:
-    """A worker's loop skeleton: wait on the pipe and its data sources, answer commands, send heartbeats."""
+    """A worker's loop skeleton: wait on the pipe and its data sources, answer commands, send heartbeats.
+
+    `self.commands` maps each command type to its handler; a worker kind adds its own to the table.
+    """
 
     kind = "worker"
 
@@ -85,10 +89,12 @@ class WorkerBase:
         self.steps = 0
         self._last_beat = 0.0
         self._pause_acked = False
+        self.commands: dict[type, Callable[[Any], None]] = {
+            Pause: self._on_pause, Resume: self._on_resume, Stop: self._on_stop}
 
-    def send(self, kind: str, **payload) -> None:
+    def send(self, report: Report) -> None:
         try:
-            self.pipe.send((kind, payload))
+            self.pipe.send(report)
         except (BrokenPipeError, OSError):
             raise SupervisorGone from None
 
@@ -103,24 +109,23 @@ class WorkerBase:
             try:
                 if not self.pipe.poll():
                     return
-                cmd, args = self.pipe.recv()
+                command: Command = self.pipe.recv()
             except (EOFError, OSError):
                 raise SupervisorGone from None
-            self.handle_command(cmd, args)
+            handler = self.commands.get(type(command))
+            if handler is None:
+                raise ValueError(f"{self.name}: no handler for {type(command).__name__}")
+            handler(command)
 
-    def handle_command(self, cmd: str, args: dict) -> None:
-        if cmd == "pause":
-            self.paused = True
-        elif cmd == "resume":
-            self.paused = False
-            self.send("resumed")
-        elif cmd == "stop":
-            self.stopping = True
-        else:
-            self.on_command(cmd, args)
+    def _on_pause(self, _: Pause) -> None:
+        self.paused = True
 
-    def on_command(self, cmd: str, args: dict) -> None:
-        raise ValueError(f"{self.name}: unknown command {cmd!r}")
+    def _on_resume(self, _: Resume) -> None:
+        self.paused = False
+        self.send(Resumed())
+
+    def _on_stop(self, _: Stop) -> None:
+        self.stopping = True
 
     def settle_pause(self, idle: bool) -> None:
         """Acknowledges a pause, with the final step count, once this worker has no work in flight."""
@@ -128,32 +133,31 @@ class WorkerBase:
             self._pause_acked = False
         elif idle and not self._pause_acked:
             self._pause_acked = True
-            self.send("paused", steps=self.steps)
+            self.send(Paused(steps=self.steps))
 
-    def heartbeat(self, extra=None) -> None:
-        """Sends steps and `extra()` (computed only when a beat is due) every HEARTBEAT_SEC."""
+    def heartbeat(self, extra: Callable[[], dict] | None = None) -> None:
+        """Sends steps and `extra()` (Heartbeat fields, computed only when a beat is due) every HEARTBEAT_SEC."""
         now = time.monotonic()
         if now - self._last_beat >= HEARTBEAT_SEC:
             self._last_beat = now
-            self.send("heartbeat", steps=self.steps, paused=self.paused, **(extra() if extra else {}))
+            self.send(Heartbeat(steps=self.steps, paused=self.paused, **(extra() if extra else {})))
 
     def loop(self) -> None:
         raise NotImplementedError
 
 
-def run_worker(make_worker, *args) -> None:
-    """Process entry: build the worker, run its loop, report any error up the pipe before exiting."""
-    pipe: Connection = args[0]
+def run_worker(make_worker: Callable[[Connection, Any], WorkerBase], pipe: Connection, spec: Any) -> None:
+    """Process entry: build the worker from its spec, run its loop, report any error up the pipe before exiting."""
     try:
-        worker = make_worker(*args)
+        worker = make_worker(pipe, spec)
         worker.loop()
-        pipe.send(("exited", {}))
+        pipe.send(Exited())
     except SupervisorGone:
         sys.exit(0)
     except BaseException as e:  # noqa: BLE001 - everything is reported to the supervisor
         detail = "" if isinstance(e, SftuiError) else traceback.format_exc()  # a user's error says it all
         try:
-            pipe.send(("error", {"error": f"{type(e).__name__}: {e}", "traceback": detail}))
+            pipe.send(WorkerFailed(error=f"{type(e).__name__}: {e}", traceback=detail))
         except (BrokenPipeError, OSError):
             pass
         sys.exit(1)

@@ -16,14 +16,18 @@ and the recurrent state is zeroed again for the new episode's first real step.
 
 from __future__ import annotations
 
+from multiprocessing.connection import Connection
+
 import numpy as np
 import torch
 
 from sampler.envs.contract import EnvContext
+from sampler.envs.families.registry import make_vector_env
 from sampler.envs.vector import VectorStep
 from sampler.run.workers.acting import Actor
 from sampler.run.workers.base import WorkerBase, run_worker, setup_process
-from sampler.shm.buffers import FREE, LEARNER, WORKER, BufferLayout, TrajectoryBuffers
+from sampler.run.workers.specs import RolloutSpec
+from sampler.shm.buffers import FREE, LEARNER, WORKER
 from sampler.shm.channels import ACTIONS
 
 POLICY = 0  # batched sampling trains one policy
@@ -33,22 +37,19 @@ CHUNK = 256  # trajectory indices per channel message (a message must fit PIPE_B
 class BatchedRolloutWorker(WorkerBase):
     kind = "rollout"
 
-    def __init__(self, pipe, index, incarnation, cfg, buffers: TrajectoryBuffers, layout: BufferLayout,
-                 request_queues, reply_queue, learner_queues, local_inference=None, pool=None):
-        super().__init__(f"rollout_{index}", pipe)
-        cfg = setup_process(cfg, torch_threads=1)
-        from sampler.envs.families.registry import make_vector_env
-
-        self.index, self.incarnation, self.cfg = index, incarnation, cfg
-        self.buffers, self.np = buffers, buffers.numpy_views()
-        self.request_queue, self.reply_queue = request_queues[POLICY], reply_queue
-        self.learner_queue = learner_queues[POLICY]
+    def __init__(self, pipe: Connection, spec: RolloutSpec):
+        super().__init__(spec.name, pipe)
+        setup_process(spec.cfg, torch_threads=1)
+        cfg, index, layout = spec.cfg, spec.index, spec.layout
+        self.index, self.incarnation, self.cfg = index, spec.incarnation, cfg
+        self.buffers, self.np = spec.buffers, spec.buffers.numpy_views()
+        self.request_queue, self.reply_queue = spec.request_queues[POLICY], spec.reply_queue
+        self.learner_queue = spec.learner_queues[POLICY]
         self.rollout = cfg.appo.rollout
         self.frameskip = cfg.env.frameskip
         self.actor = None
-        if local_inference is not None:
-            model_factory, weights = local_inference
-            self.actor = Actor(POLICY, model_factory(), weights, torch.device("cpu"))
+        if spec.local_model is not None:
+            self.actor = Actor(POLICY, spec.local_model(), spec.weights, torch.device("cpu"))
         self.my_buffers = np.arange(layout.worker_range(index).start, layout.worker_range(index).stop)
         self.np.state[self.my_buffers[self.np.state[self.my_buffers] != LEARNER]] = FREE  # a restart reclaims
         seed = ((cfg.run.seed or 0) * 100_003 + index * layout.slots_per_worker) % (2**31 - 1)
@@ -286,5 +287,5 @@ def _subset(result: VectorStep, keep: np.ndarray) -> VectorStep:
     )
 
 
-def batched_rollout_main(*args) -> None:
-    run_worker(BatchedRolloutWorker, *args)
+def batched_rollout_main(pipe: Connection, spec: RolloutSpec) -> None:
+    run_worker(BatchedRolloutWorker, pipe, spec)

@@ -6,12 +6,14 @@ actions, log-probs, values and the acting policy version written to, the shared 
 
 from __future__ import annotations
 
+from multiprocessing.connection import Connection
+
 import numpy as np
 import torch
 
 from sampler.run.workers.acting import Actor
 from sampler.run.workers.base import WorkerBase, run_worker, setup_process
-from sampler.shm.buffers import SharedWeights, TrajectoryBuffers
+from sampler.run.workers.specs import InferenceSpec
 from sampler.shm.channels import ACTIONS
 
 MAX_REQUESTS_PER_BATCH = 256
@@ -20,14 +22,13 @@ MAX_REQUESTS_PER_BATCH = 256
 class InferenceWorker(WorkerBase):
     kind = "inference"
 
-    def __init__(self, pipe, name, policy, cfg, buffers: TrajectoryBuffers, weights: SharedWeights | None,
-                 model_factory, request_queue, reply_queues, device: str):
-        super().__init__(name, pipe)
-        cfg = setup_process(cfg, torch_threads=1)
-        self.cfg = cfg
-        self.np = buffers.numpy_views()
-        self.actor = Actor(policy, model_factory(), weights, torch.device(device))
-        self.request_queue, self.reply_queues = request_queue, reply_queues
+    def __init__(self, pipe: Connection, spec: InferenceSpec):
+        super().__init__(spec.name, pipe)
+        setup_process(spec.cfg, torch_threads=1)
+        self.cfg = spec.cfg
+        self.np = spec.buffers.numpy_views()
+        self.actor = Actor(spec.policy, spec.model(), spec.weights, torch.device(spec.placement.device))
+        self.request_queue, self.reply_queues = spec.request_queue, spec.reply_queues
 
     def loop(self) -> None:
         reader = self.request_queue.reader
@@ -54,5 +55,5 @@ class InferenceWorker(WorkerBase):
         self.steps += len(traj)
 
 
-def inference_main(*args) -> None:
-    run_worker(InferenceWorker, *args)
+def inference_main(pipe: Connection, spec: InferenceSpec) -> None:
+    run_worker(InferenceWorker, pipe, spec)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 import numpy as np
@@ -19,10 +20,26 @@ from algos.appo import AppoLearner, TrainBatch
 from sampler import machine
 from sampler.experiment import checkpoints
 from sampler.experiment.folders import write_json_atomic
+from sampler.run.messages import (
+    HyperparametersNow,
+    PbtCopied,
+    PbtCopy,
+    PbtPublish,
+    PbtPublished,
+    PoolSaved,
+    PoolSnapshot,
+    Ready,
+    Save,
+    Saved,
+    SetHyperparameters,
+    ThreadsChosen,
+    Trained,
+)
 from sampler.run.threads import ThreadTuner, thread_choices
 from sampler.run.workers.base import WorkerBase, run_worker, setup_process
+from sampler.run.workers.specs import LearnerSpec
 from sampler.shm import channels
-from sampler.shm.buffers import BufferLayout, LearnerExchange, SharedWeights, TrajectoryBuffers, release
+from sampler.shm.buffers import release
 from sampler.status import LAG_HISTOGRAM_EDGES
 
 
@@ -52,21 +69,25 @@ def shaped_rewards(step: dict[str, torch.Tensor], shaping: torch.Tensor | None, 
 class LearnerWorker(WorkerBase):
     kind = "learner"
 
-    def __init__(self, pipe, policy, cfg, buffers: TrajectoryBuffers, layout: BufferLayout,
-                 weights: SharedWeights, model_factory, trajectory_queue, reply_queues, consumers_lock,
-                 folder: str, spec_dicts: dict, device: str, exchange: LearnerExchange | None = None):
-        super().__init__(f"learner_p{policy}", pipe)
-        cfg = setup_process(cfg, torch_threads=None)
+    def __init__(self, pipe: Connection, spec: LearnerSpec):
+        super().__init__(spec.name, pipe)
+        setup_process(spec.cfg, torch_threads=spec.placement.learner_threads)
+        cfg, policy, buffers = spec.cfg, spec.policy, spec.buffers
         self.policy, self.cfg = policy, cfg
-        self.buffers, self.np, self.layout = buffers, buffers.numpy_views(), layout
-        self.weights, self.exchange = weights, exchange
+        self.buffers, self.np, self.layout = buffers, buffers.numpy_views(), spec.layout
+        self.weights, self.exchange = spec.weights, spec.exchange
         self.min_version = 0  # samples acted before this version are not trained on (set by a PBT copy)
-        self.queue, self.reply_queues, self.consumers_lock = trajectory_queue, reply_queues, consumers_lock
-        self.folder = Path(folder)
-        self.spec_dicts = spec_dicts
-        self.device = torch.device(device)
+        self.queue, self.reply_queues = spec.trajectory_queue, spec.reply_queues
+        self.consumers_lock = spec.consumers_lock
+        self.folder = Path(spec.folder)
+        self.spec_dicts = spec.spec_dicts
+        self.device = torch.device(spec.placement.device)
+        self.commands.update({
+            Save: self._on_save, SetHyperparameters: self._on_set, PbtPublish: self._on_pbt_publish,
+            PbtCopy: self._on_pbt_copy, PoolSnapshot: self._on_pool_snapshot,
+        })
         budget = cfg.run.train_for_env_steps // cfg.sampler.num_policies
-        self.learner = AppoLearner(model_factory().to(self.device), cfg.appo, self.device, total_env_frames=budget,
+        self.learner = AppoLearner(spec.model().to(self.device), cfg.appo, self.device, total_env_frames=budget,
                                    bf16=machine.uses_bf16(cfg.appo.precision, self.device))
         self.reward_shaping: dict[str, float] | None = None
         if buffers.reward_components:
@@ -80,14 +101,14 @@ class LearnerWorker(WorkerBase):
         self.weights.publish(policy, self.learner.model.state_dict(), self.learner.version)
         self.trajectories_per_batch = cfg.appo.batch_size * cfg.appo.num_batches_per_epoch // cfg.appo.rollout
         self.pending: list[int] = []
-        choices = thread_choices(cfg, machine.usable_cores())
+        choices = thread_choices(cfg, spec.placement.device, machine.usable_cores())
         self.tuner = ThreadTuner(choices, start=torch.get_num_threads()) if choices else None
         self._tuned: dict[int, float] = {}  # the tuner's rates last reported
-        self.send("ready", version=self.learner.version, env_frames=self.policy_env_frames,
-                  elapsed_sec=self.elapsed_sec, hyperparameters=self.hyperparameters(), policy=policy,
-                  checkpoint=self.restored_from, skipped=self.skipped_checkpoints,
-                  digest=checkpoints.state_digest(self.learner.state_dict()),
-                  precision="bf16" if self.learner.bf16 else "fp32", threads=torch.get_num_threads())
+        self.send(Ready(policy=policy, version=self.learner.version, env_frames=self.policy_env_frames,
+                        elapsed_sec=self.elapsed_sec, hyperparameters=self.hyperparameters(),
+                        checkpoint=self.restored_from, skipped=self.skipped_checkpoints,
+                        digest=checkpoints.state_digest(self.learner.state_dict()),
+                        precision="bf16" if self.learner.bf16 else "fp32", threads=torch.get_num_threads()))
 
     # ---- state ----------------------------------------------------------------------------------
 
@@ -162,23 +183,26 @@ class LearnerWorker(WorkerBase):
         checkpoints.write_atomic(payload, path)
         return path
 
-    def on_command(self, cmd: str, args: dict) -> None:
-        if cmd == "save":
-            path = self.save(args["env_frames"], args["elapsed_sec"], best=args.get("best", False))
-            self.send("saved", path=path, best=args.get("best", False), request=args.get("request"))
-        elif cmd == "set":
-            self.set_hyperparameters(args["hyperparameters"], args.get("source", "set"))
-        elif cmd == "pbt_publish":
-            size = self.exchange.write(self.policy, self.learner.state_dict())
-            self.send("pbt_published", request=args["request"], size=size,
-                      digest=checkpoints.state_digest(self.learner.model.state_dict()))
-        elif cmd == "pbt_copy":
-            self.copy_from(args["source"], args["hyperparameters"], args["request"])
-        elif cmd == "pool_snapshot":
-            path = self.snapshot(Path(args["directory"]), args["env_frames"])
-            self.send("pool_saved", request=args["request"], path=str(path), version=self.learner.version)
-        else:
-            super().on_command(cmd, args)
+    # ---- commands -------------------------------------------------------------------------------
+
+    def _on_save(self, command: Save) -> None:
+        path = self.save(command.env_frames, command.elapsed_sec, best=command.best)
+        self.send(Saved(request=command.request, path=path, best=command.best))
+
+    def _on_set(self, command: SetHyperparameters) -> None:
+        self.set_hyperparameters(command.hyperparameters, command.source)
+
+    def _on_pbt_publish(self, command: PbtPublish) -> None:
+        size = self.exchange.write(self.policy, self.learner.state_dict())
+        self.send(PbtPublished(request=command.request, size=size,
+                               digest=checkpoints.state_digest(self.learner.model.state_dict())))
+
+    def _on_pbt_copy(self, command: PbtCopy) -> None:
+        self.copy_from(command.source, command.hyperparameters, command.request)
+
+    def _on_pool_snapshot(self, command: PoolSnapshot) -> None:
+        path = self.snapshot(Path(command.directory), command.env_frames)
+        self.send(PoolSaved(request=command.request, path=str(path), version=self.learner.version))
 
     def set_hyperparameters(self, changes: dict, source: str) -> None:
         before = self.hyperparameters()
@@ -189,7 +213,7 @@ class LearnerWorker(WorkerBase):
             history.write(json.dumps({"time": time.time(), "version": self.learner.version, "source": source,
                                       "before": before, "after": after}) + "\n")
         write_json_atomic(saved, after)
-        self.send("hyperparameters", hyperparameters=after)
+        self.send(HyperparametersNow(hyperparameters=after))
 
     def copy_from(self, source: int, hyperparameters: dict, request: int) -> None:
         """PBT: become a copy of `source` (weights, optimizer state, normalizers) with `hyperparameters`.
@@ -201,8 +225,8 @@ class LearnerWorker(WorkerBase):
         self.learner.version = self.min_version = version
         self.set_hyperparameters(hyperparameters, f"pbt: copy of p{source}")
         self.weights.publish(self.policy, self.learner.model.state_dict(), self.learner.version)
-        self.send("pbt_copied", request=request, version=version, digest_before=before,
-                  digest_after=checkpoints.state_digest(self.learner.model.state_dict()))
+        self.send(PbtCopied(request=request, version=version, digest_before=before,
+                            digest_after=checkpoints.state_digest(self.learner.model.state_dict())))
 
     # ---- the loop -------------------------------------------------------------------------------
 
@@ -246,15 +270,8 @@ class LearnerWorker(WorkerBase):
         self.policy_env_frames += valid_count * self.cfg.env.frameskip
         self.steps += valid_count
         my_lag = lag[mine].float()
-        self.send(
-            "train",
-            version=self.learner.version,
-            env_frames=self.policy_env_frames,
-            samples=int(mine.sum()),
-            valid_samples=valid_count,
-            lag=_lag_summary(my_lag),
-            stats=stats,
-        )
+        self.send(Trained(version=self.learner.version, env_frames=self.policy_env_frames, samples=int(mine.sum()),
+                          valid_samples=valid_count, lag=_lag_summary(my_lag), stats=stats))
         if self.tuner is not None:
             self._tune(valid_count * self.cfg.env.frameskip)
 
@@ -264,7 +281,7 @@ class LearnerWorker(WorkerBase):
             torch.set_num_threads(threads)
         if self.tuner.phase == "settled" and self.tuner.rates != self._tuned:
             self._tuned = dict(self.tuner.rates)
-            self.send("threads", threads=self.tuner.current, message=self.tuner.describe())
+            self.send(ThreadsChosen(threads=self.tuner.current, message=self.tuner.describe()))
 
     def _release(self, trajectories: list[int]) -> None:
         with self.consumers_lock:
@@ -283,5 +300,5 @@ def _lag_summary(lag: torch.Tensor) -> dict:
             "histogram": histogram.tolist()}
 
 
-def learner_main(*args) -> None:
-    run_worker(LearnerWorker, *args)
+def learner_main(pipe: Connection, spec: LearnerSpec) -> None:
+    run_worker(LearnerWorker, pipe, spec)

@@ -8,17 +8,19 @@ After `rollout` steps a split hands its trajectory indices to the learners and t
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 
 import numpy as np
 import torch
 
-from sampler.config.derived import worker_splits
 from sampler.envs.contract import EnvContext
+from sampler.envs.families.registry import make_env
 from sampler.envs.mapping import make_policy_mapping
 from sampler.run.workers.acting import Actor
 from sampler.run.workers.base import WorkerBase, run_worker, setup_process
-from sampler.selfplay.pool import POOL_POLICY
-from sampler.shm.buffers import FREE, LEARNER, WORKER, BufferLayout, TrajectoryBuffers
+from sampler.run.workers.specs import RolloutSpec
+from sampler.selfplay.pool import POOL_POLICY, PoolSeating
+from sampler.shm.buffers import FREE, LEARNER, WORKER
 from sampler.shm.channels import ACTIONS
 
 
@@ -44,18 +46,15 @@ class Split:
 class RolloutWorker(WorkerBase):
     kind = "rollout"
 
-    def __init__(self, pipe, index, incarnation, cfg, buffers: TrajectoryBuffers, layout: BufferLayout,
-                 request_queues, reply_queue, learner_queues, local_inference=None, pool=None):
-        """local_inference: (model_factory, weights) to act in this process, or None to ask inference workers.
-        pool: (model_factory, experiment folder) to seat opponent-pool members, or None."""
-        super().__init__(f"rollout_{index}", pipe)
-        cfg = setup_process(cfg, torch_threads=1)
-        from sampler.envs.families.registry import make_env
-
-        self.index, self.incarnation, self.cfg = index, incarnation, cfg
+    def __init__(self, pipe: Connection, spec: RolloutSpec):
+        super().__init__(spec.name, pipe)
+        setup_process(spec.cfg, torch_threads=1)
+        cfg, index, layout, buffers = spec.cfg, spec.index, spec.layout, spec.buffers
+        self.index, self.incarnation, self.cfg = index, spec.incarnation, cfg
         self.buffers, self.np = buffers, buffers.numpy_views()
         self.layout = layout
-        self.request_queues, self.reply_queue, self.learner_queues = request_queues, reply_queue, learner_queues
+        self.request_queues, self.reply_queue = spec.request_queues, spec.reply_queue
+        self.learner_queues = spec.learner_queues
         self.rollout = cfg.appo.rollout
         self.frameskip = cfg.env.frameskip
         self.mapping = make_policy_mapping(cfg, seed=(cfg.run.seed or 0) * 7919 + index)
@@ -63,17 +62,14 @@ class RolloutWorker(WorkerBase):
         self.games: list[list] = []  # finished games with a pool: [(player, score), ...] per game
         self.seats = [0, 0]  # opponent seats filled, and how many of them by a pool member, since the last beat
         self.pool = None
-        if pool is not None:
-            from sampler.selfplay.pool import PoolSeating
-
-            model_factory, folder = pool
-            self.pool = PoolSeating(cfg, folder, model_factory, seed=(cfg.run.seed or 0) * 7919 + index + 104_729)
+        if spec.pool_folder is not None:
+            self.pool = PoolSeating(cfg, spec.pool_folder, spec.pool_model,
+                                    seed=(cfg.run.seed or 0) * 7919 + index + 104_729)
             self.pool.refresh(set)
         self.ready: list[Split] = []  # splits whose actions are written: step them next
         self.actors: list[Actor] = []
-        if local_inference is not None:
-            model_factory, weights = local_inference
-            self.actors = [Actor(p, model_factory(), weights, torch.device("cpu"))
+        if spec.local_model is not None:
+            self.actors = [Actor(p, spec.local_model(), spec.weights, torch.device("cpu"))
                            for p in range(cfg.sampler.num_policies)]
         self.components = buffers.reward_components
         self.my_buffers = np.arange(layout.worker_range(index).start, layout.worker_range(index).stop)
@@ -89,7 +85,7 @@ class RolloutWorker(WorkerBase):
             for env in envs:
                 env.close()
             raise
-        num_splits = worker_splits(cfg)
+        num_splits = spec.placement.worker_splits
         per_split = n_envs // num_splits
         self.splits = []
         for s in range(num_splits):
@@ -331,5 +327,5 @@ def _env_agents(group, slots):
     return [(group[pos][0], agent) for pos, agent in slots]
 
 
-def rollout_main(*args) -> None:
-    run_worker(RolloutWorker, *args)
+def rollout_main(pipe: Connection, spec: RolloutSpec) -> None:
+    run_worker(RolloutWorker, pipe, spec)

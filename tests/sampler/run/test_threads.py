@@ -42,10 +42,12 @@ def test_more_threads_must_beat_fewer_by_the_margin():
 
 def test_only_a_single_cpu_learner_with_the_auto_count_is_tuned():
     base = {"env": {"name": "gym_CartPole-v1"}, "run": {"device": "cpu"}}
-    assert thread_choices(build_config(base), cores=2) == [1, 2]
-    assert thread_choices(build_config(base), cores=16) == [1, 2, 4, 8, 16]
-    assert thread_choices(build_config(base), cores=6) == [1, 2, 4, 6]
-    assert thread_choices(build_config(base), cores=1) == []
-    assert thread_choices(build_config({**base, "run": {"device": "cpu", "learner_threads": 2}}), cores=2) == []
-    assert thread_choices(build_config({**base, "sampler": {"num_policies": 2}}), cores=2) == []
-    assert thread_choices(build_config({**base, "sampler": {"batched_sampling": True}}), cores=2) == []  # all cores
+    assert thread_choices(build_config(base), "cpu", cores=2) == [1, 2]
+    assert thread_choices(build_config(base), "cuda", cores=2) == []  # a GPU learner keeps 1 thread
+    assert thread_choices(build_config(base), "cpu", cores=16) == [1, 2, 4, 8, 16]
+    assert thread_choices(build_config(base), "cpu", cores=6) == [1, 2, 4, 6]
+    assert thread_choices(build_config(base), "cpu", cores=1) == []
+    assert thread_choices(build_config({**base, "run": {"device": "cpu", "learner_threads": 2}}), "cpu", cores=2) == []
+    assert thread_choices(build_config({**base, "sampler": {"num_policies": 2}}), "cpu", cores=2) == []
+    batched = build_config({**base, "sampler": {"batched_sampling": True}})
+    assert thread_choices(batched, "cpu", cores=2) == []  # every core, fixed

@@ -6,10 +6,13 @@ import multiprocessing as mp
 
 import numpy as np
 
-from sampler.config.build import build_config, config_to_dict
+from sampler.config.build import build_config
+from sampler.config.derived import Placement
 from sampler.envs.contract import EnvContext
 from sampler.envs.families.registry import make_env
+from sampler.run.messages import Stop
 from sampler.run.workers.rollout import rollout_main
+from sampler.run.workers.specs import RolloutSpec
 from sampler.shm.buffers import LEARNER, POISON_INT, BufferLayout, TrajectoryBuffers
 from sampler.shm.channels import ACTIONS, MessageChannel, ReplyChannel
 
@@ -37,8 +40,10 @@ def test_rollout_worker_writes_only_indexed_cells_and_hands_over_complete_trajec
     requests, learner = MessageChannel(ctx), MessageChannel(ctx)
     replies = [ReplyChannel(ctx), ReplyChannel(ctx)]
     parent, child = ctx.Pipe()
-    worker = ctx.Process(target=rollout_main, args=(child, 1, 0, config_to_dict(cfg), buffers, layout, [requests],
-                                                    replies[1], [learner]))
+    placement = Placement(device="cpu", local_inference=False, worker_splits=2, learner_threads=1)  # ask for actions
+    spec = RolloutSpec(index=1, incarnation=0, cfg=cfg, placement=placement, layout=layout, buffers=buffers,
+                       request_queues=[requests], reply_queue=replies[1], learner_queues=[learner])
+    worker = ctx.Process(target=rollout_main, args=(child, spec))
     worker.start()
     handed_over: list[int] = []
     try:
@@ -55,7 +60,7 @@ def test_rollout_worker_writes_only_indexed_cells_and_hands_over_complete_trajec
                 handed_over.extend(learner.get())
             assert worker.is_alive()
     finally:
-        parent.send(("stop", {}))
+        parent.send(Stop())
         worker.join(10)
         if worker.is_alive():
             worker.kill()

@@ -11,12 +11,13 @@ import pytest
 
 from algos.models import make_actor_critic
 from algos.spaces import ActionSpec, ObsSpec
-from sampler.config.build import build_config, config_to_dict
-from sampler.config.derived import learner_threads
+from sampler.config.build import build_config
+from sampler.config.derived import Placement, learner_threads
 from sampler.envs.families.registry import EnvFamily, register_family
 from sampler.envs.vector import VectorStep
 from sampler.errors import ConfigError
 from sampler.run.workers import batched
+from sampler.run.workers.specs import RolloutSpec
 from sampler.shm.buffers import FREE, BufferLayout, SharedWeights, TrajectoryBuffers
 
 LENGTHS = (2, 3, 5, 7)  # env i's episodes last LENGTHS[i] steps; every step pays 1
@@ -128,7 +129,7 @@ class Collected:
 
 
 def make_worker(monkeypatch, mode: str, rnn: bool = False):
-    monkeypatch.setattr(batched, "setup_process", lambda cfg, torch_threads=None: build_config(cfg))
+    monkeypatch.setattr(batched, "setup_process", lambda cfg, torch_threads: None)
     cfg = build_config({"env": {"name": f"ticktest_{mode}"},
                         "sampler": {"batched_sampling": True, "num_workers": 1, "num_envs_per_worker": 4},
                         "appo": {"rollout": 8, "recurrence": 8, "batch_size": 32},
@@ -139,8 +140,10 @@ def make_worker(monkeypatch, mode: str, rnn: bool = False):
     buffers = TrajectoryBuffers(layout, env.obs_specs, env.action_spec, rnn_state_size=model.rnn_state_size)
     factory = lambda: make_actor_critic(cfg.model, env.obs_specs, env.action_spec)  # noqa: E731
     learner = Collected()
-    worker = batched.BatchedRolloutWorker(None, 0, 0, config_to_dict(cfg), buffers, layout, [None], None,
-                                          [learner], local_inference=(factory, SharedWeights([model.state_dict()])))
+    spec = RolloutSpec(index=0, incarnation=0, cfg=cfg, placement=Placement.of(cfg), layout=layout, buffers=buffers,
+                       request_queues=[None], reply_queue=None, learner_queues=[learner], local_model=factory,
+                       weights=SharedWeights([model.state_dict()]))
+    worker = batched.BatchedRolloutWorker(None, spec)
     return worker, buffers, learner
 
 

@@ -1,0 +1,98 @@
+"""What the supervisor does with each report a worker sends up its pipe: one handler per report type.
+
+`RunReports` is a part of the Supervisor, kept apart because it is where every worker's news arrives: episodes
+and games for the status board and the opponent pool, training figures, learner choices, pause
+acknowledgements, replies to requests, and errors. It uses the supervisor's board, pool, handles and pending
+replies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+from sampler.run.handles import WorkerHandle
+from sampler.run.messages import (
+    Exited,
+    Heartbeat,
+    HyperparametersNow,
+    Paused,
+    PbtCopied,
+    PbtPublished,
+    PoolSaved,
+    Ready,
+    Report,
+    Resumed,
+    Saved,
+    ThreadsChosen,
+    Trained,
+    WorkerFailed,
+)
+
+log = logging.getLogger("sftui")
+
+
+class RunReports:
+    def _on_message(self, handle: WorkerHandle) -> None:
+        """Reads every report waiting on a worker's pipe (called by the event loop when the pipe is readable)."""
+        try:
+            while handle.conn.poll():
+                self.on_report(handle, handle.conn.recv())
+        except (EOFError, OSError):
+            asyncio.get_running_loop().remove_reader(handle.conn.fileno())
+
+    def on_report(self, handle: WorkerHandle, report: Report) -> None:
+        handle.beat(report)
+        future = handle.expecting.pop(type(report), None)
+        if future is not None and not future.done():
+            future.set_result(report)
+        handler = {
+            Heartbeat: self._on_heartbeat, Trained: self._on_trained, ThreadsChosen: self._on_threads,
+            HyperparametersNow: self._on_hyperparameters, Paused: self._on_paused, Saved: self._on_saved,
+            PbtPublished: self._on_reply, PbtCopied: self._on_reply, PoolSaved: self._on_reply,
+            WorkerFailed: self._on_failed, Ready: _nothing_more, Resumed: _nothing_more, Exited: _nothing_more,
+        }[type(report)]
+        handler(handle, report)
+
+    def _on_heartbeat(self, handle: WorkerHandle, beat: Heartbeat) -> None:
+        if handle.kind != "rollout":
+            return
+        for policy, ret, length, objective, extra, shaped in beat.episodes:
+            self.board.policies[policy].add_episode(ret, length, objective, extra, shaped)
+        if self.pool is not None:
+            for game in beat.games:
+                self.pool.record(game)
+            self.pool.count_seats(*beat.seats)
+
+    def _on_trained(self, handle: WorkerHandle, trained: Trained) -> None:
+        self.board.policies[handle.policy].add_training(trained)
+
+    def _on_threads(self, handle: WorkerHandle, chosen: ThreadsChosen) -> None:
+        log.info("policy %d learner: %s", handle.policy, chosen.message)
+        self.board.event("learner", f"p{handle.policy} learner: {chosen.message}")
+
+    def _on_hyperparameters(self, handle: WorkerHandle, now: HyperparametersNow) -> None:
+        self.board.policies[handle.policy].status.hyperparameters = now.hyperparameters
+
+    def _on_paused(self, handle: WorkerHandle, paused: Paused) -> None:
+        waiter = self._all_paused
+        if waiter is not None and not waiter.done() and all(h.paused for h in self._alive()):
+            waiter.set_result(True)
+
+    def _on_saved(self, handle: WorkerHandle, saved: Saved) -> None:
+        self.board.event("checkpoint", f"saved {Path(saved.path).relative_to(self.folder)}")
+        self._on_reply(handle, saved)
+
+    def _on_reply(self, handle: WorkerHandle, reply: Saved | PbtPublished | PbtCopied | PoolSaved) -> None:
+        future = self._replies.pop(reply.request, None)
+        if future is not None and not future.done():
+            future.set_result(reply)
+
+    def _on_failed(self, handle: WorkerHandle, failed: WorkerFailed) -> None:
+        handle.last_error = failed.error
+        log.error("%s failed: %s%s", handle.name, failed.error, "\n" + failed.traceback if failed.traceback else "")
+
+
+def _nothing_more(handle: WorkerHandle, report: Report) -> None:
+    """Reports whose only effect is the handle's beat and the future that awaited them."""
