@@ -92,7 +92,7 @@ class SftuiApp(App):
         if keymap:
             self.set_keymap(keymap)
         if problem:
-            self.notify(problem, severity="warning", timeout=10)
+            self.notify(problem, severity="warning", timeout=10, markup=False)
         self.install_screen(BrowserScreen(self.train_dir), "experiments")
         self.install_screen(LauncherScreen(self.train_dir), "launcher")
         source, experiment = self._initial
@@ -123,7 +123,7 @@ class SftuiApp(App):
         from sftui.app.enjoy import EnjoyScreen
 
         if not any((Path(folder) / "checkpoints").glob("p*/*.pt")):
-            self.notify(f"{experiment} has no checkpoint yet: press s to save one", severity="warning")
+            self.notify(f"{experiment} has no checkpoint yet: press s to save one", severity="warning", markup=False)
             return
         self.push_screen(EnjoyScreen(Path(folder), experiment))
 
