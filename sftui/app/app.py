@@ -212,7 +212,9 @@ def most_recent_live(train_dir: Path) -> Path | None:
 
 
 def run_app(folder: Path | None, experiment: str | None, train_dir: Path) -> str | None:
-    """The app on `folder`'s dashboard, or on the launcher when folder is None."""
+    """The app on `folder`'s dashboard, or on the launcher when folder is None; raises AppCrashed if it crashed."""
+    from sftui.app.crash import run_to_end
+
     app = SftuiApp(LiveSource(folder) if folder is not None else None, experiment, train_dir)
-    app.run()
+    run_to_end(app)
     return app.exit_message
