@@ -82,6 +82,7 @@ register_family(
         prefix="corridor",
         description="Example: walk to the end of a corridor (examples/corridor_env.py)",
         make=make,
+        example="corridor_8",
         defaults={"sampler": {"num_envs_per_worker": 8}, "appo": {"batch_size": 512, "learning_rate": 1e-3}},
         settings_model=CorridorSettings,
         validate_name=_length,

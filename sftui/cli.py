@@ -131,9 +131,13 @@ def settings(env: Annotated[str | None, typer.Argument(help="Show ENV's family d
         typer.echo(f"{path:<{width}}  {kind:<18} {json.dumps(default):<14} {description}")
     from sampler.envs.families.registry import families
 
-    typer.echo("\nEnv families:")
-    for family in families():
-        typer.echo(f"  {family.prefix}_<id>  {family.description}")
+    found = families()
+    names = [f"{family.prefix}_<id>" for family in found]
+    name_width = max(len(n) for n in names)
+    example_width = max(len("EXAMPLE"), *(len(family.example) for family in found))
+    typer.echo(f"\nEnv families:\n  {'NAMES':<{name_width}}  {'EXAMPLE':<{example_width}}  DESCRIPTION")
+    for name, family in zip(names, found, strict=True):
+        typer.echo(f"  {name:<{name_width}}  {family.example or '-':<{example_width}}  {family.description}")
 
 
 @app.command()

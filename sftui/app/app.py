@@ -92,7 +92,7 @@ class SftuiApp(App):
         if keymap:
             self.set_keymap(keymap)
         if problem:
-            self.notify(problem, severity="warning", timeout=10)
+            self.notify(problem, severity="warning", timeout=10, markup=False)
         self.install_screen(BrowserScreen(self.train_dir), "experiments")
         self.install_screen(LauncherScreen(self.train_dir), "launcher")
         source, experiment = self._initial
@@ -123,7 +123,7 @@ class SftuiApp(App):
         from sftui.app.enjoy import EnjoyScreen
 
         if not any((Path(folder) / "checkpoints").glob("p*/*.pt")):
-            self.notify(f"{experiment} has no checkpoint yet: press s to save one", severity="warning")
+            self.notify(f"{experiment} has no checkpoint yet: press s to save one", severity="warning", markup=False)
             return
         self.push_screen(EnjoyScreen(Path(folder), experiment))
 
@@ -212,7 +212,9 @@ def most_recent_live(train_dir: Path) -> Path | None:
 
 
 def run_app(folder: Path | None, experiment: str | None, train_dir: Path) -> str | None:
-    """The app on `folder`'s dashboard, or on the launcher when folder is None."""
+    """The app on `folder`'s dashboard, or on the launcher when folder is None; raises AppCrashed if it crashed."""
+    from sftui.app.crash import run_to_end
+
     app = SftuiApp(LiveSource(folder) if folder is not None else None, experiment, train_dir)
-    app.run()
+    run_to_end(app)
     return app.exit_message

@@ -160,7 +160,7 @@ class BrowserScreen(Screen):
                 mtime = now
             rows[e.id] = {
                 "state": Text(e.state, style=STATE_STYLES.get(e.state, "")),
-                "env": e.env,
+                "env": Text(e.env),
                 "frames": f"{e.env_frames:,}",
                 "best": f"{max(best):.2f}" if best else "-",
                 "last": "-" if e.last_return is None else f"{e.last_return:.2f}",
@@ -175,7 +175,7 @@ class BrowserScreen(Screen):
             selected = self._selected_key()
             table.clear()
             for key, label, cells in order:
-                table.add_row(label, *(cells[c] for c in COLUMNS), key=key)
+                table.add_row(Text(label), *(cells[c] for c in COLUMNS), key=key)
             if selected in keys:
                 table.move_cursor(row=keys.index(selected))
         else:
@@ -202,7 +202,7 @@ class BrowserScreen(Screen):
             scores = [rows[k]["_best"] for k in members if rows[k]["_best"] is not None]
             cells = {
                 "state": Text(", ".join(f"{n} {s}" for s, n in sorted(states.items())) or "pending"),
-                "env": str(description.get("env", "?")),
+                "env": Text(str(description.get("env", "?"))),
                 "frames": f"{sum(rows[k]['_frames'] for k in members):,}",
                 "best": f"{max(scores):.2f}" if scores else "-",
                 "last": "-",
@@ -240,11 +240,11 @@ class BrowserScreen(Screen):
         e = self.selected()
         info = self.query_one("#info", Static)
         if e is None:
-            info.update(f"no experiments in {self.train_dir}")
+            info.update(Text(f"no experiments in {self.train_dir}"))
             return
-        lines = [f"[b]{e.id}[/b]  {e.state}  {e.env}", str(e.path)]
+        lines = [Text.assemble((e.id, "bold"), f"  {e.state}  {e.env}"), Text(str(e.path))]
         if e.reason:
-            lines.append(f"[red]{e.reason}[/red]")
+            lines.append(Text(e.reason, style="red"))
         actions = []
         if e.state in LIVE_STATES:
             actions.append("a attach")
@@ -254,13 +254,13 @@ class BrowserScreen(Screen):
             actions.append("e enjoy")
         if e.state not in (*LIVE_STATES, "not_responding", "remote"):
             actions.append("delete")
-        lines.append("actions: " + (", ".join(actions) or "none"))
-        info.update("\n".join(lines))
+        lines.append(Text("actions: " + (", ".join(actions) or "none")))
+        info.update(Text("\n").join(lines))
         returns, fps = self._read_curves_once(e.path)
         self.query_one("#return-curve", Sparkline).data = returns
         self.query_one("#fps-curve", Sparkline).data = fps
         ckpts = sorted(str(p.relative_to(e.path)) for p in (e.path / "checkpoints").glob("p*/*.pt"))
-        self.query_one("#checkpoints", Static).update("checkpoints:\n  " + ("\n  ".join(ckpts[-6:]) or "none"))
+        self.query_one("#checkpoints", Static).update(Text("checkpoints:\n  " + ("\n  ".join(ckpts[-6:]) or "none")))
         try:
             cfg_text = (e.path / "cfg.json").read_text(errors="replace")
         except OSError as err:
@@ -271,9 +271,9 @@ class BrowserScreen(Screen):
         """The sweep view: its experiments ranked, their return curves overlaid, the overrides that differ."""
         description = sweep["description"]
         experiments = {e.get("name"): e.get("overrides", {}) for e in description.get("experiments", [])}
-        self.query_one("#info", Static).update(
-            f"[b]sweep {sweep['name']}[/b]  {len(sweep['members'])} of {len(experiments)} experiments started  "
-            f"{description.get('env', '?')}\n{description.get('source', '')}")
+        self.query_one("#info", Static).update(Text.assemble(
+            (f"sweep {sweep['name']}", "bold"), f"  {len(sweep['members'])} of {len(experiments)} experiments started  "
+            f"{description.get('env', '?')}\n{description.get('source', '')}"))
         lines = Text("ranked by final return\n", style="bold")
         series = []
         for rank, key in enumerate(sweep["members"], 1):
@@ -317,7 +317,7 @@ class BrowserScreen(Screen):
         if e is None:
             return
         if e.state not in LIVE_STATES:
-            self.notify(f"{e.id} is {e.state}, not live", severity="warning")
+            self.notify(f"{e.id} is {e.state}, not live", severity="warning", markup=False)
             return
         self.app.attach(e.path, e.id)
 
@@ -331,11 +331,11 @@ class BrowserScreen(Screen):
         if e is None:
             return
         if not is_resumable(e.state, e.path):
-            self.notify(f"{e.id} is {e.state}: not resumable", severity="warning")
+            self.notify(f"{e.id} is {e.state}: not resumable", severity="warning", markup=False)
             return
         command = [sys.executable, "-m", "sftui", "run", str(e.path / "cfg.json"), "--detach",
                    "--train-dir", str(self.train_dir)]
-        self.notify(f"resuming {e.id} ...")
+        self.notify(f"resuming {e.id} ...", markup=False)
 
         def work() -> None:
             result = subprocess.run(command, capture_output=True, text=True)
@@ -343,7 +343,7 @@ class BrowserScreen(Screen):
                 self.app.call_from_thread(self.app.attach, e.path, e.id)
             else:
                 message = (result.stderr.strip().splitlines() or ["unknown error"])[-1]
-                self.app.call_from_thread(self.notify, f"resume failed: {message}", severity="error")
+                self.app.call_from_thread(self.notify, f"resume failed: {message}", severity="error", markup=False)
 
         self.run_worker(work, thread=True)
 
@@ -352,13 +352,13 @@ class BrowserScreen(Screen):
         if e is None:
             return
         if e.state in (*LIVE_STATES, "not_responding", "remote"):
-            self.notify(f"{e.id} is {e.state}: stop it before deleting it", severity="warning")
+            self.notify(f"{e.id} is {e.state}: stop it before deleting it", severity="warning", markup=False)
             return
 
         def answered(answer: str | None) -> None:
             if answer == "yes":
                 shutil.rmtree(e.path, ignore_errors=True)
-                self.notify(f"deleted {e.id}")
+                self.notify(f"deleted {e.id}", markup=False)
                 self.action_reload()
 
         self.app.push_screen(confirm(f"Delete {e.id} and everything in {e.path}? This cannot be undone."), answered)

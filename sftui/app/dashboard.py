@@ -80,7 +80,7 @@ class DashboardScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Readout(id="banner")
+        yield Readout(id="banner", markup=False)  # run errors and lost-connection reasons, shown as they are
         with Horizontal(id="top"):
             with Vertical(id="throughput"):
                 yield Readout(id="fps")
@@ -176,13 +176,13 @@ class DashboardScreen(Screen):
         table.display = len(s.policies) > 1 or s.pool is not None
         if not table.display:
             return
-        table.border_subtitle = pool_summary(s.pool)
+        table.border_subtitle = Text(pool_summary(s.pool))
         rows = [population_row(p) for p in sorted(s.policies, key=objective_key)]
         if rows != self._population_rows:
             self._population_rows = rows
             table.clear()
             for row in rows:
-                table.add_row(*row)
+                table.add_row(*map(Text, row))
 
     def _show_workers(self, s: RunStatus) -> None:
         table = self.query_one("#workers", DataTable)
@@ -277,10 +277,10 @@ class DashboardScreen(Screen):
             try:
                 result = self.source.command(cmd, args)
             except Exception as e:  # noqa: BLE001 - shown to the user, never raised
-                self.app.call_from_thread(self.notify, f"{cmd} failed: {e}", severity="error")
+                self.app.call_from_thread(self.notify, f"{cmd} failed: {e}", severity="error", markup=False)
             else:
                 message = done if not isinstance(result, list) else done + ": " + ", ".join(map(str, result))
-                self.app.call_from_thread(self.notify, message)
+                self.app.call_from_thread(self.notify, message, markup=False)
             finally:
                 self.busy = False
 
@@ -310,7 +310,7 @@ class DashboardScreen(Screen):
             try:
                 args: dict = {"hyperparameters": hyperparameter_changes([item])}
             except SftuiError as e:
-                self.notify(str(e), severity="error")
+                self.notify(str(e), severity="error", markup=False)
                 return
             if policy is not None:
                 args["policy"] = policy

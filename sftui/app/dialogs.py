@@ -1,4 +1,4 @@
-"""Small modal questions."""
+"""Small modal questions. Their text is plain, never read as markup: it can hold experiment names and paths."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ class Choice(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Static(self.question, id="question")
+            yield Static(self.question, id="question", markup=False)
             with Horizontal():
                 for i, (answer_id, label) in enumerate(self.answers):
                     yield Button(label, id=answer_id, variant="primary" if i == 0 else "default")
@@ -73,7 +73,8 @@ class SetHyperparameter(ModalScreen[tuple[int | None, str] | None]):
     def compose(self) -> ComposeResult:
         shown = ", ".join(f"{k} {v}" for k, v in self.current.items() if not isinstance(v, dict))
         with Vertical():
-            yield Static(f"Set a hyperparameter (from each learner's next step).\nNow: {shown}", id="question")
+            yield Static(f"Set a hyperparameter (from each learner's next step).\nNow: {shown}", id="question",
+                         markup=False)
             options = [("all policies", -1)] + [(f"policy {p}", p) for p in range(self.policies)]
             yield Select(options, value=-1, allow_blank=False, id="policy")
             yield Input(placeholder="learning_rate=2e-4   or   env.reward_shaping.hits=0.1", id="item")

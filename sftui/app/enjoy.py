@@ -171,7 +171,7 @@ class EnjoyScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Static(id="message")
+        yield Static(id="message", markup=False)  # the player's errors and the checkpoint's path
         with Horizontal(id="stage"):
             yield FrameView(id="frame")
             yield Static(id="plot")
@@ -179,7 +179,7 @@ class EnjoyScreen(Screen):
                 yield Select(checkpoint_choices(self.folder, self.policy), value=self.checkpoint, allow_blank=False,
                              id="checkpoint")
                 yield Select([("agent 0", 0)], value=0, allow_blank=False, id="agent")
-                yield Static(id="now")
+                yield Static(id="now", markup=False)
                 yield DataTable(id="episodes", cursor_type="row", zebra_stripes=True)
         yield Footer()
 
@@ -242,10 +242,11 @@ class EnjoyScreen(Screen):
                 self.show_message("")
             elif kind == "recording":
                 self.recording = payload[0]
-                self.notify(f"recording this episode, from its start, to {payload[0]} (r again stops early)")
+                self.notify(f"recording this episode, from its start, to {payload[0]} (r again stops early)",
+                            markup=False)
             elif kind == "recorded":
                 self.recording = None
-                self.notify(f"saved {payload[0]}", timeout=8)
+                self.notify(f"saved {payload[0]}", timeout=8, markup=False)
             elif kind == "error":
                 self.show_message(payload[0], error=True)
         if frame is not None:

@@ -3,6 +3,7 @@
 Every keystroke re-validates the whole config with the same schema the run uses, so an error shows
 under the form (and on its field) before launch, and Launch stays disabled until it is fixed.
 Launching writes the config next to the experiments and runs `sftui run --headless --detach`.
+Env names, settings and error messages are shown as plain text, never read as markup.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -23,7 +25,6 @@ from sampler.config.build import build_config, config_to_dict
 from sampler.config.settings import describe_settings
 from sampler.errors import SftuiError
 
-EXAMPLE_ENVS = {"gym": "gym_CartPole-v1", "doom": "doom_basic", "atari": "atari_pong"}
 SKIPPED = {"env.name"}  # chosen above the form
 
 
@@ -37,6 +38,24 @@ def parse_value(text: str):
         return json.loads(text)
     except ValueError:
         return text
+
+
+def problem(error: Exception) -> str:
+    """One line for an error an env name led to: ours say what to do; anything else also names its type."""
+    return str(error) if isinstance(error, SftuiError) else f"{type(error).__name__}: {error}"
+
+
+def save_problem(path: Path, typed: str) -> str | None:
+    """Why a cfg.json cannot be written at `path` (`typed` as the user typed it), or None. No folder is made."""
+    if path.is_dir():
+        return f"cannot save: {path} is a folder; give a file path, e.g. {path / 'cfg.json'}"
+    if typed.endswith("/"):
+        return f"cannot save: {typed} names a folder; give a file path"
+    if not path.parent.exists():
+        return f"cannot save: the folder {path.parent} does not exist"
+    if not path.parent.is_dir():
+        return f"cannot save: {path.parent} is not a folder"
+    return None
 
 
 def nest(values: dict[str, object]) -> dict:
@@ -64,7 +83,7 @@ class LauncherScreen(Screen):
     LauncherScreen .row Input { width: 30; }
     LauncherScreen .help { color: $text-muted; padding: 1 0 0 1; width: 1fr; }
     LauncherScreen Input.-invalid { border: tall $error; }
-    LauncherScreen #error { color: $error; height: auto; padding: 0 1; }
+    LauncherScreen #error, LauncherScreen #file-message { color: $error; height: auto; padding: 0 1; }
     LauncherScreen #bar { height: auto; padding: 0 1; }
     LauncherScreen #bar Input { width: 30; }
     """
@@ -84,7 +103,7 @@ class LauncherScreen(Screen):
         with Horizontal():
             with Vertical(id="families"):
                 yield Label("Env family")
-                yield OptionList(*(Option(f"{f.prefix}: {f.description}", id=f.prefix) for f in families()),
+                yield OptionList(*(Option(Text(f"{f.prefix}: {f.description}"), id=f.prefix) for f in families()),
                                  id="family-list")
                 yield Label("Env")
                 yield Input(self.env, id="env")
@@ -95,13 +114,15 @@ class LauncherScreen(Screen):
                     yield Input(placeholder="path/to/cfg.json", id="cfg-path")
                     yield Button("Save", id="save")
                     yield Button("Load", id="load")
-                yield Static(id="error")
+                yield Static(id="file-message", markup=False)
+                yield Static(id="error", markup=False)
                 yield VerticalScroll(id="fields")
         yield Footer()
 
     def on_mount(self) -> None:
         self.title = "sftui · launcher"
         self.sub_title = str(self.train_dir)
+        self.show_file_message(None)
         self.build_form(self.env)
         families = self.query_one("#family-list", OptionList)
         prefix = self.env.split("_", 1)[0]
@@ -112,16 +133,27 @@ class LauncherScreen(Screen):
     # ---- the form ---------------------------------------------------------------------------------
 
     def build_form(self, env: str, values: dict | None = None) -> None:
-        """Rebuild the fields for `env`, filled with its family's defaults (then `values`, flat paths)."""
+        """The fields for `env`, filled with its family's defaults (then `values`, flat paths).
+
+        Every family shares the schema, so a form already holding its settings is refilled in place (mounting a
+        hundred rows takes seconds on a slow machine); a different set of settings (a plugin's) is rebuilt.
+        """
         try:
             rows = describe_settings(env)
-        except SftuiError as e:
-            self.show_error(str(e))
+        except Exception as e:  # noqa: BLE001 - the name reaches family and user code (pettingzoo_<module>)
+            self.show_unbuilt(env, problem(e))
             return
         self.env = env
         fields = self.query_one("#fields", VerticalScroll)
-        fields.remove_children()
+        fields.display = True
         self.defaults = {path: default for path, _, default, _ in rows if path not in SKIPPED}
+        inputs = {widget.id: widget for widget in fields.query(Input)}
+        if sorted(inputs) == sorted(map(field_id, self.defaults)):
+            for path, default in self.defaults.items():
+                inputs[field_id(path)].value = json.dumps((values or {}).get(path, default))
+            self.call_after_refresh(self.validate)
+            return
+        fields.remove_children()
         widgets = []
         section = None
         for path, kind, default, description in rows:
@@ -129,14 +161,22 @@ class LauncherScreen(Screen):
                 continue
             if path.split(".")[0] != section:
                 section = path.split(".")[0]
-                widgets.append(Static(section, classes="section"))
+                widgets.append(Static(section, classes="section", markup=False))
             value = (values or {}).get(path, default)
             widgets.append(Horizontal(
-                Label(path), Input(json.dumps(value), id=field_id(path)),
-                Static(f"{kind}: {description}", classes="help"), classes="row",
+                Label(path, markup=False), Input(json.dumps(value), id=field_id(path)),
+                Static(f"{kind}: {description}", classes="help", markup=False), classes="row",
             ))
         fields.mount_all(widgets)
         self.call_after_refresh(self.validate)
+
+    def show_unbuilt(self, env: str, message: str) -> None:
+        """No form for `env`: the reason in one line instead, and the env field focused for another name."""
+        self.env = env
+        self.defaults = {}  # the hidden fields are not read
+        self.query_one("#fields", VerticalScroll).display = False
+        self.show_error(message)
+        self.query_one("#env", Input).focus()
 
     def values(self) -> dict[str, object]:
         """The fields that differ from the defaults, as flat paths."""
@@ -164,8 +204,8 @@ class LauncherScreen(Screen):
             field.remove_class("-invalid")
         try:
             build_config(self.raw_config())
-        except SftuiError as e:
-            self.show_error(str(e))
+        except Exception as e:  # noqa: BLE001 - as in build_form
+            self.show_error(problem(e))
             path = str(e).split(":", 1)[0]
             try:
                 self.query_one(f"#{field_id(path)}", Input).add_class("-invalid")
@@ -180,7 +220,14 @@ class LauncherScreen(Screen):
         self.query_one("#error", Static).update(message or "")
         self.query_one("#launch", Button).disabled = message is not None
 
+    def show_file_message(self, message: str | None) -> None:
+        """The line under the buttons: why a save, load or launch could not write or read its file."""
+        line = self.query_one("#file-message", Static)
+        line.update(message or "")
+        line.display = message is not None
+
     def on_input_changed(self, event: Input.Changed) -> None:
+        self.show_file_message(None)  # it answered the last save, load or launch, before this edit
         if event.input.id in ("env", "cfg-path") or self._validation_pending:
             return
         # One validation per batch of changes: a rebuilt form sends one Changed per field.
@@ -196,9 +243,16 @@ class LauncherScreen(Screen):
             self.build_form(event.value.strip())
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
-        env = EXAMPLE_ENVS.get(event.option.id, f"{event.option.id}_")
+        from sampler.envs.families.registry import families
+
+        family = next(f for f in families() if f.prefix == event.option.id)
+        env = family.example or f"{family.prefix}_"
         self.query_one("#env", Input).value = env
-        self.build_form(env)
+        if family.example:
+            self.build_form(env)
+        else:
+            self.show_unbuilt(env, f"{family.prefix}: the family names no example env; type a "
+                                   f"{family.prefix}_<id> name above and press Enter")
 
     # ---- actions ---------------------------------------------------------------------------------
 
@@ -206,17 +260,26 @@ class LauncherScreen(Screen):
         {"launch": self.action_launch, "save": self.action_save_cfg, "load": self.load_cfg}[event.button.id]()
 
     def action_save_cfg(self) -> None:
-        path = self.query_one("#cfg-path", Input).value.strip()
-        if not path:
-            self.notify("type a path for the cfg.json first", severity="warning")
-            return
-        if not self.validate():
-            self.notify("fix the form first", severity="error")
-            return
+        """Write the form as a complete cfg.json, atomically, into a folder that exists; a refusal says why."""
         from sampler.experiment.folders import write_json_atomic
 
-        write_json_atomic(Path(path).expanduser(), config_to_dict(build_config(self.raw_config())))
-        self.notify(f"saved {path}")
+        typed = self.query_one("#cfg-path", Input).value.strip()
+        if not typed:
+            self.show_file_message("cannot save: type a path for the cfg.json first")
+            return
+        if not self.validate():
+            self.show_file_message("cannot save: fix the form first (its error is below)")
+            return
+        path = Path(typed).expanduser()
+        reason = save_problem(path, typed)
+        if reason is None:
+            try:
+                write_json_atomic(path, config_to_dict(build_config(self.raw_config())))
+            except OSError as e:
+                reason = f"cannot save: {path}: {e.strerror or e}"
+        self.show_file_message(reason)
+        if reason is None:
+            self.notify(f"saved {path}", markup=False)
 
     def load_cfg(self) -> None:
         from sampler.config.build import read_cfg_file
@@ -226,8 +289,9 @@ class LauncherScreen(Screen):
             raw = read_cfg_file(path)
             cfg = config_to_dict(build_config(raw))
         except SftuiError as e:
-            self.notify(str(e), severity="error")
+            self.show_file_message(f"cannot load: {e}")
             return
+        self.show_file_message(None)
         flat = {}
 
         def walk(node, prefix):
@@ -243,7 +307,7 @@ class LauncherScreen(Screen):
             self.query_one("#experiment", Input).value = experiment
         self.query_one("#env", Input).value = cfg["env"]["name"]
         self.build_form(cfg["env"]["name"], flat)
-        self.notify(f"loaded {path}")
+        self.notify(f"loaded {path}", markup=False)
 
     def launch_command(self) -> tuple[list[str], Path, str]:
         """(command, cfg path, experiment) that launching runs."""
@@ -264,10 +328,15 @@ class LauncherScreen(Screen):
         command, cfg_path, name = self.launch_command()
         raw = self.raw_config()
         raw.setdefault("run", {})["experiment"] = name
-        self.train_dir.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(cfg_path, raw)
+        try:
+            self.train_dir.mkdir(parents=True, exist_ok=True)
+            write_json_atomic(cfg_path, raw)
+        except OSError as e:
+            self.show_file_message(f"cannot launch: cannot write {cfg_path}: {e.strerror or e}")
+            return
+        self.show_file_message(None)
         self.query_one("#launch", Button).disabled = True
-        self.notify(f"launching {name} ...")
+        self.notify(f"launching {name} ...", markup=False)
 
         def work() -> None:
             result = subprocess.run(command, capture_output=True, text=True)
@@ -275,7 +344,8 @@ class LauncherScreen(Screen):
                 self.app.call_from_thread(self.app.attach, self.train_dir / name, name)
             else:
                 message = (result.stderr.strip().splitlines() or ["unknown error"])[-1]
-                self.app.call_from_thread(self.notify, f"launch failed: {message}", severity="error", timeout=15)
+                self.app.call_from_thread(self.notify, f"launch failed: {message}", severity="error", timeout=15,
+                                          markup=False)
             self.app.call_from_thread(self.validate)
 
         self.run_worker(work, thread=True)

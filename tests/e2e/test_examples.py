@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from tests.support import sftui
 
@@ -23,3 +24,4 @@ def test_settings_lists_a_family_registered_by_an_imported_module():
     result = sftui("settings", "corridor_8", "--import", "examples.corridor_env")
     assert result.returncode == 0, result.stderr
     assert "env.corridor.max_steps" in result.stdout and "corridor_<id>" in result.stdout
+    assert re.search(r"corridor_<id> +corridor_8 +Example: walk", result.stdout)  # the family's example env

@@ -195,6 +195,7 @@ register_family(
         prefix="atari",
         description="Atari 2600 games from the Arcade Learning Environment, e.g. atari_pong, atari_breakout",
         make=make,
+        example="atari_pong",
         defaults={
             "env": {"frameskip": 4},
             "sampler": {"num_envs_per_worker": 8},

@@ -248,6 +248,7 @@ register_family(
         prefix="envpool",
         description="EnvPool vector envs, batched: e.g. envpool_Pong-v5, envpool_Breakout-v5, envpool_doom_basic",
         make=make,
+        example="envpool_Pong-v5",
         defaults={"env": {"frameskip": 4}, "sampler": {"batched_sampling": True, "num_workers": 1}},
         settings_model=EnvPoolSettings,
         validate_name=validate_name,

@@ -228,6 +228,7 @@ register_family(
         prefix="generals",
         description="Generals.io 1v1 (generals-bots 2.5): generals_duel, generals_vs_random, generals_vs_expander",
         make=make,
+        example="generals_vs_expander",
         defaults={
             "sampler": {"num_envs_per_worker": 8},
             "env": {"reward_shaping": {"land": 0.02, "army": 0.0, "cities": 0.1}},

@@ -87,6 +87,7 @@ register_family(
         prefix="gym",
         description="Any Gymnasium id with vector observations, e.g. gym_CartPole-v1",
         make=make,
+        example="gym_CartPole-v1",
         defaults={
             "sampler": {"num_envs_per_worker": 16},
             "appo": {"learning_rate": 3e-4, "rollout": 32, "batch_size": 1024, "num_epochs": 1},

@@ -54,6 +54,9 @@ def load_module(env_name: str):
         import pettingzoo  # noqa: F401
     except ImportError:
         raise MissingDependencyError("pettingzoo_* envs need pettingzoo: pip install pettingzoo") from None
+    if not all(name.split(".")):  # importlib's ValueError or TypeError: empty, leading, trailing or doubled dots
+        raise ConfigError(f"env.name: {env_name!r}: pettingzoo_<module> needs a dotted module name, e.g. "
+                          "pettingzoo_classic.rps_v2 (pettingzoo.classic.rps_v2) or pettingzoo_mymodule")
     if os.getcwd() not in sys.path:  # a module of one's own is found from the current folder, as run.imports
         sys.path.append(os.getcwd())
     errors = []
@@ -249,6 +252,7 @@ register_family(
         prefix="pettingzoo",
         description="Any PettingZoo Parallel env, e.g. pettingzoo_classic.rps_v2, pettingzoo_mpe.simple_spread_v3",
         make=make,
+        example="pettingzoo_classic.rps_v2",
         defaults={"sampler": {"num_envs_per_worker": 8}},
         settings_model=PettingZooSettings,
         validate_name=validate_name,

@@ -24,6 +24,9 @@ class EnvFamily:
     prefix: str
     description: str
     make: Callable[[Any, EnvContext], MultiAgentEnv]  # (ExperimentConfig, context) -> env
+    # A full env name of the family, e.g. gym_CartPole-v1: what the launcher fills in when the family is picked
+    # and `sftui settings` lists. One that builds with the base install where the family has such an env.
+    example: str = ""
     defaults: dict = field(default_factory=dict)  # nested config overrides, below cfg.json
     settings_model: type[BaseModel] | None = None  # env.<prefix>.*
     validate_name: Callable[[str], None] | None = None  # raises ConfigError for an unknown id

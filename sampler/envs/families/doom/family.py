@@ -79,6 +79,7 @@ register_family(
         prefix="doom",
         description="ViZDoom single-player scenarios, e.g. doom_basic, doom_deadly_corridor, doom_deathmatch",
         make=make,
+        example="doom_basic",
         defaults={
             "env": {"frameskip": 4, "res_w": 128, "res_h": 72},
             "sampler": {"num_envs_per_worker": 8},
