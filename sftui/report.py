@@ -42,7 +42,7 @@ def status_text(status: RunStatus) -> str:
         lines.append(
             f"  policy {p.policy_id}: v{p.version}, return {_num(p.episode_return)} over {p.episodes} episodes"
             f"{objective}{rating}, lag {p.lag.min:.0f}/{p.lag.avg:.1f}/{p.lag.max:.0f}, "
-            f"{p.samples_per_sec:,.0f} samples/s, valid {p.valid_fraction:.0%}"
+            f"{p.samples_per_sec:,.0f} samples/s, valid {p.valid_fraction:.0%}, lr {p.learning_rate:.3g}"
         )
     if status.pool is not None:
         members = sorted(status.pool.get("members", []), key=lambda m: -m["rating"])

@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from algos import tunables
 from sampler.config.build import build_config, config_to_dict
-from sampler.config.keys import deep_merge, parse_overrides
+from sampler.config.keys import deep_merge, flatten, parse_overrides, unflatten
 from sampler.config.schema import experiment_name_problem, shown_name
 from sampler.errors import ConfigError, ExperimentError
 from sampler.experiment.folders import (
@@ -23,11 +24,13 @@ from sampler.experiment.folders import (
     resolve_train_dir,
     write_json_atomic,
 )
+from sampler.experiment.hparams import read_hparams, record_change
 
 if TYPE_CHECKING:
     from sampler.envs.contract import EnvFacts
 
 FROZEN_ON_RESUME = ("env", "model", "sampler.num_policies")
+_MISSING = object()
 
 
 @dataclass
@@ -39,6 +42,8 @@ class Prepared:
     already_finished: str | None = None  # a message when there is nothing to do
     env: EnvFacts | None = None  # read from the env built to check the config; the supervisor reuses it
     archived: Path | None = None
+    tuned: dict = field(default_factory=dict)  # tunable hyperparameters given on resume: they win over hparams.json
+    versions: dict[int, int] = field(default_factory=dict)  # each policy's version in its latest checkpoint
 
 
 def prepare(raw: dict, set_items: list[str], *, train_dir: str | None = None, restart: bool = False,
@@ -71,6 +76,7 @@ def prepare(raw: dict, set_items: list[str], *, train_dir: str | None = None, re
         if exists and restart:
             prepared.archived = archive_folder(folder)
         _write_cfg(prepared)
+        _record_tuned(prepared)
     return prepared
 
 
@@ -78,25 +84,26 @@ def _resume(folder: Path, raw: dict, overrides: dict, name: str) -> Prepared:
     saved = read_json(folder / "cfg.json")
     if saved is None:
         raise ExperimentError(f"{folder / 'cfg.json'} is unreadable; use --restart to start over")
-    changes = {k: v for k, v in _flatten(raw).items() if _flatten(saved).get(k, _MISSING) != v}
-    changes.update({k: v for k, v in _flatten(overrides).items() if _flatten(saved).get(k, _MISSING) != v})
+    before = flatten(saved)
+    changes = {k: v for k, v in flatten(raw).items() if before.get(k, _MISSING) != v}
+    changes.update({k: v for k, v in flatten(overrides).items() if before.get(k, _MISSING) != v})
     for key in changes:
         if any(key == frozen or key.startswith(frozen + ".") for frozen in FROZEN_ON_RESUME):
             raise ConfigError(
-                f"{key}: cannot change on resume (was {json.dumps(_flatten(saved).get(key))}); "
+                f"{key}: cannot change on resume (was {json.dumps(before.get(key))}); "
                 "use --restart to start over, or a new run.experiment"
             )
-    merged = saved
-    for key, value in changes.items():
-        merged = deep_merge(merged, _unflatten(key, value))
-    cfg = build_config(merged, experiment_default=name)
-    described = [f"{k}: {json.dumps(_flatten(saved).get(k))} -> {json.dumps(v)}" for k, v in changes.items()
-                 if _flatten(saved).get(k, _MISSING) != v]
-    prepared = Prepared(cfg=cfg, folder=folder, resumed=True, changes=described)
+    cfg = build_config(deep_merge(saved, unflatten(changes)), experiment_default=name)
+    described = [f"{k}: {json.dumps(before.get(k))} -> {json.dumps(v)}" for k, v in changes.items()]
+    tuned = {key.removeprefix("appo."): value for key, value in changes.items()
+             if key.startswith("appo.") and key.removeprefix("appo.") in tunables.NAMES}
+    prepared = Prepared(cfg=cfg, folder=folder, resumed=True, changes=described, tuned=tuned)
     from sampler.experiment import checkpoints  # torch: only a resume pays for it
 
     for policy in range(cfg.sampler.num_policies):  # none readable: refused here, before the folder is touched
-        checkpoints.load_latest(folder, policy, set_aside=False)
+        latest = checkpoints.load_latest(folder, policy, set_aside=False)
+        if latest is not None:
+            prepared.versions[policy] = int(latest[1]["version"])
     state, summary = derived_state(folder)
     if state == "finished":
         frames = int(summary.get("env_frames", 0))
@@ -169,25 +176,12 @@ def _write_cfg(prepared: Prepared) -> None:
                               ) from None
 
 
-_MISSING = object()
-
-
-def _flatten(data: dict, prefix: str = "") -> dict:
-    out = {}
-    for key, value in data.items():
-        path = f"{prefix}{key}"
-        if isinstance(value, dict) and value and not path.endswith("reward_shaping") and path != "env.gym.kwargs":
-            out.update(_flatten(value, path + "."))
-        else:
-            out[path] = value
-    return out
-
-
-def _unflatten(path: str, value) -> dict:
-    out: dict = {}
-    node = out
-    parts = path.split(".")
-    for part in parts[:-1]:
-        node = node.setdefault(part, {})
-    node[parts[-1]] = value
-    return out
+def _record_tuned(prepared: Prepared) -> None:
+    """A tunable hyperparameter given on resume wins over each policy's hparams.json (where PBT or `set` may have
+    moved it) and is recorded in its history.jsonl; a policy whose learner never wrote hparams.json starts from
+    the config, which holds the given value already."""
+    for policy in range(prepared.cfg.sampler.num_policies) if prepared.tuned else ():
+        before = read_hparams(prepared.folder, policy)
+        if before is not None and {**before, **prepared.tuned} != before:
+            record_change(prepared.folder, policy, before, {**before, **prepared.tuned}, "resume",
+                          prepared.versions.get(policy))

@@ -7,7 +7,6 @@ masked out of the loss.
 
 from __future__ import annotations
 
-import json
 import time
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -19,7 +18,7 @@ from algos import tunables
 from algos.appo import AppoLearner, TrainBatch
 from sampler import machine
 from sampler.experiment import checkpoints
-from sampler.experiment.folders import write_json_atomic
+from sampler.experiment.hparams import read_hparams, record_change, write_hparams
 from sampler.run.messages import (
     HyperparametersNow,
     PbtCopied,
@@ -41,10 +40,6 @@ from sampler.run.workers.specs import LearnerSpec
 from sampler.shm import channels
 from sampler.shm.buffers import release
 from sampler.status import LAG_HISTOGRAM_EDGES
-
-
-def hparams_path(folder: Path, policy: int) -> Path:
-    return folder / "policies" / f"p{policy}" / "hparams.json"
 
 
 def valid_steps(step: dict[str, torch.Tensor], policy: int, version: int, max_policy_lag: int,
@@ -148,11 +143,11 @@ class LearnerWorker(WorkerBase):
             self.restored_from = str(path.relative_to(self.folder))
             self.policy_env_frames = int(payload["policy_env_frames"])
             self.elapsed_sec = float(payload["elapsed_sec"])
-        saved = hparams_path(self.folder, self.policy)
-        if saved.exists():
-            self._apply_hyperparameters(json.loads(saved.read_text()))
+        saved = read_hparams(self.folder, self.policy)  # PBT's, `set`'s and a resume override's values win
+        if saved is not None:
+            self._apply_hyperparameters(saved)
         else:
-            write_json_atomic(saved, self.hyperparameters())
+            write_hparams(self.folder, self.policy, self.hyperparameters())
 
     def _payload(self, env_frames: int, elapsed_sec: float) -> dict:
         return {
@@ -208,11 +203,7 @@ class LearnerWorker(WorkerBase):
         before = self.hyperparameters()
         self._apply_hyperparameters(changes)
         after = self.hyperparameters()
-        saved = hparams_path(self.folder, self.policy)
-        with open(saved.parent / "history.jsonl", "a") as history:
-            history.write(json.dumps({"time": time.time(), "version": self.learner.version, "source": source,
-                                      "before": before, "after": after}) + "\n")
-        write_json_atomic(saved, after)
+        record_change(self.folder, self.policy, before, after, source, self.learner.version)
         self.send(HyperparametersNow(hyperparameters=after))
 
     def copy_from(self, source: int, hyperparameters: dict, request: int) -> None:
