@@ -14,7 +14,8 @@ from typing import Annotated
 
 import typer
 
-from sftui.options import DetachOpt, RestartOpt, SetOpt, TrainDirOpt
+from sftui.control_cli import control_app
+from sftui.options import DetachOpt, ExperimentArg, RestartOpt, SetOpt, TrainDirOpt
 from sftui.sweep_cli import sweep_app
 
 app = typer.Typer(
@@ -193,16 +194,6 @@ def list_experiments(train_dir: TrainDirOpt = None) -> None:
         typer.echo(f"{e.id:<{width}}  {e.state:<14} {e.env:<{env_width}} {e.env_frames:>14,}  {ret}")
 
 
-def _client(experiment: str, train_dir: str | None):
-    from sampler.experiment.control import ControlClient
-    from sampler.experiment.folders import find_experiment, resolve_train_dir
-
-    return ControlClient.for_experiment(find_experiment(experiment, resolve_train_dir(train_dir)))
-
-
-ExperimentArg = Annotated[str, typer.Argument(help="Experiment id (relative to train_dir) or folder.")]
-
-
 def _open_app(folder: Path | None, experiment: str | None, train_dir: Path) -> None:
     from sftui.app.app import run_app
 
@@ -305,87 +296,7 @@ def serve(
     serve_app(resolve_train_dir(train_dir), port)
 
 
-@app.command()
-def status(
-    experiment: ExperimentArg,
-    train_dir: TrainDirOpt = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the RunStatus as JSON.")] = False,
-) -> None:
-    """Show a run's status (live through its socket, else from summary.json)."""
-    from sampler.errors import ControlError
-    from sampler.experiment.folders import derived_state, find_experiment, resolve_train_dir
-
-    folder = find_experiment(experiment, resolve_train_dir(train_dir))
-    try:
-        with _client(experiment, train_dir) as client:
-            data = next(client.subscribe())
-    except ControlError:
-        state, data = derived_state(folder)
-        if not data:
-            typer.echo(f"{experiment}: {state}")
-            return
-        data = {**data, "state": state}
-    if as_json:
-        typer.echo(json.dumps(data, indent=2))
-    else:
-        typer.echo(_status_text(experiment, data))
-
-
-def _status_text(experiment: str, data: dict) -> str:
-    """The full status, or one line when summary.json holds no complete, well-typed RunStatus."""
-    from sampler.status import RunStatus
-    from sftui.report import status_text
-
-    try:
-        return status_text(RunStatus.from_dict(data))
-    except (TypeError, ValueError, KeyError, AttributeError):
-        reason = data.get("reason") or "summary.json does not hold a complete run status"
-        return f"{experiment}: {data.get('state', 'unreadable')} ({reason}; `--json` shows what it holds)"
-
-
-@app.command("set")
-def set_hyperparameters(
-    experiment: ExperimentArg,
-    changes: Annotated[list[str], typer.Argument(
-        help="KEY=VALUE: appo.learning_rate=2e-4, appo.exploration_loss_coeff=0.01, env.reward_shaping.hits=0.1, ...",
-        show_default=False)],
-    policy: Annotated[int | None, typer.Option("--policy", min=0, help="Only this policy (default: all).")] = None,
-    train_dir: TrainDirOpt = None,
-) -> None:
-    """Change hyperparameters of a live run's policies; each learner applies them before its next step."""
-    from sampler.experiment.control import hyperparameter_changes
-
-    hyperparameters = hyperparameter_changes(changes)
-    args: dict = {"hyperparameters": hyperparameters}
-    if policy is not None:
-        args["policy"] = policy
-    with _client(experiment, train_dir) as client:
-        result = client.call("set", args)
-    shown = ", ".join(f"{k} {v}" for k, v in result["hyperparameters"].items())
-    typer.echo(f"{experiment}: policies {result['policies']}: {shown} (from the next learner step)")
-
-
-def _command(name: str, describe) -> None:
-    def command(experiment: ExperimentArg, train_dir: TrainDirOpt = None) -> None:
-        with _client(experiment, train_dir) as client:
-            typer.echo(describe(experiment, client.call(name)))
-
-    command.__doc__ = {
-        "pause": "Pause a live run: no env steps and no learner updates until resume.",
-        "resume": "Resume a paused run.",
-        "save": "Save a checkpoint of every policy now.",
-        "stop": "Stop a live run: it saves checkpoints and can be resumed later.",
-    }[name]
-    app.command(name)(command)
-
-
-_command("pause", lambda e, r: f"{e}: paused at {r['env_frames']:,} env frames" if "env_frames" in r
-         else f"{e}: already paused")
-_command("resume", lambda e, r: f"{e}: {r['state']}")
-_command("save", lambda e, r: "\n".join(f"saved {p}" for p in r))
-_command("stop", lambda e, r: f"{e}: stopping (it saves a checkpoint first)")
-
-
+app.add_typer(control_app)
 app.add_typer(sweep_app, name="sweep")
 
 

@@ -1,4 +1,4 @@
-"""Options several commands share (sftui/cli.py, sftui/sweep_cli.py)."""
+"""Options and arguments several commands share (sftui/cli.py, sftui/control_cli.py, sftui/sweep_cli.py)."""
 
 from __future__ import annotations
 
@@ -12,3 +12,4 @@ TrainDirOpt = Annotated[
 ]
 RestartOpt = Annotated[bool, typer.Option("--restart", help="Archive the existing experiment and start over.")]
 DetachOpt = Annotated[bool, typer.Option("--detach", help="Train in the background; print the experiment path.")]
+ExperimentArg = Annotated[str, typer.Argument(help="Experiment id (relative to train_dir) or folder.")]
