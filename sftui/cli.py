@@ -150,18 +150,15 @@ def sample(
 ) -> None:
     """Measure the sampler alone (random actions, no learner): the most frames/s any training can reach."""
     from sampler.config.build import build_config
-    from sampler.config.derived import uses_local_inference, worker_splits
+    from sampler.config.derived import Placement
     from sampler.config.keys import parse_overrides
     from sampler.run.sample import measure
 
     cfg = build_config({"env": {"name": env}}, parse_overrides(set_ or []))
-    s = cfg.sampler
-    where = "local" if uses_local_inference(cfg) else "process"
-    if s.batched_sampling:
-        envs = cfg.env.envpool.num_envs if env.startswith("envpool_") else s.num_envs_per_worker
-        layout = f"{s.num_workers} workers x {envs} envs, batched"
-    else:
-        layout = f"{s.num_workers} workers x {s.num_envs_per_worker} envs, {worker_splits(cfg)} split(s)"
+    s, placement = cfg.sampler, Placement.of(cfg)
+    where = "local" if placement.local_inference else "process"
+    layout = f"{s.num_workers} workers x {placement.envs_per_worker} envs, " + (
+        "batched" if s.batched_sampling else f"{placement.worker_splits} split(s)")
     typer.echo(f"sampling {env}: {layout}, {where} inference, rollout {cfg.appo.rollout}; {warmup:g} s warm-up, "
                f"{seconds:g} s measured")
     try:

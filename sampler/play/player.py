@@ -18,11 +18,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from algos.models import make_actor_critic
+from algos.spaces import obs_specs_to_dict
+from sampler.config.build import build_config, read_cfg_file
+from sampler.envs.contract import EnvContext
+from sampler.envs.families.registry import family_for, make_env
+from sampler.envs.mapping import make_policy_mapping
 from sampler.errors import ExperimentError
 from sampler.experiment import checkpoints
-
-# Families whose frameskip is an action repeat that can be done outside the env (see the docstring).
-REPEAT_OUTSIDE = ("doom_",)
 
 
 @dataclass
@@ -112,30 +115,22 @@ class Player:
     checkpoint_path: Path = field(init=False)
 
     def __post_init__(self) -> None:
-        from algos.models import make_actor_critic
-        from algos.spaces import obs_specs_to_dict
-        from sampler.config.build import build_config, read_cfg_file
-        from sampler.envs.contract import EnvContext
-        from sampler.envs.families.registry import make_env
-
         self.folder = Path(self.folder)
         cfg_path = self.folder / "cfg.json"
         if not cfg_path.exists():
             raise ExperimentError(f"{self.folder}: no cfg.json here; is it an experiment folder?")
-        raw = read_cfg_file(cfg_path)
-        trained = build_config(raw)
+        trained = build_config(read_cfg_file(cfg_path))
         policies = trained.sampler.num_policies
         if not 0 <= self.policy < policies:
             raise ExperimentError(f"--policy {self.policy}: the experiment has policies 0..{policies - 1}")
         self.checkpoint_path = resolve_checkpoint(self.folder, self.policy, self.checkpoint)
         payload = load_checkpoint(self.folder, self.policy, self.checkpoint_path)
 
-        self.repeat = 1
-        overrides: dict = {}
-        if trained.env.name.startswith(REPEAT_OUTSIDE) and trained.env.frameskip > 1:
-            self.repeat = trained.env.frameskip
-            overrides = {"env": {"frameskip": 1}}
-        self.cfg = build_config(raw, overrides)
+        self.family = family_for(trained.env.name)
+        self.repeat = trained.env.frameskip if self.family.repeat_outside else 1
+        self.cfg = trained
+        if self.repeat > 1:  # the env steps one frame at a time and the player repeats each action
+            self.cfg = trained.model_copy(update={"env": trained.env.model_copy(update={"frameskip": 1})})
         self.frameskip = trained.env.frameskip
         torch.set_num_threads(1)
         self.env = make_env(self.cfg, EnvContext(seed=self.seed, render_mode="rgb_array" if self.frames else None))
@@ -150,8 +145,6 @@ class Player:
         self.model = model_from(payload)
         self.models = {self.policy: self.model}  # the other seats' policies
         if self.env.num_agents > 1:
-            from sampler.envs.mapping import make_policy_mapping
-
             self.mapping = make_policy_mapping(self.cfg, seed=self.seed or 0)
             for other in range(policies):
                 path = checkpoints.latest_checkpoint(self.folder, other) if other != self.policy else None
@@ -279,16 +272,12 @@ class Player:
 
     @property
     def natural_fps(self) -> float:
-        """Frames a second at real-time speed: Doom's 35 tics, Atari's 60, else the env's render_fps, else 30."""
-        name = self.cfg.env.name
-        if name.startswith("envpool_"):  # EnvPool runs Doom and Atari (skipping frames itself) and vector tasks
-            from sampler.envs.families.envpool_family import task_kind, task_of
-
-            name = {"doom": "doom_", "atari": "atari_"}.get(task_kind(task_of(name)), name)
-        if name.startswith("doom_"):
-            return 35.0 / (self.frameskip // self.repeat)
-        if name.startswith("atari_"):
-            return 60.0 / self.frameskip
+        """Frames a second at real-time speed, as the family says (Doom's 35 tics, Atari's 60), else the env's
+        render_fps, else 30."""
+        if self.family.play_fps is not None:
+            fps = self.family.play_fps(self.cfg, self.frameskip // self.repeat)
+            if fps is not None:
+                return fps
         metadata = getattr(getattr(self.env, "env", None), "metadata", None) or {}
         return float(metadata.get("render_fps") or 30.0)
 

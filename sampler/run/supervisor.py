@@ -158,7 +158,7 @@ class Supervisor(RunCommands, RunReports, RunClock):
         self.sinks.server = self.server
         self.sinks.tb = TensorboardWriter(self.folder / "tb", num_policies)
         batched = cfg.sampler.batched_sampling
-        envs = self.env.num_envs or cfg.sampler.num_envs_per_worker
+        envs = plan.placement.envs_per_worker
         log.info("starting %s: %s, %d worker(s) x %d env(s)%s, %d polic%s, device %s", cfg.run.experiment, cfg.env.name,
                  cfg.sampler.num_workers, envs, " (batched)" if batched else "", num_policies,
                  "y" if num_policies == 1 else "ies", self.device)

@@ -30,6 +30,7 @@ from sampler.envs.families.registry import EnvFamily, register_family
 from sampler.errors import ConfigError, MissingDependencyError
 
 FRAME_SIZE = 84
+ATARI_FPS = 60.0  # the console's frame rate: real-time play
 STACK = 4
 NOOP = 0  # ALE's minimal action sets always start with NOOP
 
@@ -196,6 +197,7 @@ register_family(
         description="Atari 2600 games from the Arcade Learning Environment, e.g. atari_pong, atari_breakout",
         make=make,
         example="atari_pong",
+        play_fps=lambda cfg, frames_per_step: ATARI_FPS / frames_per_step,
         defaults={
             "env": {"frameskip": 4},
             "sampler": {"num_envs_per_worker": 8},

@@ -34,6 +34,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from sampler.envs.contract import EnvContext, action_spec_of, obs_specs_of
+from sampler.envs.families.atari import ATARI_FPS
+from sampler.envs.families.doom.engine import TICS_PER_SECOND
 from sampler.envs.families.registry import EnvFamily, register_family
 from sampler.envs.vector import VectorStep
 from sampler.errors import ConfigError, MissingDependencyError
@@ -243,6 +245,12 @@ def defaults_by_id(env_name: str) -> dict:
     }
 
 
+def play_fps(cfg: Any, frames_per_step: int) -> float | None:
+    """Doom and Atari tasks play at their engines' real-time rates; other tasks at the env's own render_fps."""
+    rate = {"doom": TICS_PER_SECOND, "atari": ATARI_FPS}.get(task_kind(task_of(cfg.env.name)))
+    return None if rate is None else rate / frames_per_step
+
+
 register_family(
     EnvFamily(
         prefix="envpool",
@@ -255,5 +263,7 @@ register_family(
         defaults_by_id=defaults_by_id,
         validate_config=validate_config,
         make_vector=make_vector,
+        play_fps=play_fps,
+        envs_per_worker=lambda cfg: cfg.env.envpool.num_envs,
     )
 )

@@ -34,6 +34,13 @@ class EnvFamily:
     validate_config: Callable[[Any], None] | None = None  # raises ConfigError for settings the family refuses
     # (ExperimentConfig, context) -> a VectorEnv of the worker's envs, for sampler.batched_sampling (sampler/vector.py)
     make_vector: Callable[[Any, EnvContext], Any] | None = None
+    # Enjoy: the family's frameskip is an action repeat the player can do itself, so every frame is shown.
+    repeat_outside: bool = False
+    # Enjoy: frames a second at real-time speed, given (cfg, env frames each shown step spans); None: the env's own
+    # render_fps.
+    play_fps: Callable[[Any, int], float | None] | None = None
+    # The envs each rollout worker steps, where the family decides it; None: sampler.num_envs_per_worker.
+    envs_per_worker: Callable[[Any], int] | None = None
 
     def defaults_for(self, env_name: str) -> dict:
         from sampler.config.keys import deep_merge

@@ -40,7 +40,8 @@ def test_rollout_worker_writes_only_indexed_cells_and_hands_over_complete_trajec
     requests, learner = MessageChannel(ctx), MessageChannel(ctx)
     replies = [ReplyChannel(ctx), ReplyChannel(ctx)]
     parent, child = ctx.Pipe()
-    placement = Placement(device="cpu", local_inference=False, worker_splits=2, learner_threads=1)  # ask for actions
+    placement = Placement(device="cpu", local_inference=False, worker_splits=2, learner_threads=1,
+                          envs_per_worker=4)  # asks for its actions
     spec = RolloutSpec(index=1, incarnation=0, cfg=cfg, placement=placement, layout=layout, buffers=buffers,
                        request_queues=[requests], reply_queue=replies[1], learner_queues=[learner])
     worker = ctx.Process(target=rollout_main, args=(child, spec))

@@ -11,7 +11,7 @@ from typing import Any
 from sampler.envs.contract import EnvContext
 from sampler.envs.families.doom.bots import BOTS, DEFAULT_SHAPING, DoomBotsEnv, check_shaping
 from sampler.envs.families.doom.duel import DoomDuelEnv
-from sampler.envs.families.doom.engine import DoomSettings, _vizdoom
+from sampler.envs.families.doom.engine import TICS_PER_SECOND, DoomSettings, _vizdoom
 from sampler.envs.families.doom.scenarios import SCENARIOS, DoomEnv
 from sampler.envs.families.registry import EnvFamily, register_family
 from sampler.errors import ConfigError
@@ -80,6 +80,8 @@ register_family(
         description="ViZDoom single-player scenarios, e.g. doom_basic, doom_deadly_corridor, doom_deathmatch",
         make=make,
         example="doom_basic",
+        repeat_outside=True,  # the player steps Doom at frameskip 1 and repeats each action: every tic is a frame
+        play_fps=lambda cfg, frames_per_step: TICS_PER_SECOND / frames_per_step,
         defaults={
             "env": {"frameskip": 4, "res_w": 128, "res_h": 72},
             "sampler": {"num_envs_per_worker": 8},
