@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 
 from sampler.play.player import Episode, Player
+from sampler.play.video import VideoWriter
+from sftui.app.frames import HalfBlocks, fit
 
 DRAW_FPS = 15.0  # terminal redraws a second, whatever the env's frame rate
 
@@ -32,8 +34,6 @@ class Terminal:
     """Frames drawn in place on the alternate screen, with a status line and the last episodes under them."""
 
     def __init__(self, title: str):
-        from sftui.app.frames import HalfBlocks
-
         self.blocks = HalfBlocks()
         self.title = title
         self.last_draw = 0.0
@@ -44,7 +44,6 @@ class Terminal:
         if not force and now - self.last_draw < 1.0 / DRAW_FPS:
             return
         self.last_draw = now
-        from sftui.app.frames import fit
 
         cols, rows = shutil.get_terminal_size()
         text = ""
@@ -61,8 +60,6 @@ class Terminal:
 
 def enjoy(folder: Path, *, policy: int, checkpoint: str, episodes: int, deterministic: bool,
           video: Path | None, fps: float | None, render: bool, echo=print, agent: int = 0) -> list[Episode]:
-    from sampler.play.video import VideoWriter
-
     player = Player(folder, policy=policy, checkpoint=checkpoint, deterministic=deterministic,
                     frames=render or video is not None, agent=agent)
     rate = fps or player.natural_fps

@@ -17,7 +17,7 @@ import tempfile
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
-from sampler.errors import ControlError
+from sampler.errors import ConfigError, ControlError
 from sampler.experiment.folders import read_json
 
 PROTOCOL_VERSION = 1
@@ -245,8 +245,6 @@ def hyperparameter_changes(items: list[str]) -> dict:
     """`KEY=VALUE` items (`appo.learning_rate=2e-4`, `exploration_loss_coeff=0.01`,
     `env.reward_shaping.hits=0.1`) as the `set` command's hyperparameters; values are JSON where they parse."""
     import json
-
-    from sampler.errors import ConfigError
 
     changes: dict = {}
     for item in items:

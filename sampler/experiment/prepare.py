@@ -9,13 +9,17 @@ import json
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from algos import tunables
+from algos.spaces import obs_specs_to_dict
 from sampler.config.build import build_config, config_to_dict
 from sampler.config.keys import deep_merge, flatten, parse_overrides, unflatten
 from sampler.config.schema import experiment_name_problem, shown_name
-from sampler.errors import ConfigError, ExperimentError
+from sampler.envs.contract import EnvFacts
+from sampler.envs.families.registry import make_probe_env
+from sampler.envs.mapping import check_seating
+from sampler.errors import ConfigError, ExperimentError, SftuiError
+from sampler.experiment import checkpoints
 from sampler.experiment.folders import (
     archive_folder,
     derived_state,
@@ -25,9 +29,7 @@ from sampler.experiment.folders import (
     write_json_atomic,
 )
 from sampler.experiment.hparams import read_hparams, record_change
-
-if TYPE_CHECKING:
-    from sampler.envs.contract import EnvFacts
+from sampler.selfplay.pool import check_checkpoints
 
 FROZEN_ON_RESUME = ("env", "model", "sampler.num_policies")
 _MISSING = object()
@@ -98,8 +100,6 @@ def _resume(folder: Path, raw: dict, overrides: dict, name: str) -> Prepared:
     tuned = {key.removeprefix("appo."): value for key, value in changes.items()
              if key.startswith("appo.") and key.removeprefix("appo.") in tunables.NAMES}
     prepared = Prepared(cfg=cfg, folder=folder, resumed=True, changes=described, tuned=tuned)
-    from sampler.experiment import checkpoints  # torch: only a resume pays for it
-
     for policy in range(cfg.sampler.num_policies):  # none readable: refused here, before the folder is touched
         latest = checkpoints.load_latest(folder, policy, set_aside=False)
         if latest is not None:
@@ -121,12 +121,6 @@ def _check_env(cfg) -> EnvFacts:
     missing asset), a policy that could never play (more policies than seats under a mapping that seats them), an
     opponent pool in an env with a single seat, and a pool checkpoint that is unreadable or made for another env
     or model. It builds one env; the supervisor lays the run out from the facts it returns."""
-    from algos.spaces import obs_specs_to_dict
-    from sampler.envs.contract import EnvFacts
-    from sampler.envs.families.registry import make_probe_env
-    from sampler.envs.mapping import check_seating
-    from sampler.errors import SftuiError
-
     batched = cfg.sampler.batched_sampling
     try:
         probe = make_probe_env(cfg)
@@ -146,7 +140,6 @@ def _check_env(cfg) -> EnvFacts:
             if probe.num_agents < 2:
                 raise ConfigError(f"pool: {cfg.env.name} seats a single agent, so there is no opponent seat for "
                                   "the pool to play; use a multi-agent env or leave the pool settings at 0")
-            from sampler.selfplay.pool import check_checkpoints
 
             check_checkpoints(cfg, {"obs": obs_specs_to_dict(probe.obs_specs), "action": probe.action_spec.to_dict(),
                                     "model": cfg.model.model_dump(mode="json")})

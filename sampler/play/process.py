@@ -13,7 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
+from sampler.errors import SftuiError
 from sampler.play.player import Player
+from sampler.play.video import VideoWriter
+from sampler.run.workers.base import SupervisorGone, die_with_parent
 
 SEND_FPS = 15.0  # frames a second the Enjoy screen is sent
 EPISODE_BUFFER_BYTES = 256 << 20  # the current episode's frames kept, so that r records it from its start
@@ -24,9 +27,6 @@ def serve(folder: str, policy: int, checkpoint: str, commands: Connection, event
     """The enjoy process of the app's Enjoy screen: play at real time x speed; send frames and the
     step at most SEND_FPS times a second, and every finished episode; obey pause, speed, next, record
     and stop."""
-    from sampler.errors import SftuiError
-    from sampler.run.workers.base import SupervisorGone, die_with_parent
-
     die_with_parent()
     player = None
     try:
@@ -151,8 +151,6 @@ class Session:
 
 
 def start_video(folder: Path, player):
-    from sampler.play.video import VideoWriter
-
     videos = folder / "videos"
     videos.mkdir(exist_ok=True)
     name = f"{time.strftime('%Y%m%d-%H%M%S')}-p{player.policy}-v{player.version}.mp4"

@@ -29,6 +29,7 @@ from sampler.errors import ConfigError, ExperimentError
 from sampler.experiment import checkpoints
 from sampler.experiment.folders import write_json_atomic
 from sampler.run.messages import PoolSnapshot
+from sampler.run.workers.acting import Actor
 
 log = logging.getLogger("sftui")
 POOL_POLICY = -1  # the policy id a pool member's steps carry
@@ -186,8 +187,6 @@ class PoolSeating:
     """A rollout worker's side: which member plays an opponent seat, and the members' models, loaded once."""
 
     def __init__(self, cfg, folder: Path, model_factory, seed: int):
-        from sampler.run.workers.acting import Actor  # torch: only where a pool is used
-
         self._actor_class = Actor
         self.path = index_path(folder)
         self.probability = cfg.pool.seat_probability

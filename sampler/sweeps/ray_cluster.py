@@ -20,8 +20,10 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from sampler.config.derived import uses_local_inference
 from sampler.errors import MissingDependencyError, SftuiError
 from sampler.experiment.folders import derived_state
+from sampler.experiment.prepare import prepare
 from sampler.sweeps.spec import Sweep, check, summarize, to_run, write_marker
 
 WAIT_SEC = 1.0
@@ -38,8 +40,6 @@ def _ray():
 
 def cpus_for(cfg) -> int:
     """The processes a run keeps busy: its rollout workers, its learners, and its inference workers if any."""
-    from sampler.config.derived import uses_local_inference
-
     inference = 0 if uses_local_inference(cfg) else cfg.sampler.num_policies * cfg.sampler.policy_workers_per_policy
     return cfg.sampler.num_workers + cfg.sampler.num_policies + inference
 
@@ -47,8 +47,6 @@ def cpus_for(cfg) -> int:
 def run_experiment(raw: dict, train_dir: str, name: str) -> dict:
     """The Ray task: prepare the experiment (a resume when its folder exists) and supervise it to its end.
     A cancelled task (Ctrl+C on the sweep) stops the run first, so that it saves a checkpoint."""
-    from sampler.experiment.prepare import prepare
-
     prepared = prepare(raw, [], train_dir=train_dir, experiment_default=name)
     folder = prepared.folder
     if prepared.already_finished is None:

@@ -39,7 +39,7 @@ from typing import Any
 from sampler.config.build import build_config
 from sampler.config.keys import deep_merge, parse_overrides
 from sampler.errors import ConfigError
-from sampler.experiment.folders import derived_state, write_json_atomic
+from sampler.experiment.folders import derived_state, is_live, write_json_atomic
 
 KNOWN_KEYS = {"name", "env", "set", "grid", "linked", "variants"}
 
@@ -227,8 +227,6 @@ def state_of(sweep: Sweep, train_dir: Path, name: str) -> str:
 
 def to_run(sweep: Sweep, train_dir: Path, echo) -> list[int]:
     """Indices of the experiments a `sweep run` starts or resumes: not finished, not training already."""
-    from sampler.experiment.folders import is_live
-
     chosen = []
     for i, experiment in enumerate(sweep.experiments):
         state = state_of(sweep, train_dir, experiment.name)

@@ -14,8 +14,10 @@ from textual.widgets import Static
 
 from sampler.experiment.folders import LIVE_STATES, list_experiments
 from sftui.app.browser import BrowserScreen
+from sftui.app.crash import run_to_end
 from sftui.app.dashboard import DashboardScreen
 from sftui.app.dialogs import Choice
+from sftui.app.enjoy import EnjoyScreen
 from sftui.app.launcher import LauncherScreen
 from sftui.app.sources import LiveSource, StatusSource
 
@@ -120,8 +122,6 @@ class SftuiApp(App):
 
     def enjoy(self, folder: Path, experiment: str) -> None:
         """Open the Enjoy screen on the experiment's latest checkpoint (another can be picked there)."""
-        from sftui.app.enjoy import EnjoyScreen
-
         if not any((Path(folder) / "checkpoints").glob("p*/*.pt")):
             self.notify(f"{experiment} has no checkpoint yet: press s to save one", severity="warning", markup=False)
             return
@@ -213,8 +213,6 @@ def most_recent_live(train_dir: Path) -> Path | None:
 
 def run_app(folder: Path | None, experiment: str | None, train_dir: Path) -> str | None:
     """The app on `folder`'s dashboard, or on the launcher when folder is None; raises AppCrashed if it crashed."""
-    from sftui.app.crash import run_to_end
-
     app = SftuiApp(LiveSource(folder) if folder is not None else None, experiment, train_dir)
     run_to_end(app)
     return app.exit_message

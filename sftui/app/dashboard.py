@@ -17,9 +17,12 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Sparkline
 
+from sampler.errors import SftuiError
+from sampler.experiment.control import hyperparameter_changes
 from sampler.experiment.folders import NOT_RESPONDING_AFTER_SEC as NOT_RESPONDING_SEC
 from sampler.experiment.folders import derived_state
 from sampler.status import FINAL_STATES, LIVE_STATES, RunStatus
+from sftui.app.dialogs import SetHyperparameter, confirm
 from sftui.app.readouts import (
     HISTORY,
     POPULATION_COLUMNS,
@@ -295,10 +298,6 @@ class DashboardScreen(Screen):
 
     def action_set_hyperparameter(self) -> None:
         """A dialog for `set`: one policy or all, and KEY=VALUE; the run answers, and errors are shown."""
-        from sampler.errors import SftuiError
-        from sampler.experiment.control import hyperparameter_changes
-        from sftui.app.dialogs import SetHyperparameter
-
         if self.shown is None or not self.shown.policies:
             self.notify("no status from the run yet", severity="warning")
             return
@@ -325,8 +324,6 @@ class DashboardScreen(Screen):
             self.app.enjoy(Path(self.source.folder), self.experiment)
 
     def action_stop_run(self) -> None:
-        from sftui.app.dialogs import confirm
-
         def answered(answer: str | None) -> None:
             if answer == "yes":
                 self._run_command("stop", "stopping: the run saves a checkpoint, then exits")

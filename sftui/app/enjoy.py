@@ -24,6 +24,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Select, Static
 
+from sampler.experiment import checkpoints
+from sampler.processes import kill_tree
 from sftui.app.frames import FrameView
 
 PLOT_STEPS = 80
@@ -88,8 +90,6 @@ class PlayerProcess:
             try:
                 self.process.wait(5)
             except subprocess.TimeoutExpired:
-                from sampler.processes import kill_tree
-
                 kill_tree(self.process.pid)  # the engine too, and its /dev/shm files
                 self.process.wait(3)
         self.commands.close()
@@ -122,8 +122,6 @@ def history_plot(history) -> Text:
 
 
 def checkpoint_choices(folder: Path, policy: int) -> list[tuple[str, str]]:
-    from sampler.experiment import checkpoints
-
     found = [(p.name, str(p)) for p in reversed(checkpoints.list_checkpoints(folder, policy))]
     best = checkpoints.policy_dir(folder, policy) / "best.pt"
     if best.exists():

@@ -21,9 +21,11 @@ from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
-from sampler.config.build import build_config, config_to_dict
+from sampler.config.build import build_config, config_to_dict, read_cfg_file
 from sampler.config.settings import describe_settings
+from sampler.envs.families.registry import families
 from sampler.errors import SftuiError
+from sampler.experiment.folders import write_json_atomic
 
 SKIPPED = {"env.name"}  # chosen above the form
 
@@ -97,8 +99,6 @@ class LauncherScreen(Screen):
         self._validation_pending = False
 
     def compose(self) -> ComposeResult:
-        from sampler.envs.families.registry import families
-
         yield Header()
         with Horizontal():
             with Vertical(id="families"):
@@ -243,8 +243,6 @@ class LauncherScreen(Screen):
             self.build_form(event.value.strip())
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
-        from sampler.envs.families.registry import families
-
         family = next(f for f in families() if f.prefix == event.option.id)
         env = family.example or f"{family.prefix}_"
         self.query_one("#env", Input).value = env
@@ -261,8 +259,6 @@ class LauncherScreen(Screen):
 
     def action_save_cfg(self) -> None:
         """Write the form as a complete cfg.json, atomically, into a folder that exists; a refusal says why."""
-        from sampler.experiment.folders import write_json_atomic
-
         typed = self.query_one("#cfg-path", Input).value.strip()
         if not typed:
             self.show_file_message("cannot save: type a path for the cfg.json first")
@@ -282,8 +278,6 @@ class LauncherScreen(Screen):
             self.notify(f"saved {path}", markup=False)
 
     def load_cfg(self) -> None:
-        from sampler.config.build import read_cfg_file
-
         path = Path(self.query_one("#cfg-path", Input).value.strip()).expanduser()
         try:
             raw = read_cfg_file(path)
@@ -323,7 +317,6 @@ class LauncherScreen(Screen):
         if not self.validate():
             self.notify("fix the form first", severity="error")
             return
-        from sampler.experiment.folders import write_json_atomic
 
         command, cfg_path, name = self.launch_command()
         raw = self.raw_config()

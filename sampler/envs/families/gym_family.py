@@ -10,8 +10,10 @@ import gymnasium as gym
 from pydantic import BaseModel, ConfigDict, Field
 
 from sampler.envs.contract import EnvContext, GymnasiumAgent
+from sampler.envs.families.atari import gym_ids
 from sampler.envs.families.registry import EnvFamily, register_family
-from sampler.errors import ConfigError
+from sampler.envs.vector import GymnasiumVector
+from sampler.errors import ConfigError, MissingDependencyError
 
 
 class GymSettings(BaseModel):
@@ -46,9 +48,6 @@ def validate_name(env_name: str) -> None:
 
 def _atari_rom(env_id: str) -> str | None:
     """The ALE ROM id an unregistered id names (Pong-v5, ALE/SpaceInvaders-v5 -> pong, space_invaders), if any."""
-    from sampler.envs.families.atari import gym_ids
-    from sampler.errors import MissingDependencyError
-
     stem = re.sub(r"(NoFrameskip)?-v\d+$", "", env_id.removeprefix("ALE/"))
     rom = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", stem).lower()
     try:
@@ -67,8 +66,6 @@ def make(cfg, context: EnvContext) -> GymnasiumAgent:
 
 
 def make_vector(cfg, context: EnvContext):
-    from sampler.envs.vector import GymnasiumVector
-
     settings: GymSettings = cfg.env.gym
     kwargs = dict(settings.kwargs)
     if settings.max_episode_steps is not None:

@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from sampler.config.keys import deep_merge
 from sampler.envs.contract import EnvContext, MultiAgentEnv
 from sampler.errors import ConfigError
 
@@ -43,8 +44,6 @@ class EnvFamily:
     envs_per_worker: Callable[[Any], int] | None = None
 
     def defaults_for(self, env_name: str) -> dict:
-        from sampler.config.keys import deep_merge
-
         extra = self.defaults_by_id(env_name) if self.defaults_by_id else {}
         return deep_merge(self.defaults, extra)
 
@@ -90,8 +89,6 @@ def make_vector_env(cfg, context: EnvContext):
 
 def make_probe_env(cfg):
     """One env as the run's workers build it (a vector env with batched sampling), to read its spaces from."""
-    from sampler.envs.contract import EnvContext
-
     return (make_vector_env if cfg.sampler.batched_sampling else make_env)(cfg, EnvContext(seed=cfg.run.seed))
 
 
