@@ -61,10 +61,12 @@ class ModelConfig(BaseModel):
         description="Orthogonal init gain of the policy head; small values start "
         "close to a uniform / zero-mean policy.",
     )
-    encoder: str = Field(registry.BUILT_IN, description="Registered encoder factory (algos.registry.register_encoder).")
-    core: str = Field(registry.BUILT_IN, description="Registered core factory (algos.registry.register_core).")
+    encoder: str = Field(
+        registry.BUILT_IN, description="Registered encoder factory (sampler.plugins.register_encoder)."
+    )
+    core: str = Field(registry.BUILT_IN, description="Registered core factory (sampler.plugins.register_core).")
     actor_critic: str = Field(
-        registry.BUILT_IN, description="Registered actor-critic factory (algos.registry.register_actor_critic)."
+        registry.BUILT_IN, description="Registered actor-critic factory (sampler.plugins.register_actor_critic)."
     )
 
     @field_validator("encoder", "core", "actor_critic")

@@ -14,10 +14,7 @@ from __future__ import annotations
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from algos.spaces import ActionSpec, ObsSpec
-from sampler.envs.contract import EnvContext
-from sampler.envs.families.registry import EnvFamily, register_family
-from sampler.errors import ConfigError
+from sampler.plugins import ActionSpec, ConfigError, EnvContext, EnvFamily, ObsSpec, register_family
 
 
 class CorridorSettings(BaseModel):

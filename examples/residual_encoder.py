@@ -3,7 +3,7 @@
 A factory takes the model config and the observation specs and returns a module with
 `out_features` that maps the (normalized) observation dict to [N, out_features]. Cores
 (`register_core`) and whole actor-critics (`register_actor_critic`) register the same way;
-see algos/registry.py for their interfaces.
+all three are imported from `sampler.plugins`, and algos/registry.py describes their interfaces.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from algos.registry import register_encoder
+from sampler.plugins import register_encoder
 
 
 class ResidualMLP(nn.Module):

@@ -117,7 +117,7 @@ class SamplerConfig(BaseModel):
     policy_mapping: str = Field(
         "random",
         description="Which policy plays each agent: 'random' per agent and episode, 'seat' (agent k plays for "
-        "policy k mod num_policies), or a name registered with sampler.envs.mapping.register_policy_mapping.",
+        "policy k mod num_policies), or a name registered with sampler.plugins.register_policy_mapping.",
     )
     policy_workers_per_policy: int = Field(
         1, ge=1, description="Inference worker processes per policy (with sampler.inference 'process')."
@@ -136,7 +136,7 @@ class SamplerConfig(BaseModel):
     def _known_mapping(cls, name: str) -> str:
         if name not in mapping_names():
             raise ValueError(f"unknown policy mapping {name!r}; known: {', '.join(mapping_names())} "
-                             "(register others with sampler.envs.mapping.register_policy_mapping from run.imports)")
+                             "(register others with sampler.plugins.register_policy_mapping from run.imports)")
         return name
 
     @model_validator(mode="after")

@@ -89,7 +89,7 @@ class OpponentPool:
         self.last_snapshot = int(saved.get("last_snapshot_env_frames", 0))
         self.ratings: dict[str, float] = {k: float(v) for k, v in saved.get("ratings", {}).items()}
         self.games: dict[str, int] = {k: int(v) for k, v in saved.get("games", {}).items()}
-        snapshots = [m for m in saved.get("members", []) if m.get("kind") == "snapshot" and Path(m["path"]).exists()]
+        snapshots = self._saved_snapshots(saved.get("members", []))
         self.members: list[dict] = explicit + snapshots  # explicit checkpoints follow the config of this run
         for name in [policy_name(p) for p in range(num_policies)] + [m["name"] for m in self.members]:
             self.ratings.setdefault(name, INITIAL_RATING)
@@ -99,6 +99,20 @@ class OpponentPool:
         self.busy = False
         self.dirty = False
         self.write()
+
+    def _saved_snapshots(self, saved: list[dict]) -> list[dict]:
+        """The snapshots pool.json lists, found in this folder's pool/, where they are always written. pool.json
+        names them by absolute path, so a folder that was moved or copied names the old place: each is looked
+        for here by its file name (a copy would otherwise play, and trim, the original folder's files). One whose
+        file is gone is dropped."""
+        found = []
+        for member in saved:
+            if member.get("kind") != "snapshot":
+                continue
+            path = self.dir / Path(member["path"]).name
+            if path.exists():
+                found.append({**member, "path": str(path)})
+        return found
 
     # ---- games ------------------------------------------------------------------------------------
 

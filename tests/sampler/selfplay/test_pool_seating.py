@@ -40,3 +40,23 @@ def test_pfsp_seats_the_members_the_learners_lose_to_most(tmp_path):
     assert counts["strong"] / 3000 == pytest.approx(0.76, abs=0.04)
     assert counts["equal"] / 3000 == pytest.approx(0.23, abs=0.04)
     assert 0 < counts["weak"] < 100
+
+
+def test_a_moved_folder_keeps_its_snapshots_found_in_its_own_pool_folder(tmp_path):
+    # pool.json names snapshots by absolute path; after a move or copy that is the old folder's
+    from sampler.selfplay.pool import OpponentPool
+
+    cfg = build_config({"env": {"name": "gym_CartPole-v1"}, "sampler": {"num_policies": 2},
+                        "pool": {"seat_probability": 0.5, "snapshot_every_env_steps": 1000}})
+    elsewhere = tmp_path / "trained_here" / "exp" / "pool"
+    folder = tmp_path / "copied" / "exp"
+    index = index_path(folder)
+    index.parent.mkdir(parents=True)
+    (index.parent / "p0-v3.pt").write_bytes(b"snapshot")
+    members = [{"name": name, "kind": "snapshot", "path": str(elsewhere / f"{name}.pt"), "policy": 0}
+               for name in ("p0-v3", "p0-v1")]  # p0-v1's file is gone from both places
+    index.write_text(json.dumps({"members": members, "ratings": {"p0-v3": 990.0}, "games": {"p0-v3": 7}}))
+    pool = OpponentPool(cfg, folder, 2, explicit=[])
+    assert [(m["name"], m["path"]) for m in pool.members] == [("p0-v3", str(index.parent / "p0-v3.pt"))]
+    assert pool.ratings["p0-v3"] == 990.0 and pool.games["p0-v3"] == 7
+    assert json.loads(index.read_text())["members"] == pool.members  # rewritten before any worker reads it
