@@ -250,7 +250,7 @@ def make(cfg, context: EnvContext) -> PettingZooAgents:
 register_family(
     EnvFamily(
         prefix="pettingzoo",
-        description="Any PettingZoo Parallel env, e.g. pettingzoo_classic.rps_v2, pettingzoo_mpe.simple_spread_v3",
+        description="Any PettingZoo Parallel env, e.g. pettingzoo_classic.rps_v2, or a module of your own",
         make=make,
         example="pettingzoo_classic.rps_v2",
         defaults={"sampler": {"num_envs_per_worker": 8}},
