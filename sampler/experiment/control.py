@@ -17,7 +17,8 @@ import tempfile
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
-from sampler.errors import ConfigError, ControlError
+from sampler.config.keys import parse_item
+from sampler.errors import ControlError
 from sampler.experiment.folders import read_json
 
 PROTOCOL_VERSION = 1
@@ -244,18 +245,9 @@ class ControlClient:
 def hyperparameter_changes(items: list[str]) -> dict:
     """`KEY=VALUE` items (`appo.learning_rate=2e-4`, `exploration_loss_coeff=0.01`,
     `env.reward_shaping.hits=0.1`) as the `set` command's hyperparameters; values are JSON where they parse."""
-    import json
-
     changes: dict = {}
     for item in items:
-        key, sep, text = item.partition("=")
-        key, text = key.strip(), text.strip()
-        if not sep or not key or not text:
-            raise ConfigError(f"{item!r}: expected KEY=VALUE, e.g. appo.learning_rate=2e-4")
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError:
-            value = text
+        key, value = parse_item(item, example="appo.learning_rate=2e-4")
         key = key.removeprefix("appo.")
         if key.startswith("env.reward_shaping."):
             changes.setdefault("reward_shaping", {})[key.removeprefix("env.reward_shaping.")] = value

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from sampler.config.build import build_config
-from sampler.config.keys import deep_merge, parse_overrides
+from sampler.config.keys import deep_merge, flatten, unflatten
 from sampler.errors import ConfigError
 from sampler.experiment.folders import derived_state, is_live, write_json_atomic
 
@@ -97,14 +97,10 @@ def _from_module(path: Path) -> dict:
     return description
 
 
-def _flatten(table: dict, where: str, prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in table.items():
-        path = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(_flatten(value, where, path + "."))
-        else:
-            out[path] = value
+def _flatten(table: dict, where: str) -> dict[str, Any]:
+    """A sweep table's settings by dotted path; nested tables flatten all the way (a grid may vary one shaping
+    coefficient)."""
+    out = flatten(table, whole=())
     for key in out:
         if "." not in key:
             raise ConfigError(f"{where}: {key!r} is not section.key (e.g. \"appo.learning_rate\")")
@@ -160,8 +156,7 @@ def expand(description: dict, default_name: str, source: Path | None = None) -> 
         experiments.append(SweepExperiment(name=_name(overrides, labels), overrides=overrides))
     _make_unique(experiments)
     for experiment in experiments:
-        merged = deep_merge(parse_overrides([f"{k}={json.dumps(v)}" for k, v in base.items()]),
-                            parse_overrides([f"{k}={json.dumps(v)}" for k, v in experiment.overrides.items()]))
+        merged = unflatten({**base, **experiment.overrides}, where=f"sweep {name}")
         experiment.raw = deep_merge({"env": {"name": env}},
                                     deep_merge(merged, {"run": {"experiment": f"{name}/{experiment.name}"}}))
     return Sweep(name=name, source=source or Path(default_name), env=env, base=base, experiments=experiments,

@@ -22,6 +22,7 @@ from textual.widgets import Button, Footer, Header, Input, Label, OptionList, St
 from textual.widgets.option_list import Option
 
 from sampler.config.build import build_config, config_to_dict, read_cfg_file
+from sampler.config.keys import parse_value, unflatten
 from sampler.config.settings import describe_settings
 from sampler.envs.families.registry import families
 from sampler.errors import SftuiError
@@ -32,14 +33,6 @@ SKIPPED = {"env.name"}  # chosen above the form
 
 def field_id(path: str) -> str:
     return "f-" + path.replace(".", "--")
-
-
-def parse_value(text: str):
-    """A form value: JSON when it parses (numbers, booleans, lists, null), else the text itself."""
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
 
 
 def problem(error: Exception) -> str:
@@ -58,17 +51,6 @@ def save_problem(path: Path, typed: str) -> str | None:
     if not path.parent.is_dir():
         return f"cannot save: {path.parent} is not a folder"
     return None
-
-
-def nest(values: dict[str, object]) -> dict:
-    out: dict = {}
-    for path, value in values.items():
-        node = out
-        *parents, leaf = path.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    return out
 
 
 class LauncherScreen(Screen):
@@ -192,7 +174,7 @@ class LauncherScreen(Screen):
         return out
 
     def raw_config(self) -> dict:
-        raw = nest(self.values())
+        raw = unflatten(self.values(), where="form")
         raw.setdefault("env", {})["name"] = self.env
         name = self.query_one("#experiment", Input).value.strip()
         if name:
