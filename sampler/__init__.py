@@ -1,1 +1,2 @@
-"""How experience is made and consumed: config, env families, shared buffers, workers, supervisor, control."""
+"""How experience is made and consumed: config, envs, shared memory, experiments, the run and its workers, self-play,
+sweeps and play. No UI."""
