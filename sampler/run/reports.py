@@ -9,7 +9,9 @@ replies.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from sampler.run.handles import WorkerHandle
@@ -42,18 +44,22 @@ class RunReports:
         except (EOFError, OSError):
             asyncio.get_running_loop().remove_reader(handle.conn.fileno())
 
+    @functools.cached_property
+    def report_handlers(self) -> dict[type, Callable[[WorkerHandle, Report], None]]:
+        """Report type -> what the supervisor does with it."""
+        return {
+            Heartbeat: self._on_heartbeat, Trained: self._on_trained, ThreadsChosen: self._on_threads,
+            HyperparametersNow: self._on_hyperparameters, Paused: self._on_paused, Saved: self._on_saved,
+            PbtPublished: self._on_reply, PbtCopied: self._on_reply, PoolSaved: self._on_reply,
+            WorkerFailed: self._on_failed, Ready: _nothing_more, Resumed: _nothing_more, Exited: _nothing_more,
+        }
+
     def on_report(self, handle: WorkerHandle, report: Report) -> None:
         handle.beat(report)
         future = handle.expecting.pop(type(report), None)
         if future is not None and not future.done():
             future.set_result(report)
-        handler = {
-            Heartbeat: self._on_heartbeat, Trained: self._on_trained, ThreadsChosen: self._on_threads,
-            HyperparametersNow: self._on_hyperparameters, Paused: self._on_paused, Saved: self._on_saved,
-            PbtPublished: self._on_reply, PbtCopied: self._on_reply, PoolSaved: self._on_reply,
-            WorkerFailed: self._on_failed, Ready: _nothing_more, Resumed: _nothing_more, Exited: _nothing_more,
-        }[type(report)]
-        handler(handle, report)
+        self.report_handlers[type(report)](handle, report)
 
     def _on_heartbeat(self, handle: WorkerHandle, beat: Heartbeat) -> None:
         if handle.kind != "rollout":
