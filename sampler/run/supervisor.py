@@ -20,6 +20,7 @@ import torch
 
 from algos.models import make_actor_critic
 from sampler import processes
+from sampler.config.schema import ExperimentConfig
 from sampler.envs.contract import EnvFacts
 from sampler.envs.families.registry import make_probe_env
 from sampler.errors import ControlError, ExperimentError
@@ -53,7 +54,8 @@ class WorkerDied(RuntimeError):
 
 
 class Supervisor(RunCommands, RunReports, RunClock):
-    def __init__(self, cfg, folder: Path, listeners=(), log_to_stderr: bool = True, env: EnvFacts | None = None):
+    def __init__(self, cfg: ExperimentConfig, folder: Path, listeners=(), log_to_stderr: bool = True,
+                 env: EnvFacts | None = None):
         self.cfg = cfg
         self.env = env  # from the env `prepare` built to check the config; else the supervisor builds one
         self.folder = Path(folder)
