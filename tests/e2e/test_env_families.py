@@ -10,7 +10,7 @@ import psutil
 import pytest
 
 from sampler.experiment import checkpoints
-from tests.support import all_gone, process_tree, sftui, shm_entries, summary, supervisor_pid, wait_for
+from tests.support import all_gone, process_tree, sftui, shm_entries, shm_left_behind, summary, supervisor_pid, wait_for
 
 pytest.importorskip("vizdoom")
 SMALL_RECURRENT = [
@@ -83,7 +83,7 @@ def test_sigkill_of_a_doom_run_leaves_no_engine_shared_memory_or_socket(tmp_path
     os.kill(pid, signal.SIGKILL)
     wait_for(lambda: all_gone(tree), timeout=30, what="the process tree, engines included, to exit")
     wait_for(lambda: not (_vizdoom_processes() - engines_before), timeout=30, what="every vizdoom engine to exit")
-    assert not (shm_entries() - shm_before)
+    assert not shm_left_behind(shm_before)
     assert not os.path.exists(socket_path)
 
 
@@ -114,7 +114,7 @@ def test_a_killed_doom_worker_leaves_no_engine_or_shared_memory_behind(tmp_path)
     os.kill(tree[0].pid, signal.SIGTERM)
     wait_for(lambda: all_gone(tree), timeout=30, what="the run to stop")
     wait_for(lambda: not (_vizdoom_processes() - engines_before), timeout=30, what="every engine to exit")
-    assert not (shm_entries() - shm_before)
+    assert not shm_left_behind(shm_before)
 
 
 def test_doom_against_bots_reports_shaped_returns_per_policy_and_keeps_each_policys_shaping(tmp_path):

@@ -15,6 +15,7 @@ from tests.support import (
     popen,
     process_tree,
     shm_entries,
+    shm_left_behind,
     start_detached,
     summary,
     supervisor_pid,
@@ -45,7 +46,7 @@ def test_sigterm_stops_saves_and_leaves_nothing_behind(tmp_path, inference):
     assert summary(folder)["state"] == "stopped"
     assert checkpoints.latest_checkpoint(folder, 0) is not None
     assert not os.path.exists(socket_path)
-    assert not (shm_entries() - shm_before)
+    assert not shm_left_behind(shm_before)
 
 
 def test_ctrl_c_stops_with_a_checkpoint_and_the_run_resumes(tmp_path):
@@ -80,7 +81,7 @@ def test_sigkill_of_the_supervisor_takes_the_whole_tree_down(tmp_path):
 
     os.kill(pid, signal.SIGKILL)
     wait_for(lambda: all_gone(tree), timeout=15, what="every worker to exit after SIGKILL")
-    assert not (shm_entries() - shm_before)
+    assert not shm_left_behind(shm_before)
     assert not os.path.exists(socket_path)
     from sampler.experiment.folders import derived_state
 
