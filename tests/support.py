@@ -26,6 +26,39 @@ def sftui(*args: str, timeout: float = 120, **kwargs) -> subprocess.CompletedPro
                           timeout=timeout, cwd=kwargs.pop("cwd", ROOT), **kwargs)
 
 
+def cli(*args: str) -> subprocess.CompletedProcess:
+    """`sftui ARGS` run in this process: `sftui.cli.main`, as the console script runs it, with its stdout, stderr
+    and exit code. For commands that start no run (refusals, status, ls, the control commands): it spares a
+    process start and its imports, about 2 s wherever torch loads. Warnings print as in a fresh process."""
+    import contextlib
+    import io
+    import warnings
+
+    from sftui.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    saved = sys.argv, sys.excepthook, os.environ.get("SFTUI_TRAIN_DIR")
+    sys.argv = ["sftui", *args]
+    code: int | str | None = 0
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), warnings.catch_warnings():
+            warnings.resetwarnings()  # Python's defaults, not pytest's capture
+            for category in (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning):
+                warnings.simplefilter("ignore", category)
+            main()
+    except SystemExit as e:
+        code = e.code
+    finally:
+        sys.argv, sys.excepthook = saved[:2]
+        if saved[2] is None:
+            os.environ.pop("SFTUI_TRAIN_DIR", None)
+        else:
+            os.environ["SFTUI_TRAIN_DIR"] = saved[2]
+    if not isinstance(code, int):
+        code = 0 if code is None else 1
+    return subprocess.CompletedProcess(["sftui", *args], code, out.getvalue(), err.getvalue())
+
+
 def popen(*args: str, **kwargs) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "sftui", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, cwd=ROOT, **kwargs)
@@ -67,6 +100,43 @@ def process_tree(pid: int) -> list[psutil.Process]:
 
 def shm_entries() -> set[str]:
     return set(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else set()
+
+
+def _mapped_shm_inodes() -> set[int]:
+    """Inodes of the /dev/shm files some other live process maps (this process's count as left behind). By
+    inode: glibc's sem_open maps a temporary name, since deleted, that it then links under the real one."""
+    mapped = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/maps") as f:
+                fields = [line.split(None, 5) for line in f]
+        except OSError:
+            continue  # gone, or not readable
+        mapped |= {int(f[4]) for f in fields if len(f) == 6 and f[5].startswith("/dev/shm/")}
+    return mapped
+
+
+def shm_left_behind(before: set[str]) -> set[str]:
+    """The /dev/shm files made since `before` that no other live process maps: what a finished run (or env)
+    left behind.
+
+    Call it once the run's processes are gone. A file another live process still maps belongs to another program
+    on this machine: other runs of sftui here (other checkouts, other engineers) make and remove
+    multiprocessing's sem.mp-* files all the time, and a plain before/after difference counted those."""
+    new = shm_entries() - before
+    if not new:
+        return new
+    mapped = _mapped_shm_inodes()
+    left = set()
+    for name in new:
+        try:
+            if os.stat(f"/dev/shm/{name}").st_ino not in mapped:
+                left.add(name)
+        except FileNotFoundError:
+            pass  # removed meanwhile
+    return left
 
 
 def all_gone(processes: list[psutil.Process]) -> bool:

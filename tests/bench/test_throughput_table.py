@@ -10,7 +10,7 @@ import psutil
 import pytest
 
 from bench.throughput import compute_bound, model_bound, window_rate
-from tests.support import all_gone, popen, sftui, shm_entries, wait_for
+from tests.support import all_gone, popen, sftui, shm_entries, shm_left_behind, wait_for
 
 
 def test_compute_bound_divides_the_cores_among_env_inference_and_training():
@@ -45,7 +45,7 @@ def test_sftui_sample_prints_frames_per_second_and_leaves_nothing_behind():
     assert result.returncode == 0, result.stderr
     match = re.search(r"([\d,]+) env frames/s", result.stdout)
     assert match and int(match.group(1).replace(",", "")) > 0, result.stdout
-    assert not (shm_entries() - shm_before)
+    assert not shm_left_behind(shm_before)
 
 
 def test_sftui_sample_stops_cleanly_on_ctrl_c():

@@ -13,7 +13,7 @@ from sftui.app.dashboard import DashboardScreen
 from sftui.app.dialogs import Choice
 from tests.sftui.test_dashboard import settle, sync
 from tests.sftui.test_launcher import field, open_launcher
-from tests.support import all_gone, process_tree, shm_entries, supervisor_pid
+from tests.support import all_gone, process_tree, shm_entries, shm_left_behind, supervisor_pid
 
 
 def shown_frames(screen: DashboardScreen) -> int | None:
@@ -77,4 +77,4 @@ async def test_launch_watch_pause_resume_and_stop_a_real_run(tmp_path):
     assert all_gone(tree), "processes of the run outlived it"
     # Stopped with the dashboard subscribed: the shutdown logs no traceback (the log tail is on screen).
     assert "Traceback" not in (folder / "log.txt").read_text()
-    assert not (shm_entries() - shm_before)
+    assert not shm_left_behind(shm_before)

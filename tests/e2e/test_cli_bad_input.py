@@ -1,4 +1,7 @@
-"""Bad input on the command line: one line on stderr naming what is wrong, exit 2, and nothing written."""
+"""Bad input on the command line: one line on stderr naming what is wrong, exit 2, and nothing written.
+
+Most checks run sftui's main in this process (tests.support.cli, or as below with capsys); the help and
+exit-code test runs `python -m sftui` itself."""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ import json
 
 import pytest
 
-from tests.support import sftui
+from tests.support import cli, sftui
 
 
 def _one_line(result) -> str:
@@ -53,7 +56,7 @@ def test_video_path_is_checked_before_playing(tmp_path):
         (tmp_path / "missing" / "x.mp4", f"{tmp_path / 'missing'}: no such folder"),
         ("/proc/x.mp4", "cannot write in /proc"),
     ]:
-        result = sftui("enjoy", "no-such-experiment", "--no-render", "-n", "1", "--video", str(video))
+        result = cli("enjoy", "no-such-experiment", "--no-render", "-n", "1", "--video", str(video))
         assert result.returncode == 2 and message in _one_line(result), result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["somefile"]
 
@@ -86,25 +89,25 @@ def test_status_of_an_unreadable_summary_is_one_line(tmp_path, summary):
     folder.mkdir()
     (folder / "cfg.json").write_text("{}")
     (folder / "summary.json").write_text(summary)
-    result = sftui("status", "x", "--train-dir", str(tmp_path))
+    result = cli("status", "x", "--train-dir", str(tmp_path))
     assert result.returncode == 0 and not result.stderr, result.stderr
     assert result.stdout.startswith("x: ") and result.stdout.count("\n") == 1 and "--json" in result.stdout
-    result = sftui("status", "x", "--train-dir", str(tmp_path), "--json")
+    result = cli("status", "x", "--train-dir", str(tmp_path), "--json")
     assert result.returncode == 0 and json.loads(result.stdout)["state"], result.stderr
-    result = sftui("ls", "--train-dir", str(tmp_path))
+    result = cli("ls", "--train-dir", str(tmp_path))
     assert result.returncode == 0 and "x " in result.stdout and not result.stderr, result.stderr
 
 
 def test_ls_of_a_file_is_refused_and_of_a_missing_folder_is_empty(tmp_path):
     (tmp_path / "file").write_text("")
-    result = sftui("ls", "--train-dir", str(tmp_path / "file"))
+    result = cli("ls", "--train-dir", str(tmp_path / "file"))
     assert result.returncode == 2 and f"{tmp_path / 'file'}: not a folder" in _one_line(result)
-    result = sftui("ls", "--train-dir", str(tmp_path / "missing"))
+    result = cli("ls", "--train-dir", str(tmp_path / "missing"))
     assert result.returncode == 0 and result.stdout == f"no experiments in {tmp_path / 'missing'}\n"
     assert not (tmp_path / "missing").exists()
 
 
 def test_sweep_run_on_a_folder_says_it_is_a_folder(tmp_path):
-    result = sftui("sweep", "run", str(tmp_path), "--train-dir", str(tmp_path / "td"))
+    result = cli("sweep", "run", str(tmp_path), "--train-dir", str(tmp_path / "td"))
     assert result.returncode == 2 and f"{tmp_path} is a folder, not a sweep file" in _one_line(result)
     assert not (tmp_path / "td").exists()

@@ -1,4 +1,7 @@
-"""`sftui enjoy` on the shared CartPole experiment: episode returns, a video, and clear refusals."""
+"""`sftui enjoy` on the shared CartPole experiment: episode returns, a video, and clear refusals.
+
+The command runs in this process (tests.support.cli): it starts no run, and a fresh process would spend
+about 2 s importing torch."""
 
 from __future__ import annotations
 
@@ -14,13 +17,13 @@ from sampler.errors import ExperimentError, SftuiError
 from sampler.experiment import checkpoints
 from sampler.play.player import Player
 from sampler.play.video import VideoWriter
-from tests.support import sftui
+from tests.support import cli
 
 av = pytest.importorskip("av")
 
 
 def test_enjoy_prints_each_episode_and_the_mean(trained):
-    result = sftui("enjoy", str(trained), "--episodes", "3", "--no-render", timeout=120)
+    result = cli("enjoy", str(trained), "--episodes", "3", "--no-render")
     assert result.returncode == 0, result.stderr
     episodes = re.findall(r"episode (\d+): return ([\d.]+), length (\d+) steps", result.stdout)
     assert [int(e[0]) for e in episodes] == [1, 2, 3]
@@ -32,8 +35,7 @@ def test_enjoy_prints_each_episode_and_the_mean(trained):
 
 def test_video_has_one_frame_per_step(trained, tmp_path):
     video = tmp_path / "cartpole.mp4"
-    result = sftui("enjoy", str(trained), "--episodes", "1", "--no-render", "--video", str(video), "--fps", "50",
-                   timeout=120)
+    result = cli("enjoy", str(trained), "--episodes", "1", "--no-render", "--video", str(video), "--fps", "50")
     assert result.returncode == 0, result.stderr
     steps = int(re.search(r"length (\d+) steps", result.stdout).group(1))
     with av.open(str(video)) as container:
@@ -69,7 +71,7 @@ def test_bad_input_gets_one_clear_line(trained, tmp_path):
     shutil.copytree(trained, folder)
     newest = checkpoints.latest_checkpoint(folder, 0)
     newest.write_bytes(b"not a checkpoint")
-    result = sftui("enjoy", str(folder), "--no-render", "--episodes", "1")
+    result = cli("enjoy", str(folder), "--no-render", "--episodes", "1")
     assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
     assert str(newest) in result.stderr and "corrupt" in result.stderr and "next newest is" in result.stderr
 

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from sampler.experiment.control import ControlClient
-from tests.support import all_gone, process_tree, sftui, start_detached, summary, supervisor_pid, wait_for
+from tests.support import all_gone, cli, process_tree, sftui, start_detached, summary, supervisor_pid, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -83,16 +83,16 @@ def test_set_changes_one_policys_hyperparameters_from_its_next_step_and_records_
         (["--policy", "3", "appo.gamma=0.9"], "--policy 3: the run has policies 0..0"),
         (["env.reward_shaping.hits=1"], "set takes hyperparameters among"),  # CartPole reports no components
     ]:
-        result = sftui("set", str(live), *bad)
+        result = cli("set", str(live), *bad)
         assert result.returncode != 0 and message in result.stderr, (bad, result.stderr)
         assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
 
 
 def test_second_run_on_a_live_folder_is_refused(live):
-    result = sftui("train", "gym_CartPole-v1", "-e", "live", "--train-dir", str(live.parent))
+    result = cli("train", "gym_CartPole-v1", "-e", "live", "--train-dir", str(live.parent))
     assert result.returncode == 2
     assert "is live" in result.stderr and "Traceback" not in result.stderr
-    result = sftui("train", "gym_CartPole-v1", "-e", "live", "--train-dir", str(live.parent), "--restart")
+    result = cli("train", "gym_CartPole-v1", "-e", "live", "--train-dir", str(live.parent), "--restart")
     assert result.returncode == 2
 
 

@@ -13,16 +13,23 @@ from tests.support import sftui
 pytest.importorskip("pettingzoo")
 
 
-def test_two_policies_each_learn_their_seat_of_the_cue_game(tmp_path):
-    # examples/cue_game.py: the leader must play the cue, the follower the leader's last move; 10 steps,
-    # so each seat's best return is 10 and random play makes 2.5. One policy per seat.
-    result = sftui("train", "pettingzoo_examples.cue_game", "-e", "cues", "--train-dir", str(tmp_path),
+@pytest.fixture(scope="module")
+def cues(tmp_path_factory):
+    """The cue game trained with one policy per seat ("seat" mapping); two tests read it."""
+    train_dir = tmp_path_factory.mktemp("cues")
+    result = sftui("train", "pettingzoo_examples.cue_game", "-e", "cues", "--train-dir", str(train_dir),
                    "--set", "sampler.num_policies=2", "--set", "sampler.policy_mapping=seat",
                    "--set", "sampler.num_workers=2", "--set", "run.train_for_env_steps=150000",
                    "--set", "appo.learning_rate=0.001", "--set", "appo.batch_size=256", "--set", "appo.rollout=16",
                    "--set", "model.encoder_mlp_layers=[64,64]", "--set", "run.seed=0", timeout=180)
     assert result.returncode == 0, result.stdout + result.stderr
-    last = json.loads((tmp_path / "cues" / "status.jsonl").read_text().splitlines()[-1])
+    return train_dir / "cues"
+
+
+def test_two_policies_each_learn_their_seat_of_the_cue_game(cues):
+    # examples/cue_game.py: the leader must play the cue, the follower the leader's last move; 10 steps,
+    # so each seat's best return is 10 and random play makes 2.5. One policy per seat.
+    last = json.loads((cues / "status.jsonl").read_text().splitlines()[-1])
     returns = {p["policy_id"]: p["episode_return"] for p in last["policies"]}
     assert returns[0] >= 9.0 and returns[1] >= 9.0, returns
     assert all(p["env_frames"] > 0 and p["version"] > 10 for p in last["policies"])  # both learners trained
@@ -52,15 +59,10 @@ def test_each_policy_trains_on_its_own_weighting_of_the_reward_components():
     assert shaped_rewards({"rewards": step["rewards"]}, None, policy=0) is step["rewards"]
 
 
-def test_enjoy_seats_the_other_agents_with_their_mapped_policies(tmp_path):
+def test_enjoy_seats_the_other_agents_with_their_mapped_policies(cues):
     from sampler.play.player import Player
 
-    result = sftui("train", "pettingzoo_examples.cue_game", "-e", "duo", "--train-dir", str(tmp_path),
-                   "--set", "sampler.num_policies=2", "--set", "sampler.policy_mapping=seat",
-                   "--set", "sampler.num_workers=1", "--set", "run.train_for_env_steps=4000",
-                   "--set", "model.encoder_mlp_layers=[32]", timeout=120)
-    assert result.returncode == 0, result.stdout + result.stderr
-    player = Player(tmp_path / "duo", policy=0, agent=0)
+    player = Player(cues, policy=0, agent=0)
     try:
         assert player.seat_policies == [0, 1]  # seat 1 plays policy 1 under "seat" mapping
         assert player.models[1] is not player.models[0]
@@ -71,7 +73,7 @@ def test_enjoy_seats_the_other_agents_with_their_mapped_policies(tmp_path):
         assert sorted((policy, batch) for policy, batch in calls) == [(0, 1), (1, 1)]  # one seat each
     finally:
         player.close()
-    player = Player(tmp_path / "duo", policy=1, agent=0)  # watching policy 1 in seat 0: both seats play it
+    player = Player(cues, policy=1, agent=0)  # watching policy 1 in seat 0: both seats play it
     try:
         assert player.seat_policies == [1, 1]
     finally:

@@ -5,16 +5,18 @@ from __future__ import annotations
 import json
 
 from algos.tunables import TUNABLES
-from tests.support import SMALL, sftui
+from tests.support import SMALL, sftui, summary
+
+PERIOD = 10000  # env frames between two population updates
 
 
 def test_a_population_replaces_its_worst_with_mutated_copies_of_its_best_and_resumes_its_schedule(tmp_path):
     pbt = ["--set", "sampler.num_policies=3", "--set", "pbt.with_pbt=true",
-           "--set", "pbt.pbt_start_mutation=15000", "--set", "pbt.pbt_period_env_steps=15000",
+           "--set", "pbt.pbt_start_mutation=10000", "--set", f"pbt.pbt_period_env_steps={PERIOD}",
            "--set", "pbt.pbt_replace_reward_gap=0", "--set", "pbt.pbt_replace_reward_gap_absolute=0",
            "--set", "pbt.pbt_mutation_rate=1.0"]
     result = sftui("train", "gym_CartPole-v1", "-e", "pop", "--train-dir", str(tmp_path), *SMALL, *pbt,
-                   "--set", "run.train_for_env_steps=90000", timeout=240)
+                   "--set", "run.train_for_env_steps=40000", timeout=240)
     assert result.returncode == 0, result.stdout + result.stderr
     folder = tmp_path / "pop"
     state = json.loads((folder / "pbt.json").read_text())
@@ -38,10 +40,15 @@ def test_a_population_replaces_its_worst_with_mutated_copies_of_its_best_and_res
     assert events and "<- p" in events[-1]["message"]
     assert "pbt: p" in (folder / "log.txt").read_text()
 
+    # Resumed a little further: the schedule carries over, so the next update comes a period after the last
+    # one (which this short resume rarely reaches), not at once as if the schedule had started again.
     last = state["last_update_env_frames"]
+    stopped_at = summary(folder)["env_frames"]
     result = sftui("train", "gym_CartPole-v1", "-e", "pop", "--train-dir", str(tmp_path), *SMALL, *pbt,
-                   "--set", f"run.train_for_env_steps={last + 10000}", timeout=240)
+                   "--set", f"run.train_for_env_steps={stopped_at + 3000}", timeout=240)
     assert result.returncode == 0, result.stdout + result.stderr
+    assert "resuming" in result.stdout and summary(folder)["env_frames"] >= stopped_at + 3000
     resumed = json.loads((folder / "pbt.json").read_text())
-    assert resumed["last_update_env_frames"] == last  # under a period later: the schedule carried over
     assert resumed["decisions"][:len(decisions)] == decisions
+    assert resumed["last_update_env_frames"] == last or resumed["last_update_env_frames"] >= last + PERIOD
+    assert all(d["env_frames"] >= last + PERIOD for d in resumed["decisions"][len(decisions):])

@@ -16,12 +16,14 @@ from sampler.errors import ConfigError
 from sampler.experiment import checkpoints
 from sampler.experiment.prepare import prepare
 from sampler.run.workers.learner import valid_steps
-from tests.support import sftui
+from tests.support import cli, sftui
 
 pytest.importorskip("pettingzoo")
 
 RPS = "pettingzoo_classic.rps_v2"  # two seats, a few steps an episode: many games a second
-SMALL = ["--set", "sampler.num_workers=2", "--set", "sampler.num_envs_per_worker=8",
+# 32 envs a worker: RPS steps are cheap and acting is batched, so a worker makes about twice the frames a second
+# it does with 8; the counts checked below (seats, games, snapshots) are per frame and stay the same.
+SMALL = ["--set", "sampler.num_workers=2", "--set", "sampler.num_envs_per_worker=32",
          "--set", "model.encoder_mlp_layers=[64,64]", "--set", "appo.batch_size=256", "--set", "run.seed=1"]
 
 
@@ -88,8 +90,8 @@ def test_a_pool_members_steps_are_in_no_policys_loss():
 
 
 def test_pool_settings_that_cannot_work_are_refused_in_one_line_before_anything_is_created(tmp_path):
-    result = sftui("train", "gym_CartPole-v1", "--set", "pool.snapshot_every_env_steps=1000", "-e", "bad",
-                   "--train-dir", str(tmp_path), timeout=60)
+    result = cli("train", "gym_CartPole-v1", "--set", "pool.snapshot_every_env_steps=1000", "-e", "bad",
+                 "--train-dir", str(tmp_path))
     assert result.returncode == 2, result.stdout + result.stderr
     assert "seats a single agent, so there is no opponent seat" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "bad").exists()

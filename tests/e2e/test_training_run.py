@@ -10,7 +10,7 @@ import torch
 
 from sampler.experiment import checkpoints
 from sampler.status import RunStatus
-from tests.support import sftui, summary
+from tests.support import cli, sftui, summary
 
 
 def _statuses(folder) -> list[dict]:
@@ -70,16 +70,16 @@ def test_resume_continues_frames_and_restores_learner_state(trained, tmp_path):
     expected_digest = checkpoints.state_digest(payload["learner"])
 
     result = sftui("train", "gym_CartPole-v1", "-e", "cartpole", "--train-dir", str(tmp_path),
-                   "--set", "run.train_for_env_steps=140000")
+                   "--set", "run.train_for_env_steps=120000")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "resuming" in result.stdout and "run.train_for_env_steps: 100000 -> 140000" in result.stdout
+    assert "resuming" in result.stdout and "run.train_for_env_steps: 100000 -> 120000" in result.stdout
     log = (folder / "log.txt").read_text()
     assert f"restored from {latest.relative_to(folder)} (state digest {expected_digest})" in log
     statuses = _statuses(folder)
     resumed = [s for s in statuses[len(_statuses(trained)):] if s["state"] == "running"]
     assert resumed and min(s["env_frames"] for s in resumed) >= payload["env_frames"]
     final = summary(folder)
-    assert final["state"] == "finished" and final["env_frames"] >= 140_000
+    assert final["state"] == "finished" and final["env_frames"] >= 120_000
     assert final["elapsed_sec"] > payload["elapsed_sec"]
 
 
@@ -100,7 +100,7 @@ def test_an_unreadable_newest_checkpoint_is_set_aside_and_the_run_resumes_from_t
     for path in checkpoints.list_checkpoints(folder, 0):
         path.write_bytes(b"junk")
     before = {p: p.stat().st_mtime_ns for p in folder.rglob("*")}
-    result = sftui("train", "gym_CartPole-v1", "-e", "cartpole", "--train-dir", str(tmp_path),
+    result = cli("train", "gym_CartPole-v1", "-e", "cartpole", "--train-dir", str(tmp_path),
                    "--set", f"run.train_for_env_steps={budget + 100_000}")
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "no older checkpoint of policy 0 reads either" in result.stderr
@@ -109,7 +109,7 @@ def test_an_unreadable_newest_checkpoint_is_set_aside_and_the_run_resumes_from_t
 
 def test_finished_experiment_without_a_raised_budget_exits_zero_with_one_line(trained, tmp_path):
     shutil.copytree(trained, tmp_path / "cartpole")
-    result = sftui("train", "gym_CartPole-v1", "-e", "cartpole", "--train-dir", str(tmp_path))
+    result = cli("train", "gym_CartPole-v1", "-e", "cartpole", "--train-dir", str(tmp_path))
     assert result.returncode == 0
     assert "already finished at" in result.stdout and "--restart" in result.stdout
 
@@ -117,7 +117,8 @@ def test_finished_experiment_without_a_raised_budget_exits_zero_with_one_line(tr
 def test_restart_archives_the_old_folder(trained, tmp_path):
     shutil.copytree(trained, tmp_path / "cartpole")
     result = sftui("train", "gym_CartPole-v1", "-e", "cartpole", "--train-dir", str(tmp_path), "--restart",
-                   "--set", "run.train_for_env_steps=5000", "--set", "sampler.num_envs_per_worker=4",
+                   "--set", "run.train_for_env_steps=5000", "--set", "sampler.num_workers=1",
+                   "--set", "sampler.num_envs_per_worker=4",
                    "--set", "appo.batch_size=128")
     assert result.returncode == 0, result.stdout + result.stderr
     archived = list(tmp_path.glob("cartpole.old-*"))
@@ -136,8 +137,8 @@ def test_two_policies_each_train_on_their_own_agents_with_inference_processes(tm
     result = sftui("train", "gym_CartPole-v1", "-e", "two", "--train-dir", str(tmp_path),
                    "--set", "sampler.num_policies=2", "--set", "sampler.num_envs_per_worker=8",
                    "--set", "sampler.inference=process",
-                   "--set", "appo.batch_size=256", "--set", "model.encoder_mlp_layers=[64,64]",
-                   "--set", "run.train_for_env_steps=40000")
+                   "--set", "appo.batch_size=256", "--set", "model.encoder_mlp_layers=[32]",
+                   "--set", "run.train_for_env_steps=20000")
     assert result.returncode == 0, result.stdout + result.stderr
     final = RunStatus.from_dict(summary(tmp_path / "two"))
     assert [p.policy_id for p in final.policies] == [0, 1]
@@ -151,8 +152,9 @@ def test_two_policies_each_train_on_their_own_agents_with_inference_processes(tm
 
 def test_continuous_actions_train_through_the_tree(tmp_path):
     result = sftui("train", "gym_Pendulum-v1", "-e", "pendulum", "--train-dir", str(tmp_path),
-                   "--set", "sampler.num_envs_per_worker=4", "--set", "appo.batch_size=256",
-                   "--set", "model.encoder_mlp_layers=[64,64]", "--set", "run.train_for_env_steps=20000")
+                   "--set", "sampler.num_workers=1", "--set", "sampler.num_envs_per_worker=4",
+                   "--set", "appo.batch_size=256", "--set", "model.encoder_mlp_layers=[32]",
+                   "--set", "run.train_for_env_steps=8000")
     assert result.returncode == 0, result.stdout + result.stderr
     final = RunStatus.from_dict(summary(tmp_path / "pendulum"))
     assert final.state == "finished" and final.policies[0].episode_return is not None

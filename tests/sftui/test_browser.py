@@ -6,6 +6,7 @@ import json
 
 from sftui.app.app import SftuiApp
 from sftui.app.browser import BrowserScreen
+from sftui.app.sources import FakeSource
 from tests.sftui.test_dashboard import settle, sync
 
 
@@ -26,7 +27,9 @@ def make_experiment(root, name, state="stopped", summary_text=None, cfg_text=Non
 
 
 def browser_app(root) -> SftuiApp:
-    return SftuiApp(None, None, root)
+    """The app watching a (fake) run, from whose dashboard the tests open the browser. Started with no run it
+    would open on the launcher first, whose form of every setting takes about 2 s to build."""
+    return SftuiApp(FakeSource(), "exp", root)
 
 
 @sync
@@ -38,7 +41,7 @@ async def test_browser_lists_states_and_survives_corrupt_folders(tmp_path):
     make_experiment(tmp_path, "ghost", state="running")  # no lock held: it crashed
     app = browser_app(tmp_path)
     async with app.run_test(size=(160, 48)) as pilot:
-        app.action_experiments()  # with no live run the app opens on the launcher
+        app.action_experiments()
         await settle(pilot)
         screen = app.screen
         assert isinstance(screen, BrowserScreen)
@@ -62,7 +65,7 @@ async def test_delete_asks_first_and_removes_the_folder(tmp_path):
     folder = make_experiment(tmp_path, "old")
     app = browser_app(tmp_path)
     async with app.run_test(size=(160, 48)) as pilot:
-        app.action_experiments()  # with no live run the app opens on the launcher
+        app.action_experiments()
         await settle(pilot)
         await pilot.press("delete")
         await pilot.pause()

@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 
 from sampler.status import Event, Lag, PolicyStatus, RunStatus, WorkerStatus
+from sftui.app import dashboard
 from sftui.app.app import SftuiApp, TooSmall
 from sftui.app.dashboard import DashboardScreen
 from sftui.app.sources import FakeSource
@@ -58,7 +59,7 @@ def sync(test):
 
 
 async def settle(pilot) -> None:
-    await pilot.pause(0.6)  # one refresh tick
+    await pilot.pause(dashboard.REFRESH_SEC + 0.1)  # a refresh tick (tests/sftui/conftest.py shortens it to 0.1 s)
     await pilot.pause()
 
 

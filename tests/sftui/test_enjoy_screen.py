@@ -7,6 +7,7 @@ import numpy as np
 from sftui.app.app import SftuiApp
 from sftui.app.enjoy import EnjoyScreen
 from sftui.app.frames import FrameView
+from sftui.app.sources import FakeSource
 from tests.sftui.test_dashboard import settle, sync, tmp_train_dir
 
 
@@ -41,7 +42,7 @@ async def test_enjoy_screen_draws_frames_steps_and_episodes_and_obeys_its_keys(t
         players.append(FakePlayer(folder, policy, checkpoint, agent, agents=2))
         return players[-1]
 
-    app = SftuiApp(None, None, tmp_train_dir())
+    app = SftuiApp(FakeSource(), "exp", tmp_train_dir())  # over a dashboard: no launcher form to build
     async with app.run_test(size=(160, 48)) as pilot:
         app.push_screen(EnjoyScreen(tmp_path, "doomy", source_factory=factory))
         await settle(pilot)
@@ -93,7 +94,7 @@ async def test_enjoy_screen_draws_frames_steps_and_episodes_and_obeys_its_keys(t
 @sync
 async def test_a_vector_env_gets_a_plot_of_observation_and_action(tmp_path):
     players = []
-    app = SftuiApp(None, None, tmp_train_dir())
+    app = SftuiApp(FakeSource(), "exp", tmp_train_dir())  # over a dashboard: no launcher form to build
     async with app.run_test(size=(120, 40)) as pilot:
         app.push_screen(EnjoyScreen(tmp_path, "cartpole",
                                     source_factory=lambda *a: players.append(FakePlayer(*a, has_frames=False))

@@ -11,7 +11,7 @@ from sampler.config.keys import parse_overrides
 from sampler.config.settings import describe_settings
 from sampler.errors import ConfigError, ExperimentError
 from sampler.experiment.prepare import prepare
-from tests.support import sftui
+from tests.support import cli
 
 CARTPOLE = {"env": {"name": "gym_CartPole-v1"}}
 
@@ -149,7 +149,7 @@ def test_settings_describe_every_field_with_family_defaults():
     assert all(doc for _, _, doc in rows.values()), [p for p, (_, _, d) in rows.items() if not d]
 
 
-# ---- through the CLI: exit code 2, one line, nothing created ---------------------------------------
+# ---- through the CLI, its main run in this process: exit code 2, one line, nothing created ------------------------
 
 
 @pytest.mark.parametrize(
@@ -166,7 +166,7 @@ def test_bad_cfg_file_exits_2_with_one_line_and_creates_nothing(tmp_path, conten
     cfg = tmp_path / "exp.json"
     cfg.write_bytes(content if isinstance(content, bytes) else content.encode())
     train_dir = tmp_path / "train_dir"
-    result = sftui("run", "--headless", str(cfg), "--train-dir", str(train_dir))
+    result = cli("run", "--headless", str(cfg), "--train-dir", str(train_dir))
     assert result.returncode == 2
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
@@ -174,15 +174,15 @@ def test_bad_cfg_file_exits_2_with_one_line_and_creates_nothing(tmp_path, conten
 
 
 def test_missing_cfg_file_and_bad_set_exit_2(tmp_path):
-    result = sftui("run", "--headless", str(tmp_path / "missing.json"), "--train-dir", str(tmp_path / "td"))
+    result = cli("run", "--headless", str(tmp_path / "missing.json"), "--train-dir", str(tmp_path / "td"))
     assert result.returncode == 2 and "no such file" in result.stderr
-    result = sftui("train", "gym_CartPole-v1", "--set", "appo.gamma=2", "--train-dir", str(tmp_path / "td"))
+    result = cli("train", "gym_CartPole-v1", "--set", "appo.gamma=2", "--train-dir", str(tmp_path / "td"))
     assert result.returncode == 2 and "appo.gamma" in result.stderr
     assert not (tmp_path / "td").exists()
 
 
 def test_config_command_prints_a_complete_runnable_config(tmp_path):
-    result = sftui("config", "gym_CartPole-v1")
+    result = cli("config", "gym_CartPole-v1")
     assert result.returncode == 0
     cfg = json.loads(result.stdout)
     assert set(cfg) == {"run", "sampler", "env", "appo", "model", "pbt", "pool"}

@@ -15,12 +15,9 @@ from sampler.config.build import build_config
 from sampler.envs.contract import EnvContext
 from sampler.envs.families.doom.bots import COMPONENTS, VARIABLES, reserve_port
 from sampler.envs.families.registry import make_env
+from tests.support import shm_entries, shm_left_behind
 
 pytest.importorskip("vizdoom")
-
-
-def shm() -> set[str]:
-    return set(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else set()
 
 
 def duel_cfg(seconds: float):
@@ -36,7 +33,7 @@ def children() -> set[int]:
 
 
 def test_eight_duels_get_eight_ports_step_together_and_leave_nothing_behind():
-    before_shm, before_children = shm(), children()
+    before_shm, before_children = shm_entries(), children()
     cfg = duel_cfg(1.0)  # 35 tics: an episode every 9 steps
     envs = [make_env(cfg, EnvContext(seed=i)) for i in range(8)]
     try:
@@ -73,7 +70,7 @@ def test_eight_duels_get_eight_ports_step_together_and_leave_nothing_behind():
     assert port == ports[0]
     psutil.wait_procs([psutil.Process(pid) for pid in children() - before_children], timeout=10)
     assert not (children() - before_children)
-    assert not (shm() - before_shm)
+    assert not shm_left_behind(before_shm)
 
 
 def test_a_player_killed_mid_game_costs_a_cut_episode_then_a_new_game():

@@ -13,16 +13,13 @@ from sampler.envs.contract import EnvContext
 from sampler.envs.families.doom.bots import COMPONENTS, VARIABLES, reserve_port
 from sampler.envs.families.registry import make_env
 from sampler.errors import ConfigError
+from tests.support import shm_entries, shm_left_behind
 
 pytest.importorskip("vizdoom")
 
 
-def shm() -> set[str]:
-    return set(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else set()
-
-
 def test_eight_games_get_eight_ports_and_leave_nothing_behind():
-    before = shm()
+    before = shm_entries()
     cfg = build_config({"env": {"name": "doom_duel_bots", "doom": {"episode_timeout_sec": 3}}})
     envs = [make_env(cfg, EnvContext(seed=i)) for i in range(8)]
     try:
@@ -46,7 +43,7 @@ def test_eight_games_get_eight_ports_and_leave_nothing_behind():
     port, fd = reserve_port(range(ports[0], ports[0] + 1))  # closed games give their ports back
     os.close(fd)
     assert port == ports[0]
-    assert not (shm() - before)
+    assert not shm_left_behind(before)
 
 
 def test_no_free_port_is_one_clear_line():
