@@ -62,17 +62,20 @@ def test_checkpoint_loads_with_weights_only_and_describes_itself(trained):
     assert set(payload["hyperparameters"]) >= {"learning_rate", "gamma"}
 
 
-def test_resume_continues_frames_and_restores_learner_state(trained, tmp_path):
+def test_resume_continues_frames_restores_learner_state_and_a_learning_rate_given_on_resume_wins(trained, tmp_path):
     folder = tmp_path / "cartpole"
     shutil.copytree(trained, folder)
     latest = checkpoints.latest_checkpoint(folder, 0)
     payload = checkpoints.load(latest)
     expected_digest = checkpoints.state_digest(payload["learner"])
+    hparams = folder / "policies" / "p0" / "hparams.json"
+    hparams.write_text(json.dumps({**json.loads(hparams.read_text()), "learning_rate": 2e-4}))  # as `set` leaves it
 
     result = sftui("train", "gym_CartPole-v1", "-e", "cartpole", "--train-dir", str(tmp_path),
-                   "--set", "run.train_for_env_steps=120000")
+                   "--set", "run.train_for_env_steps=120000", "--set", "appo.learning_rate=1e-5")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "resuming" in result.stdout and "run.train_for_env_steps: 100000 -> 120000" in result.stdout
+    assert "appo.learning_rate: 0.0003 -> 1e-05" in result.stdout
     log = (folder / "log.txt").read_text()
     assert f"restored from {latest.relative_to(folder)} (state digest {expected_digest})" in log
     statuses = _statuses(folder)
@@ -81,6 +84,18 @@ def test_resume_continues_frames_and_restores_learner_state(trained, tmp_path):
     final = summary(folder)
     assert final["state"] == "finished" and final["env_frames"] >= 120_000
     assert final["elapsed_sec"] > payload["elapsed_sec"]
+
+    # the learning rate given on resume wins over hparams.json, is recorded, and is what every step used
+    assert json.loads(hparams.read_text())["learning_rate"] == 1e-5
+    last = json.loads((hparams.parent / "history.jsonl").read_text().splitlines()[-1])
+    assert last["source"] == "resume" and last["before"]["learning_rate"] == 2e-4
+    assert last["after"]["learning_rate"] == 1e-5 and last["version"] == payload["version"]
+    trained_rows = [s["policies"][0] for s in statuses[len(_statuses(trained)):]
+                    if s["state"] in ("running", "finished") and s["env_frames"] > payload["env_frames"]]
+    assert trained_rows and {p["learning_rate"] for p in trained_rows} == {1e-5}
+    assert {p["hyperparameters"]["learning_rate"] for p in trained_rows} == {1e-5}
+    status = cli("status", str(folder))
+    assert status.returncode == 0 and "lr 1e-05" in status.stdout, status.stdout + status.stderr
 
 
 def test_an_unreadable_newest_checkpoint_is_set_aside_and_the_run_resumes_from_the_one_before(trained, tmp_path):

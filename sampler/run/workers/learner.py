@@ -91,6 +91,7 @@ class LearnerWorker(WorkerBase):
         self.policy_env_frames = 0
         self.elapsed_sec = 0.0
         self.restored_from: str | None = None
+        self.restored_digest = ""  # of the learner state as the checkpoint held it, before hparams.json applies
         self.skipped_checkpoints: list[str] = []  # newer checkpoints that did not read
         self._resume()
         self.weights.publish(policy, self.learner.model.state_dict(), self.learner.version)
@@ -102,7 +103,7 @@ class LearnerWorker(WorkerBase):
         self.send(Ready(policy=policy, version=self.learner.version, env_frames=self.policy_env_frames,
                         elapsed_sec=self.elapsed_sec, hyperparameters=self.hyperparameters(),
                         checkpoint=self.restored_from, skipped=self.skipped_checkpoints,
-                        digest=checkpoints.state_digest(self.learner.state_dict()),
+                        digest=self.restored_digest or checkpoints.state_digest(self.learner.state_dict()),
                         precision="bf16" if self.learner.bf16 else "fp32", threads=torch.get_num_threads()))
 
     # ---- state ----------------------------------------------------------------------------------
@@ -140,6 +141,7 @@ class LearnerWorker(WorkerBase):
             checkpoints.check_compatible(payload, path, self.cfg.env.name, self.spec_dicts["model"],
                                          self.spec_dicts["obs"], self.spec_dicts["action"])
             self.learner.load_state_dict(payload["learner"])
+            self.restored_digest = checkpoints.state_digest(self.learner.state_dict())
             self.restored_from = str(path.relative_to(self.folder))
             self.policy_env_frames = int(payload["policy_env_frames"])
             self.elapsed_sec = float(payload["elapsed_sec"])
