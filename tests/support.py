@@ -82,7 +82,8 @@ def wait_for(predicate, timeout: float = 60.0, interval: float = 0.2, what: str 
 
 
 def start_detached(train_dir: Path, name: str, *extra: str) -> Path:
-    result = sftui("train", "gym_CartPole-v1", "-e", name, "--train-dir", str(train_dir), "--detach", *SMALL, *extra)
+    """`sftui train --detach`, in this process (`cli`): the supervisor it starts is a process of its own."""
+    result = cli("train", "gym_CartPole-v1", "-e", name, "--train-dir", str(train_dir), "--detach", *SMALL, *extra)
     assert result.returncode == 0, result.stderr + result.stdout
     folder = train_dir / name
     assert result.stdout.strip().endswith(str(folder))

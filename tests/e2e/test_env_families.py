@@ -10,7 +10,17 @@ import psutil
 import pytest
 
 from sampler.experiment import checkpoints
-from tests.support import all_gone, process_tree, sftui, shm_entries, shm_left_behind, summary, supervisor_pid, wait_for
+from tests.support import (
+    all_gone,
+    cli,
+    process_tree,
+    sftui,
+    shm_entries,
+    shm_left_behind,
+    summary,
+    supervisor_pid,
+    wait_for,
+)
 
 pytest.importorskip("vizdoom")
 SMALL_RECURRENT = [
@@ -73,8 +83,9 @@ def _vizdoom_processes() -> set[int]:
 
 
 def _start_doom(train_dir, env_name="doom_basic", *extra):
-    result = sftui("train", env_name, "-e", "doomkill", "--train-dir", str(train_dir), "--detach",
-                   *SMALL_RECURRENT, *extra, timeout=240)
+    # `sftui train --detach` in this process: the supervisor it starts is a process of its own
+    result = cli("train", env_name, "-e", "doomkill", "--train-dir", str(train_dir), "--detach",
+                 *SMALL_RECURRENT, *extra)
     assert result.returncode == 0, result.stdout + result.stderr
     return train_dir / "doomkill"
 

@@ -11,12 +11,13 @@ PERIOD = 10000  # env frames between two population updates
 
 
 def test_a_population_replaces_its_worst_with_mutated_copies_of_its_best_and_resumes_its_schedule(tmp_path):
-    pbt = ["--set", "sampler.num_policies=3", "--set", "pbt.with_pbt=true",
+    # one rollout worker: three learners already share the two cores
+    pbt = ["--set", "sampler.num_workers=1", "--set", "sampler.num_policies=3", "--set", "pbt.with_pbt=true",
            "--set", "pbt.pbt_start_mutation=10000", "--set", f"pbt.pbt_period_env_steps={PERIOD}",
            "--set", "pbt.pbt_replace_reward_gap=0", "--set", "pbt.pbt_replace_reward_gap_absolute=0",
            "--set", "pbt.pbt_mutation_rate=1.0"]
     result = sftui("train", "gym_CartPole-v1", "-e", "pop", "--train-dir", str(tmp_path), *SMALL, *pbt,
-                   "--set", "run.train_for_env_steps=40000", timeout=240)
+                   "--set", "run.train_for_env_steps=30000", timeout=240)
     assert result.returncode == 0, result.stdout + result.stderr
     folder = tmp_path / "pop"
     state = json.loads((folder / "pbt.json").read_text())

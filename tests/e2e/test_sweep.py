@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from sampler.experiment.folders import derived_state
-from tests.support import ROOT, sftui, wait_for
+from tests.support import ROOT, cli, sftui, wait_for
 
 SWEEP = """
 env = "gym_CartPole-v1"
@@ -45,14 +45,14 @@ def test_a_sweep_runs_one_at_a_time_is_ranked_and_resumes_after_ctrl_c(tmp_path)
     assert f"{second.name}: stopping" in out and derived_state(second)[0] == "stopped"
     assert json.loads((train_dir / "pair" / "sweep.json").read_text())["experiments"][1]["name"] == second.name
 
-    result = sftui("sweep", "run", str(path), "--train-dir", str(train_dir), timeout=180)
+    result = cli("sweep", "run", str(path), "--train-dir", str(train_dir))  # in this process; runs start their own
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"{first.name}: finished already, skipped" in result.stdout
     assert f"{second.name}: resumed" in result.stdout and "sweep pair: 2 finished" in result.stdout
     resumed = json.loads((second / "summary.json").read_text())
     assert resumed["state"] == "finished" and resumed["env_frames"] >= 32000
 
-    status = sftui("sweep", "status", str(path), "--train-dir", str(train_dir)).stdout.splitlines()
+    status = cli("sweep", "status", str(path), "--train-dir", str(train_dir)).stdout.splitlines()
     assert status[0] == "sweep pair (2 experiments, best final return first)"
     rows = [line.split() for line in status[2:]]
     assert {r[0] for r in rows} == {first.name, second.name} and all(r[1] == "finished" for r in rows)

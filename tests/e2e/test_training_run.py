@@ -148,23 +148,6 @@ def test_ls_lists_state_env_frames_and_return(trained):
     assert "finished" in row and "gym_CartPole-v1" in row
 
 
-def test_two_policies_each_train_on_their_own_agents_with_inference_processes(tmp_path):
-    result = sftui("train", "gym_CartPole-v1", "-e", "two", "--train-dir", str(tmp_path),
-                   "--set", "sampler.num_policies=2", "--set", "sampler.num_envs_per_worker=8",
-                   "--set", "sampler.inference=process",
-                   "--set", "appo.batch_size=256", "--set", "model.encoder_mlp_layers=[32]",
-                   "--set", "run.train_for_env_steps=20000")
-    assert result.returncode == 0, result.stdout + result.stderr
-    final = RunStatus.from_dict(summary(tmp_path / "two"))
-    assert [p.policy_id for p in final.policies] == [0, 1]
-    for policy in final.policies:
-        assert policy.version > 0 and policy.env_frames > 5000 and policy.episodes > 0
-    assert final.env_frames == sum(p.env_frames for p in final.policies)
-    assert {w.name for w in final.workers} >= {"learner_p0", "learner_p1", "inference_p0_0", "inference_p1_0"}
-    for policy in (0, 1):
-        assert checkpoints.latest_checkpoint(tmp_path / "two", policy) is not None
-
-
 def test_continuous_actions_train_through_the_tree(tmp_path):
     result = sftui("train", "gym_Pendulum-v1", "-e", "pendulum", "--train-dir", str(tmp_path),
                    "--set", "sampler.num_workers=1", "--set", "sampler.num_envs_per_worker=4",
