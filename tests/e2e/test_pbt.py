@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from algos.tunables import TUNABLES
 from tests.support import SMALL, sftui, summary
 
 PERIOD = 10000  # env frames between two population updates
 
 
+@pytest.mark.slow  # 45 s of multi-policy training: run by CI's slow phase, to keep the default run under its limit
 def test_a_population_replaces_its_worst_with_mutated_copies_of_its_best_and_resumes_its_schedule(tmp_path):
     # one rollout worker: three learners already share the two cores
     pbt = ["--set", "sampler.num_workers=1", "--set", "sampler.num_policies=3", "--set", "pbt.with_pbt=true",

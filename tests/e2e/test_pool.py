@@ -35,6 +35,7 @@ def last_status(folder):
     return json.loads((folder / "status.jsonl").read_text().splitlines()[-1])
 
 
+@pytest.mark.slow  # 39 s of self-play training: run by CI's slow phase, to keep the default run under its limit
 def test_snapshots_join_the_pool_are_seated_at_the_configured_rate_rated_and_kept_across_a_resume(tmp_path):
     pool = ["--set", "sampler.num_policies=2", "--set", "pool.snapshot_every_env_steps=12000",
             "--set", "pool.seat_probability=0.5"]
