@@ -21,9 +21,10 @@ from tests.support import cli, sftui
 pytest.importorskip("pettingzoo")
 
 RPS = "pettingzoo_classic.rps_v2"  # two seats, a few steps an episode: many games a second
-# 32 envs a worker: RPS steps are cheap and acting is batched, so a worker makes about twice the frames a second
-# it does with 8; the counts checked below (seats, games, snapshots) are per frame and stay the same.
-SMALL = ["--set", "sampler.num_workers=2", "--set", "sampler.num_envs_per_worker=32",
+# Not more envs for more frames a second: the newest snapshot, 12,000 frames before the end, must still be seated
+# and rated, and rollout workers look for new members every 2 s (pool.REFRESH_SEC); at twice the frame rate
+# (64 envs) it sometimes was not.
+SMALL = ["--set", "sampler.num_workers=2", "--set", "sampler.num_envs_per_worker=8",
          "--set", "model.encoder_mlp_layers=[64,64]", "--set", "appo.batch_size=256", "--set", "run.seed=1"]
 
 

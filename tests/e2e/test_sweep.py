@@ -21,7 +21,7 @@ env = "gym_CartPole-v1"
 "appo.batch_size" = 256
 [[linked]]
 "run.seed" = [0, 1]
-"run.train_for_env_steps" = [8000, 32000]
+"run.train_for_env_steps" = [8000, 40000]
 """
 
 
@@ -33,7 +33,7 @@ def test_a_sweep_runs_one_at_a_time_is_ranked_and_resumes_after_ctrl_c(tmp_path)
                                "--max-parallel", "1"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True)
     first = train_dir / "pair" / "seed_0__train_for_env_steps_8000"
-    second = train_dir / "pair" / "seed_1__train_for_env_steps_32000"
+    second = train_dir / "pair" / "seed_1__train_for_env_steps_40000"
     # the second starts only once the first is done; then Ctrl+C stops it half-way
     wait_for(lambda: derived_state(second)[0] == "running" if (second / "cfg.json").exists() else False, 120)
     assert derived_state(first)[0] == "finished"
@@ -50,7 +50,7 @@ def test_a_sweep_runs_one_at_a_time_is_ranked_and_resumes_after_ctrl_c(tmp_path)
     assert f"{first.name}: finished already, skipped" in result.stdout
     assert f"{second.name}: resumed" in result.stdout and "sweep pair: 2 finished" in result.stdout
     resumed = json.loads((second / "summary.json").read_text())
-    assert resumed["state"] == "finished" and resumed["env_frames"] >= 32000
+    assert resumed["state"] == "finished" and resumed["env_frames"] >= 40000
 
     status = cli("sweep", "status", str(path), "--train-dir", str(train_dir)).stdout.splitlines()
     assert status[0] == "sweep pair (2 experiments, best final return first)"
@@ -66,7 +66,7 @@ def test_a_sweep_runs_on_a_local_ray_instance_and_leaves_no_ray_process(tmp_path
 
     pytest.importorskip("ray", reason="Ray is not installed: pip install -c constraints.txt -e '.[ray]'")
     path = tmp_path / "onray.toml"
-    path.write_text(SWEEP.replace("[8000, 32000]", "[16000, 16000]"))
+    path.write_text(SWEEP.replace("[8000, 40000]", "[16000, 16000]"))
     result = sftui("sweep", "run", str(path), "--train-dir", str(tmp_path / "td"), "--backend", "ray", timeout=240)
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
