@@ -172,6 +172,7 @@ class Supervisor(RunCommands, RunReports, RunClock):
             policy = self.board.policies[ready.policy].status
             policy.version, policy.env_frames = ready.version, ready.env_frames
             policy.hyperparameters = ready.hyperparameters
+            policy.learning_rate = float(ready.hyperparameters.get("learning_rate", 0.0))  # until its first step
             log.info("policy %d learner: %s, %d torch thread(s), device %s", ready.policy, ready.precision,
                      ready.threads, self.device)
             for skipped in ready.skipped:
