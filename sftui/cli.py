@@ -6,6 +6,7 @@ imports the engine inside the commands.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -61,10 +62,17 @@ def train(
 
 def _train(raw: dict, set_items: list[str], train_dir, restart: bool, detach: bool, experiment_default: str,
            attach: bool = False) -> None:
-    from sampler.experiment.prepare import prepare
+    from sampler.run.forkserver import WorkerStarter
 
-    prepared = prepare(raw, set_items, train_dir=train_dir, restart=restart, experiment_default=experiment_default)
+    # Training here: the run's fork server imports torch on the other core while this process prepares.
+    starter = None if detach else WorkerStarter.begin()
+    with starter.discarded_on_error() if starter else contextlib.nullcontext():
+        from sampler.experiment.prepare import prepare
+
+        prepared = prepare(raw, set_items, train_dir=train_dir, restart=restart, experiment_default=experiment_default)
     if prepared.already_finished:
+        if starter is not None:
+            starter.discard()
         typer.echo(prepared.already_finished)
         raise typer.Exit(0)
     if prepared.archived:
@@ -80,10 +88,10 @@ def _train(raw: dict, set_items: list[str], train_dir, restart: bool, detach: bo
         if code == 0 and attach:
             _open_app(prepared.folder, prepared.cfg.run.experiment, prepared.folder.parent)
         raise typer.Exit(code)
-    raise typer.Exit(_supervise(prepared.cfg, prepared.folder, foreground=True, env=prepared.env))
+    raise typer.Exit(_supervise(prepared.cfg, prepared.folder, foreground=True, env=prepared.env, starter=starter))
 
 
-def _supervise(cfg, folder: Path, foreground: bool, env=None) -> int:
+def _supervise(cfg, folder: Path, foreground: bool, env=None, starter=None) -> int:
     from sampler.run.supervisor import Supervisor
     from sftui.report import HeadlessReporter
 
@@ -91,16 +99,19 @@ def _supervise(cfg, folder: Path, foreground: bool, env=None) -> int:
     if foreground:
         typer.echo(f"experiment: {folder}")
         listeners.append(HeadlessReporter(cfg.run.report_interval_sec))
-    return Supervisor(cfg, folder, listeners=listeners, log_to_stderr=foreground, env=env).run()
+    return Supervisor(cfg, folder, listeners=listeners, log_to_stderr=foreground, env=env, starter=starter).run()
 
 
 @app.command("supervise", hidden=True)
 def supervise(folder: Path) -> None:
     """Run the supervisor of an already prepared experiment folder (used by --detach)."""
-    from sampler.config.build import build_config, read_cfg_file
+    from sampler.run.forkserver import WorkerStarter
 
-    cfg = build_config(read_cfg_file(folder / "cfg.json"))
-    raise typer.Exit(_supervise(cfg, folder.absolute(), foreground=False))
+    with WorkerStarter.begin().discarded_on_error() as starter:  # its imports overlap with reading the config
+        from sampler.config.build import build_config, read_cfg_file
+
+        cfg = build_config(read_cfg_file(folder / "cfg.json"))
+    raise typer.Exit(_supervise(cfg, folder.absolute(), foreground=False, starter=starter))
 
 
 ImportOpt = Annotated[

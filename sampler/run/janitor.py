@@ -22,11 +22,16 @@ from pathlib import Path
 TOKEN_VARIABLE = "SFTUI_RUN"
 
 
-def start(socket_path: Path) -> subprocess.Popen:
-    """Tags this process's environment with a fresh run token (children started from now on carry it), and
-    starts the janitor, which itself does not carry it."""
+def tag_environment() -> str:
+    """Tags this process's environment with a fresh run token: every process started from now on carries it
+    (this process itself does not: /proc shows the environment a process started with)."""
     token = secrets.token_hex(8)
     os.environ[TOKEN_VARIABLE] = token
+    return token
+
+
+def start(socket_path: Path, token: str) -> subprocess.Popen:
+    """Starts the janitor of the run tagged with `token`; the janitor itself does not carry it."""
     inode = os.stat(socket_path).st_ino
     env = {k: v for k, v in os.environ.items() if k != TOKEN_VARIABLE}
     return subprocess.Popen(

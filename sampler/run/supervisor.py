@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import multiprocessing as mp
 import os
 import signal
 import socket
@@ -26,9 +25,10 @@ from sampler.envs.families.registry import make_probe_env
 from sampler.errors import ControlError, ExperimentError
 from sampler.experiment.control import ControlServer, socket_path_for
 from sampler.experiment.folders import ExperimentLock, write_json_atomic
-from sampler.run import janitor
+from sampler.run import forkserver, janitor
 from sampler.run.clock import RunClock
 from sampler.run.commands import RunCommands
+from sampler.run.forkserver import WorkerStarter
 from sampler.run.handles import WorkerHandle
 from sampler.run.messages import Heartbeat, Pause, Ready, Report, Stop
 from sampler.run.plan import RunPlan
@@ -55,13 +55,15 @@ class WorkerDied(RuntimeError):
 
 class Supervisor(RunCommands, RunReports, RunClock):
     def __init__(self, cfg: ExperimentConfig, folder: Path, listeners=(), log_to_stderr: bool = True,
-                 env: EnvFacts | None = None):
+                 env: EnvFacts | None = None, starter: WorkerStarter | None = None):
         self.cfg = cfg
         self.env = env  # from the env `prepare` built to check the config; else the supervisor builds one
         self.folder = Path(folder)
         self.sinks = StatusSinks(self.folder, listeners)
         self.log_to_stderr = log_to_stderr
-        self.ctx = mp.get_context("spawn")
+        # The caller may have begun the run's processes early, to overlap the fork server's imports with its own.
+        self.starter = starter
+        self.ctx = None  # the starter's, from run()
         # A learner with several torch threads shares the cores with rollout workers: OpenMP threads that spin while
         # they wait take the time those workers need. Sleeping waits trained CartPole batched with 2 learner threads
         # at 73,400 FPS against 56,100 spinning. Read when a child loads torch, so it is set before any is spawned.
@@ -89,12 +91,16 @@ class Supervisor(RunCommands, RunReports, RunClock):
 
     def run(self) -> int:
         processes.become_subreaper()
+        self.starter = self.starter or WorkerStarter.begin()
+        self.ctx = self.starter.ctx
         if not self.lock.acquire():
+            self.starter.discard()
             raise ExperimentError(f"{self.folder} is live: another run holds its lock")
         try:
             self._setup_logging()
             return asyncio.run(self._main())
         finally:
+            self.starter.end()
             (self.folder / "run.json").unlink(missing_ok=True)
             self.lock.release()
 
@@ -152,7 +158,7 @@ class Supervisor(RunCommands, RunReports, RunClock):
 
         self.server = ControlServer(socket_path_for(self.folder), self.handle_command, cfg.run.experiment)
         await self.server.start()
-        self.janitor = janitor.start(self.server.path)
+        self.janitor = janitor.start(self.server.path, self.starter.token)
         write_json_atomic(self.folder / "run.json", {
             "pid": os.getpid(), "hostname": socket.gethostname(), "socket": str(self.server.path),
             "started_at": time.time(),
@@ -345,7 +351,7 @@ class Supervisor(RunCommands, RunReports, RunClock):
 
     def _kill_orphans(self) -> None:
         """Kills processes a dead worker left behind (an env engine), which were re-parented to us."""
-        ours = {h.pid for h in self.handles if h.alive}
+        ours = {h.pid for h in self.handles if h.alive} | {forkserver.server_pid()}
         if getattr(self, "janitor", None) is not None:
             ours.add(self.janitor.pid)
         for pid, name in processes.kill_adopted_orphans(ours):
