@@ -149,3 +149,21 @@ def all_gone(processes: list[psutil.Process]) -> bool:
         except psutil.NoSuchProcess:
             pass
     return not alive
+
+
+def report_parent_and_token(queue) -> None:
+    """A worker body for the fork-server tests: who its parent is and which run token it carries."""
+    from sampler.run.janitor import TOKEN_VARIABLE
+
+    with open("/proc/self/environ", "rb") as f:
+        environ = dict(item.split(b"=", 1) for item in f.read().split(b"\0") if b"=" in item)
+    queue.put((os.getppid(), environ.get(TOKEN_VARIABLE.encode(), b"").decode()))
+
+
+def sleep_as_a_worker() -> None:
+    """A worker that never reads a pipe: only PR_SET_PDEATHSIG can end it when the supervisor dies."""
+    from sampler.run.workers.base import die_with_parent
+
+    die_with_parent()
+    while True:
+        time.sleep(1)

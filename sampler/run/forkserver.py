@@ -5,9 +5,9 @@ small machine) before it does anything. A run starts its own fork server instead
 once, then forks a worker for each start, in milliseconds. Restarted workers and PBT's learners start as fast.
 
 What the fork server changes, and how the run keeps its guarantees:
-- A worker's parent is the fork server, not the supervisor. The server exits when the supervisor's end of its
-  pipe closes (the supervisor exited or was killed), and a worker's PR_SET_PDEATHSIG fires when its parent
-  dies, so a worker still dies with the supervisor.
+- A worker's parent is the fork server, not the supervisor. The server exits when every copy of its pipe is
+  closed; a worker closes the copy it inherits, so the server exits when the supervisor exits or is killed, and
+  a worker's PR_SET_PDEATHSIG, which fires when its parent dies, still ends it with the supervisor.
 - A forked worker's environment is the server's, as it was when the server started. The server is therefore
   started after this process's environment was tagged with the run's token, so the janitor finds the server
   and every worker by that token; `end` ends the server with the run, so a later run in the same process
@@ -24,16 +24,20 @@ import contextlib
 import multiprocessing as mp
 import os
 import signal
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from multiprocessing import forkserver, resource_tracker
 from multiprocessing.context import BaseContext
+
+import psutil
 
 from sampler.run import janitor
 
 # Imported once by the server; a worker finds them loaded. The family's own env package (ale-py, vizdoom) is
 # imported by the worker that builds an env, as before.
 PRELOAD = [
+    "__main__",  # as spawn does: what the main module defines at its top level can be handed to a worker
     "torch",
     "torch._dynamo",  # torch.optim imports it on a learner's first optimizer: 1.6 s of a learner's start
     "numpy",
@@ -88,17 +92,57 @@ class WorkerStarter:
         pid = getattr(server, "_forkserver_pid", None)
         if pid is None:
             return
+        # Its children now are workers that never got their spec (a start cut short by Ctrl+C): each holds the
+        # server's pipe open, so the server would wait for them.
         try:
-            if kill:
-                os.kill(pid, signal.SIGKILL)
-            server._stop()  # closes its pipe and reaps it
-        except (ChildProcessError, ProcessLookupError):  # reaped already: forget it, as _stop would have
-            server._forkserver_pid = server._forkserver_alive_fd = server._forkserver_address = None
+            for child in psutil.Process(pid).children():
+                child.kill()
+        except psutil.NoSuchProcess:
+            pass
+        if kill:
+            _signal(pid, signal.SIGKILL)
+        os.close(server._forkserver_alive_fd)  # the server exits at the end of its pipe
+        deadline = time.monotonic() + STOP_TIMEOUT_SEC
+        while not _reaped(pid):
+            if time.monotonic() > deadline:
+                _signal(pid, signal.SIGKILL)
+                deadline = float("inf")
+            time.sleep(0.02)
+        server._forkserver_pid = server._forkserver_alive_fd = server._forkserver_address = None
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _reaped(pid: int) -> bool:
+    try:
+        return os.waitpid(pid, os.WNOHANG)[0] == pid
+    except ChildProcessError:  # reaped already, by a kill of the whole tree
+        return True
+
+
+def close_inherited_pipe() -> None:
+    """In a worker: closes its copy of the server's pipe, so that the server exits when the supervisor does
+    (and the worker's PR_SET_PDEATHSIG fires) rather than when the last worker does."""
+    fd = getattr(forkserver._forkserver, "_forkserver_alive_fd", None)
+    if fd is not None and forkserver._forkserver._forkserver_pid is None:  # a child's copy, not the owner's
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+        forkserver._forkserver._forkserver_alive_fd = None
 
 
 def server_pid() -> int | None:
     """The fork server's pid while it runs: a child of the supervisor that is not a worker."""
     return getattr(forkserver._forkserver, "_forkserver_pid", None)
+
+
+STOP_TIMEOUT_SEC = 5.0  # for the server to exit once its pipe closed, before it is killed
 
 
 def _context() -> BaseContext:

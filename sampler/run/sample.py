@@ -23,6 +23,7 @@ from sampler.config.schema import ExperimentConfig
 from sampler.envs.contract import EnvFacts
 from sampler.envs.families.registry import make_probe_env
 from sampler.errors import SftuiError
+from sampler.run.forkserver import WorkerStarter
 from sampler.run.messages import Heartbeat, Stop, WorkerFailed
 from sampler.run.plan import RunPlan
 from sampler.run.workers.batched import batched_rollout_main
@@ -93,7 +94,14 @@ def measure(cfg: ExperimentConfig, seconds: float = 20.0, warmup: float = 5.0, o
     # Ctrl+C (and a SIGINT sent by hand) ends the measurement even when this process was started with
     # SIGINT ignored, as a shell does for background jobs; the supervisor does the same for training.
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    ctx = mp.get_context("spawn")
+    starter = WorkerStarter.begin()  # the workers start as a training run's do
+    try:
+        return _measure(cfg, starter.ctx, seconds, warmup, on_tick)
+    finally:
+        starter.end()
+
+
+def _measure(cfg: ExperimentConfig, ctx, seconds: float, warmup: float, on_tick) -> SampleReport:
     probe = make_probe_env(cfg)
     env = EnvFacts.of(probe, cfg.sampler.batched_sampling)
     probe.close()

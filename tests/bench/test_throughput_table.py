@@ -52,7 +52,8 @@ def test_sftui_sample_stops_cleanly_on_ctrl_c():
     proc = popen("sample", "gym_CartPole-v1", "--seconds", "600", "--set", "sampler.num_envs_per_worker=4")
     try:
         root = psutil.Process(proc.pid)
-        wait_for(lambda: len(root.children()) >= 2, timeout=60, what="the two rollout workers")
+        # the resource tracker, the fork server and, forked by it, the two rollout workers
+        wait_for(lambda: len(root.children(recursive=True)) >= 4, timeout=60, what="the two rollout workers")
         tree = [root, *root.children(recursive=True)]
         time.sleep(1.0)
         proc.send_signal(signal.SIGINT)

@@ -1,7 +1,7 @@
 """What every worker process shares: start-up, the duplex pipe to the supervisor, and dying with it.
 
-A worker exits when its pipe to the supervisor closes, and the kernel sends it SIGTERM when the
-supervisor dies (PR_SET_PDEATHSIG). SIGTERM unwinds the worker through its `finally` blocks, so env
+A worker exits when its pipe to the supervisor closes, and the kernel sends it SIGTERM when its parent, the
+run's fork server, exits (PR_SET_PDEATHSIG), which the server does when the supervisor dies. SIGTERM unwinds the worker through its `finally` blocks, so env
 engines that run as separate processes (vizdoom) are closed too: nothing outlives a killed run.
 """
 
@@ -22,6 +22,7 @@ import torch
 from sampler.config.build import import_modules
 from sampler.config.schema import ExperimentConfig
 from sampler.errors import SftuiError
+from sampler.run import forkserver
 from sampler.run.messages import Command, Exited, Heartbeat, Pause, Paused, Report, Resume, Resumed, Stop, WorkerFailed
 
 PR_SET_PDEATHSIG = 1
@@ -37,6 +38,7 @@ def die_with_parent() -> None:
         raise SupervisorGone
 
     signal.signal(signal.SIGTERM, unwind)
+    forkserver.close_inherited_pipe()  # our parent, the run's fork server, then lives only as long as the supervisor
     try:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
