@@ -66,13 +66,13 @@ def _train(raw: dict, set_items: list[str], train_dir, restart: bool, detach: bo
 
     # Training here: the run's fork server imports torch on the other core while this process prepares.
     starter = None if detach else WorkerStarter.begin()
-    with starter.discarded_on_error() if starter else contextlib.nullcontext():
+    with starter.ended_on_error() if starter else contextlib.nullcontext():
         from sampler.experiment.prepare import prepare
 
         prepared = prepare(raw, set_items, train_dir=train_dir, restart=restart, experiment_default=experiment_default)
     if prepared.already_finished:
         if starter is not None:
-            starter.discard()
+            starter.end()
         typer.echo(prepared.already_finished)
         raise typer.Exit(0)
     if prepared.archived:
@@ -107,7 +107,7 @@ def supervise(folder: Path) -> None:
     """Run the supervisor of an already prepared experiment folder (used by --detach)."""
     from sampler.run.forkserver import WorkerStarter
 
-    with WorkerStarter.begin().discarded_on_error() as starter:  # its imports overlap with reading the config
+    with WorkerStarter.begin().ended_on_error() as starter:  # its imports overlap with reading the config
         from sampler.config.build import build_config, read_cfg_file
 
         cfg = build_config(read_cfg_file(folder / "cfg.json"))

@@ -24,7 +24,6 @@ import contextlib
 import multiprocessing as mp
 import os
 import signal
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from multiprocessing import forkserver, resource_tracker
@@ -69,46 +68,36 @@ class WorkerStarter:
         return cls(ctx, token)
 
     def end(self) -> None:
-        """Ends the fork server once the run's workers have ended: nothing of the run outlives it, and a later
-        run in this process starts a fresh server with its own token."""
-        self._end(kill=False)
-
-    def discard(self) -> None:
-        """Ends the fork server now, in the middle of its imports: the run will not start."""
-        self._end(kill=True)
-
-    @contextlib.contextmanager
-    def discarded_on_error(self) -> Iterator[WorkerStarter]:
-        """For the caller's work before the run starts: an error (a refused config, Ctrl+C) discards the server."""
-        try:
-            yield self
-        except BaseException:
-            self.discard()
-            raise
-
-    @staticmethod
-    def _end(kill: bool) -> None:
+        """Ends the fork server: after the run's workers ended, or at once when the run will not start (it may
+        be in the middle of its imports). It holds nothing to save, so it is killed: a graceful exit of a process
+        that loaded torch takes most of a second. Nothing of the run outlives it, and a later run in this process
+        starts a fresh server with its own token."""
         server = forkserver._forkserver
         pid = getattr(server, "_forkserver_pid", None)
         if pid is None:
             return
-        # Its children now are workers that never got their spec (a start cut short by Ctrl+C): each holds the
-        # server's pipe open, so the server would wait for them.
+        # Its children now are workers that never got their spec (a start cut short by Ctrl+C).
         try:
             for child in psutil.Process(pid).children():
                 child.kill()
         except psutil.NoSuchProcess:
             pass
-        if kill:
-            _signal(pid, signal.SIGKILL)
-        os.close(server._forkserver_alive_fd)  # the server exits at the end of its pipe
-        deadline = time.monotonic() + STOP_TIMEOUT_SEC
-        while not _reaped(pid):
-            if time.monotonic() > deadline:
-                _signal(pid, signal.SIGKILL)
-                deadline = float("inf")
-            time.sleep(0.02)
+        _signal(pid, signal.SIGKILL)
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:  # reaped already, by a kill of the whole tree
+            pass
+        os.close(server._forkserver_alive_fd)
         server._forkserver_pid = server._forkserver_alive_fd = server._forkserver_address = None
+
+    @contextlib.contextmanager
+    def ended_on_error(self) -> Iterator[WorkerStarter]:
+        """For the caller's work before the run starts: an error (a refused config, Ctrl+C) ends the server."""
+        try:
+            yield self
+        except BaseException:
+            self.end()
+            raise
 
 
 def _signal(pid: int, sig: int) -> None:
@@ -116,13 +105,6 @@ def _signal(pid: int, sig: int) -> None:
         os.kill(pid, sig)
     except ProcessLookupError:
         pass
-
-
-def _reaped(pid: int) -> bool:
-    try:
-        return os.waitpid(pid, os.WNOHANG)[0] == pid
-    except ChildProcessError:  # reaped already, by a kill of the whole tree
-        return True
 
 
 def close_inherited_pipe() -> None:
@@ -140,9 +122,6 @@ def close_inherited_pipe() -> None:
 def server_pid() -> int | None:
     """The fork server's pid while it runs: a child of the supervisor that is not a worker."""
     return getattr(forkserver._forkserver, "_forkserver_pid", None)
-
-
-STOP_TIMEOUT_SEC = 5.0  # for the server to exit once its pipe closed, before it is killed
 
 
 def _context() -> BaseContext:

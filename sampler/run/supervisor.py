@@ -94,7 +94,7 @@ class Supervisor(RunCommands, RunReports, RunClock):
         self.starter = self.starter or WorkerStarter.begin()
         self.ctx = self.starter.ctx
         if not self.lock.acquire():
-            self.starter.discard()
+            self.starter.end()
             raise ExperimentError(f"{self.folder} is live: another run holds its lock")
         try:
             self._setup_logging()
@@ -324,6 +324,7 @@ class Supervisor(RunCommands, RunReports, RunClock):
         for handle in self._alive():
             handle.send(Stop())
         await self._join_all()
+        self.starter.end()  # the fork server, before the janitor looks for what is left of the run
         if self.pool is not None:
             self.pool.write()
         if self.server is not None:

@@ -1,8 +1,9 @@
 """What every worker process shares: start-up, the duplex pipe to the supervisor, and dying with it.
 
 A worker exits when its pipe to the supervisor closes, and the kernel sends it SIGTERM when its parent, the
-run's fork server, exits (PR_SET_PDEATHSIG), which the server does when the supervisor dies. SIGTERM unwinds the worker through its `finally` blocks, so env
-engines that run as separate processes (vizdoom) are closed too: nothing outlives a killed run.
+run's fork server, exits (PR_SET_PDEATHSIG), which the server does when the supervisor dies. SIGTERM unwinds
+the worker through its `finally` blocks, so env engines that run as separate processes (vizdoom) are closed
+too: nothing outlives a killed run.
 """
 
 from __future__ import annotations

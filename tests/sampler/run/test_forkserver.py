@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import subprocess
 import sys
 import time
@@ -13,7 +14,14 @@ from sampler.run.forkserver import WorkerStarter
 from tests.support import ROOT, report_parent_and_token, wait_for
 
 
-def test_a_worker_forks_from_the_server_with_the_run_token_and_end_leaves_nothing():
+def test_every_preloaded_module_imports():
+    """The server skips a module it cannot import: a wrong name would only make every worker start slower."""
+    for name in forkserver.PRELOAD[1:]:  # all but __main__
+        importlib.import_module(name)
+
+
+def test_a_worker_forks_from_the_server_with_the_run_token_and_end_leaves_nothing(monkeypatch):
+    monkeypatch.setattr(forkserver, "PRELOAD", ["tests.support"])  # the real imports take 4 s; any will do here
     starter = WorkerStarter.begin()
     server = forkserver.server_pid()
     try:
@@ -29,19 +37,21 @@ def test_a_worker_forks_from_the_server_with_the_run_token_and_end_leaves_nothin
     assert forkserver.server_pid() is None
 
 
-def test_a_refused_run_discards_the_server_in_the_middle_of_its_imports():
+def test_a_refused_run_ends_the_server_in_the_middle_of_its_imports():
     starter = WorkerStarter.begin()
     server = forkserver.server_pid()
     started = time.monotonic()
-    starter.discard()
+    starter.end()
     assert time.monotonic() - started < 1.0  # not after its 4 s of imports
     assert not psutil.pid_exists(server) and forkserver.server_pid() is None
 
 
 SCRIPT = """
 import sys, time
+from sampler.run import forkserver
 from sampler.run.forkserver import WorkerStarter, server_pid
 from tests.support import sleep_as_a_worker
+forkserver.PRELOAD = ["tests.support"]
 starter = WorkerStarter.begin()
 worker = starter.ctx.Process(target=sleep_as_a_worker)
 worker.start()
