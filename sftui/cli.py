@@ -160,12 +160,15 @@ def sample(
     warmup: Annotated[float, typer.Option("--warmup", min=0.0, help="Seconds run before measuring.")] = 5.0,
 ) -> None:
     """Measure the sampler alone (random actions, no learner): the most frames/s any training can reach."""
-    from sampler.config.build import build_config
-    from sampler.config.derived import Placement
-    from sampler.config.keys import parse_overrides
-    from sampler.run.sample import measure
+    from sampler.run.forkserver import WorkerStarter
 
-    cfg = build_config({"env": {"name": env}}, parse_overrides(set_ or []))
+    with WorkerStarter.begin().ended_on_error() as starter:  # it imports while we build the config
+        from sampler.config.build import build_config
+        from sampler.config.derived import Placement
+        from sampler.config.keys import parse_overrides
+        from sampler.run.sample import measure
+
+        cfg = build_config({"env": {"name": env}}, parse_overrides(set_ or []))
     s, placement = cfg.sampler, Placement.of(cfg)
     where = "local" if placement.local_inference else "process"
     layout = f"{s.num_workers} workers x {placement.envs_per_worker} envs, " + (
@@ -173,7 +176,7 @@ def sample(
     typer.echo(f"sampling {env}: {layout}, {where} inference, rollout {cfg.appo.rollout}; {warmup:g} s warm-up, "
                f"{seconds:g} s measured")
     try:
-        report = measure(cfg, seconds=seconds, warmup=warmup)
+        report = measure(cfg, seconds=seconds, warmup=warmup, starter=starter)
     except KeyboardInterrupt:
         typer.echo("sftui: sample interrupted; nothing measured", err=True)
         raise typer.Exit(130) from None

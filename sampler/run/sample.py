@@ -88,13 +88,15 @@ class _Worker:
             raise SftuiError(f"{self.name} died (exit code {self.process.exitcode})")
 
 
-def measure(cfg: ExperimentConfig, seconds: float = 20.0, warmup: float = 5.0, on_tick=None) -> SampleReport:
-    """Runs the sampler for warmup + seconds and returns the frames/s of the last `seconds`."""
+def measure(cfg: ExperimentConfig, seconds: float = 20.0, warmup: float = 5.0, on_tick=None,
+            starter: WorkerStarter | None = None) -> SampleReport:
+    """Runs the sampler for warmup + seconds and returns the frames/s of the last `seconds`. `starter`: one the
+    caller began early (its fork server imports while the caller builds the config); ended here."""
     torch.set_num_threads(1)
     # Ctrl+C (and a SIGINT sent by hand) ends the measurement even when this process was started with
     # SIGINT ignored, as a shell does for background jobs; the supervisor does the same for training.
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    starter = WorkerStarter.begin()  # the workers start as a training run's do
+    starter = starter or WorkerStarter.begin()  # the workers start as a training run's do
     try:
         return _measure(cfg, starter.ctx, seconds, warmup, on_tick)
     finally:

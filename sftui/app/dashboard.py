@@ -129,6 +129,8 @@ class DashboardScreen(Screen):
     # ---- rendering --------------------------------------------------------------------------------
 
     def render_latest(self) -> None:
+        if not self.query("#banner"):  # the timer fired while the screen is being closed: its widgets are gone
+            return
         status = self.latest
         if status is not None and status is not self.shown:
             self.shown = status

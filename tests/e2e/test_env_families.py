@@ -34,28 +34,6 @@ def _statuses(folder) -> list[dict]:
     return [json.loads(line) for line in (folder / "status.jsonl").read_text().splitlines() if line.strip()]
 
 
-def test_doom_basic_trains_through_the_tree_with_frames_counted_times_four(tmp_path):
-    engines_before = _vizdoom_processes()
-    shm_before = shm_entries()
-    result = sftui("train", "doom_basic", "-e", "doom", "--train-dir", str(tmp_path), *SMALL_RECURRENT,
-                   "--set", "sampler.num_workers=1", "--set", "run.train_for_env_steps=6000", timeout=240)
-    assert result.returncode == 0, result.stdout + result.stderr
-    folder = tmp_path / "doom"
-    final = summary(folder)
-    assert final["state"] == "finished"
-    policy = final["policies"][0]
-    assert final["env_frames"] == policy["env_frames"] >= 6_000
-    assert policy["samples"] * 4 == final["env_frames"]  # frameskip 4: four env frames per sample
-    assert policy["episodes"] > 0 and policy["episode_return"] is not None
-    payload = checkpoints.load(checkpoints.latest_checkpoint(folder, 0))
-    assert payload["obs_specs"]["obs"] == {"shape": [3, 72, 128], "dtype": "uint8"}
-    assert "rnn_states" not in payload  # states live in the buffers, not the checkpoint
-    assert payload["model"]["use_rnn"] is True
-    # a run that ends by itself closes its engines and their shared memory (SIGKILL: the tests below)
-    wait_for(lambda: not (_vizdoom_processes() - engines_before), timeout=30, what="every engine to exit")
-    assert not shm_left_behind(shm_before)
-
-
 def test_atari_pong_trains_through_the_tree(tmp_path):
     result = sftui("train", "atari_pong", "-e", "pong", "--train-dir", str(tmp_path),
                    "--set", "sampler.num_workers=1", "--set", "sampler.num_envs_per_worker=4",
@@ -105,9 +83,11 @@ def _sigkill_leaves_nothing_behind(folder, engines_before: set[int], shm_before:
     assert not os.path.exists(socket_path)
 
 
-def test_a_killed_doom_worker_is_replaced_and_sigkill_of_the_run_leaves_no_engine_shared_memory_or_socket(tmp_path):
-    # One run for both facts: a killed worker's engines die with it and its successor starts its own; then the
-    # supervisor's SIGKILL takes down the tree, the successor's engines included.
+def test_doom_basic_trains_with_frames_counted_times_four_a_killed_worker_is_replaced_and_stop_closes_engines(
+        tmp_path):
+    # One Doom run for three facts: it trains through the tree with four env frames a sample; a killed worker's
+    # engines die with it and its successor starts its own; `sftui stop` then ends the run as its budget would
+    # (a checkpoint saved, every engine and its shared memory closed). SIGKILL of a Doom run: the duel test below.
     engines_before = _vizdoom_processes()
     shm_before = shm_entries()
     folder = _start_doom(tmp_path, "doom_basic", "--set", "sampler.num_envs_per_worker=2")
@@ -123,7 +103,23 @@ def test_a_killed_doom_worker_is_replaced_and_sigkill_of_the_run_leaves_no_engin
         return workers["rollout_0"]["restarts"] == 1 and len(now) == 4 and len(now & engines) == 2
 
     wait_for(replaced, timeout=60, what="the dead worker's engines to be killed and its successor's to start")
-    _sigkill_leaves_nothing_behind(folder, engines_before, shm_before)
+    wait_for(lambda: summary(folder)["policies"][0]["episodes"] > 0, timeout=60, what="a finished episode")
+
+    tree = process_tree(supervisor_pid(folder))
+    assert cli("stop", str(folder)).returncode == 0
+    wait_for(lambda: all_gone(tree), timeout=30, what="the run's processes to exit")
+    final = summary(folder)
+    assert final["state"] == "stopped"
+    policy = final["policies"][0]
+    assert final["env_frames"] == policy["env_frames"] > 0
+    assert policy["samples"] * 4 == final["env_frames"]  # frameskip 4: four env frames per sample
+    assert policy["episodes"] > 0 and policy["episode_return"] is not None
+    payload = checkpoints.load(checkpoints.latest_checkpoint(folder, 0))
+    assert payload["obs_specs"]["obs"] == {"shape": [3, 72, 128], "dtype": "uint8"}
+    assert "rnn_states" not in payload  # states live in the buffers, not the checkpoint
+    assert payload["model"]["use_rnn"] is True
+    wait_for(lambda: not (_vizdoom_processes() - engines_before), timeout=30, what="every engine to exit")
+    assert not shm_left_behind(shm_before)
 
 
 def test_sigkill_of_a_doom_duel_run_leaves_no_engine_player_shared_memory_or_socket(tmp_path):

@@ -129,18 +129,6 @@ def test_finished_experiment_without_a_raised_budget_exits_zero_with_one_line(tr
     assert "already finished at" in result.stdout and "--restart" in result.stdout
 
 
-def test_restart_archives_the_old_folder(trained, tmp_path):
-    shutil.copytree(trained, tmp_path / "cartpole")
-    result = sftui("train", "gym_CartPole-v1", "-e", "cartpole", "--train-dir", str(tmp_path), "--restart",
-                   "--set", "run.train_for_env_steps=5000", "--set", "sampler.num_workers=1",
-                   "--set", "sampler.num_envs_per_worker=4",
-                   "--set", "appo.batch_size=128")
-    assert result.returncode == 0, result.stdout + result.stderr
-    archived = list(tmp_path.glob("cartpole.old-*"))
-    assert len(archived) == 1 and (archived[0] / "checkpoints").is_dir()
-    assert summary(tmp_path / "cartpole")["env_frames"] < 100_000
-
-
 def test_ls_lists_state_env_frames_and_return(trained):
     result = sftui("ls", "--train-dir", str(trained.parent))
     assert result.returncode == 0
@@ -148,16 +136,23 @@ def test_ls_lists_state_env_frames_and_return(trained):
     assert "finished" in row and "gym_CartPole-v1" in row
 
 
-def test_continuous_actions_train_through_the_tree(tmp_path):
-    result = sftui("train", "gym_Pendulum-v1", "-e", "pendulum", "--train-dir", str(tmp_path),
+def test_restart_archives_the_old_folder_and_continuous_actions_train_through_the_tree(trained, tmp_path):
+    # One run for both: --restart on the CartPole experiment's name archives its folder, and the new experiment
+    # under that name is Pendulum, a Box action space, trained through the whole tree.
+    shutil.copytree(trained, tmp_path / "cartpole")
+    result = sftui("train", "gym_Pendulum-v1", "-e", "cartpole", "--train-dir", str(tmp_path), "--restart",
                    "--set", "sampler.num_workers=1", "--set", "sampler.num_envs_per_worker=4",
                    "--set", "appo.batch_size=256", "--set", "model.encoder_mlp_layers=[32]",
                    "--set", "run.train_for_env_steps=8000")
     assert result.returncode == 0, result.stdout + result.stderr
-    final = RunStatus.from_dict(summary(tmp_path / "pendulum"))
-    assert final.state == "finished" and final.policies[0].episode_return is not None
+    archived = list(tmp_path.glob("cartpole.old-*"))
+    assert len(archived) == 1 and (archived[0] / "checkpoints").is_dir()
+    assert summary(archived[0])["env_frames"] >= 100_000 and json.loads(
+        (archived[0] / "cfg.json").read_text())["env"]["name"] == "gym_CartPole-v1"
+    final = RunStatus.from_dict(summary(tmp_path / "cartpole"))
+    assert final.state == "finished" and final.env_frames < 100_000 and final.policies[0].episode_return is not None
     # On a CPU-only machine the rollout workers act themselves: no inference processes.
     assert {w.kind for w in final.workers} == {"rollout", "learner"}
     assert all(w.mean_batch == 4 for w in final.workers if w.kind == "rollout")
-    payload = checkpoints.load(checkpoints.latest_checkpoint(tmp_path / "pendulum", 0))
+    payload = checkpoints.load(checkpoints.latest_checkpoint(tmp_path / "cartpole", 0))
     assert payload["action_spec"]["kind"] == "box"
