@@ -18,6 +18,7 @@ SMALL = [
     "--set", "model.encoder_mlp_layers=[64,64]",
     "--set", "appo.batch_size=256",
     "--set", "run.report_interval_sec=1",
+    "--set", "run.status_every_sec=0.5",  # summary.json, which the tests poll, four times as often
 ]
 
 

@@ -81,6 +81,11 @@ class RunConfig(BaseModel):
     )
     max_worker_restarts: int = Field(3, ge=0, description="Restarts allowed per crashed rollout worker.")
     report_interval_sec: float = Field(5.0, gt=0, description="Seconds between headless progress lines.")
+    status_every_sec: float = Field(
+        2.0, ge=0.5, le=5.0,
+        description="Seconds between status.jsonl lines and summary.json rewrites (its heartbeat: a run silent "
+                    "for 10 s shows as not responding). The app and `sftui status` get one twice a second anyway.",
+    )
     debug_poison: bool = Field(
         False, description="Fill shared buffers with poison values so that unwritten data is caught."
     )

@@ -10,12 +10,11 @@ from pathlib import Path
 from sampler.experiment.folders import write_json_atomic
 from sampler.status import RunStatus
 
-PERSIST_EVERY_SEC = 2.0
-
 
 class StatusSinks:
-    def __init__(self, folder: Path, listeners=()):
+    def __init__(self, folder: Path, listeners=(), persist_every_sec: float = 2.0):
         self.folder = folder
+        self.persist_every_sec = persist_every_sec  # run.status_every_sec
         self.listeners = list(listeners)
         self.server = None  # a ControlServer, once started
         self.tb = None  # a TensorboardWriter, once started
@@ -31,7 +30,7 @@ class StatusSinks:
         if self.tb is not None:
             self.tb.write(status)
         now = time.monotonic()
-        if persist or (persist is None and now - self._last_persist >= PERSIST_EVERY_SEC):
+        if persist or (persist is None and now - self._last_persist >= self.persist_every_sec):
             self._last_persist = now
             with open(self.folder / "status.jsonl", "a") as f:
                 f.write(json.dumps(data) + "\n")

@@ -59,7 +59,7 @@ class Supervisor(RunCommands, RunReports, RunClock):
         self.cfg = cfg
         self.env = env  # from the env `prepare` built to check the config; else the supervisor builds one
         self.folder = Path(folder)
-        self.sinks = StatusSinks(self.folder, listeners)
+        self.sinks = StatusSinks(self.folder, listeners, cfg.run.status_every_sec)
         self.log_to_stderr = log_to_stderr
         # The caller may have begun the run's processes early, to overlap the fork server's imports with its own.
         self.starter = starter

@@ -26,7 +26,7 @@ pytest.importorskip("vizdoom")
 SMALL_RECURRENT = [
     "--set", "sampler.num_workers=2", "--set", "sampler.num_envs_per_worker=4",
     "--set", "model.rnn_size=64", "--set", "model.encoder_conv_mlp_layers=[64]",
-    "--set", "appo.batch_size=256", "--set", "run.report_interval_sec=1",
+    "--set", "appo.batch_size=256", "--set", "run.report_interval_sec=1", "--set", "run.status_every_sec=0.5",
 ]
 
 

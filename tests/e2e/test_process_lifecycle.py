@@ -1,7 +1,7 @@
 """A run's processes die with it: signals, SIGKILL of the supervisor, crashed workers.
 
 Each test ends one run in one way; where two facts can be read off one run, one test checks both (a run start
-costs about 8 s here, most of it spawned workers importing torch)."""
+costs about 4.5 s here, most of it the fork server importing torch while the CLI prepares)."""
 
 from __future__ import annotations
 
@@ -51,10 +51,11 @@ def _stop_with(proc, folder, sig: int, processes: int, shm_before: set[str]) -> 
     return out
 
 
-def test_two_policies_train_on_their_own_agents_with_inference_processes_and_sigterm_leaves_nothing_behind(
+def test_two_policies_train_with_inference_processes_and_a_dead_learner_fails_the_run_leaving_nothing_behind(
         tmp_path):
-    # One run for what were two tests: two policies, each with its learner and inference process, each train on
-    # their own agents; SIGTERM then stops the whole tree (eight processes) cleanly.
+    # One run for what were three tests: two policies, each with its learner and inference process, each train on
+    # their own agents; then one learner dies, which fails the run with the reason, and the whole tree (eight
+    # processes) exits, leaving no shared memory or socket. SIGTERM and Ctrl+C: the test below.
     shm_before = shm_entries()
     folder = tmp_path / "two"
     proc = popen("train", "gym_CartPole-v1", "-e", "two", "--train-dir", str(tmp_path), *SMALL,
@@ -67,15 +68,24 @@ def test_two_policies_train_on_their_own_agents_with_inference_processes_and_sig
                                           for p in policies)
 
     wait_for(both_trained, timeout=120, what="both policies to train")
-    # supervisor, janitor, two learners, two inference workers, two rollout workers
-    _stop_with(proc, folder, signal.SIGTERM, 8, shm_before)
-    final = RunStatus.from_dict(summary(folder))
-    assert [p.policy_id for p in final.policies] == [0, 1]
-    for policy in final.policies:
-        assert policy.version > 0 and policy.env_frames > 5000 and policy.episodes > 0
-    assert final.env_frames == sum(p.env_frames for p in final.policies)
-    assert {w.name for w in final.workers} >= {"learner_p0", "learner_p1", "inference_p0_0", "inference_p1_0"}
-    assert checkpoints.latest_checkpoint(folder, 1) is not None  # policy 0's: checked by _stop_with
+    trained = RunStatus.from_dict(summary(folder))
+    assert [p.policy_id for p in trained.policies] == [0, 1]
+    assert trained.env_frames == sum(p.env_frames for p in trained.policies)
+    assert {w.name for w in trained.workers} >= {"learner_p0", "learner_p1", "inference_p0_0", "inference_p1_0"}
+
+    tree = process_tree(proc.pid)
+    socket_path = json.loads((folder / "run.json").read_text())["socket"]
+    assert len(tree) >= 8  # supervisor, janitor, two learners, two inference workers, two rollout workers
+    learner = next(w for w in trained.workers if w.name == "learner_p1")
+    os.kill(learner.pid, signal.SIGKILL)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 1, out
+    wait_for(lambda: all_gone(tree), timeout=15, what="every worker to exit")
+    final = summary(folder)
+    assert final["state"] == "failed"
+    assert "learner_p1 died: killed by SIGKILL" in final["error"]
+    assert not os.path.exists(socket_path)
+    assert not shm_left_behind(shm_before)
 
 
 def test_sigterm_stops_saves_and_leaves_nothing_behind_then_the_resumed_run_stops_on_ctrl_c(tmp_path):
@@ -126,18 +136,3 @@ def test_a_crashed_rollout_worker_is_restarted_and_sigkill_of_the_supervisor_tak
     from sampler.experiment.folders import derived_state
 
     assert derived_state(folder)[0] == "crashed"
-
-
-def test_a_dead_learner_fails_the_run_with_the_reason(tmp_path):
-    proc = popen("train", "gym_CartPole-v1", "-e", "dead", "--train-dir", str(tmp_path), *SMALL)
-    folder = tmp_path / "dead"
-    wait_for(lambda: (folder / "run.json").exists() and _training(folder), what="the run to train")
-    tree = process_tree(proc.pid)
-    learner = next(w for w in summary(folder)["workers"] if w["kind"] == "learner")
-    os.kill(learner["pid"], signal.SIGKILL)
-    out, _ = proc.communicate(timeout=60)
-    assert proc.returncode == 1, out
-    wait_for(lambda: all_gone(tree), timeout=15, what="every worker to exit")
-    final = summary(folder)
-    assert final["state"] == "failed"
-    assert "learner_p0 died: killed by SIGKILL" in final["error"]

@@ -19,6 +19,7 @@ env = "gym_CartPole-v1"
 "sampler.num_envs_per_worker" = 8
 "model.encoder_mlp_layers" = [32]
 "appo.batch_size" = 256
+"run.status_every_sec" = 0.5
 [[linked]]
 "run.seed" = [0, 1]
 "run.train_for_env_steps" = [8000, 40000]

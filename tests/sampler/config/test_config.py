@@ -49,6 +49,9 @@ def test_set_values_parse_as_json_or_fall_back_to_strings():
         ({"env": {"name": "gym_CartPole-v1"}, "appo": {"batch_size": "big"}}, "appo.batch_size: Input should be"),
         ({"env": {"name": "gym_CartPole-v1"}, "appo": {"gamma": 1.5}}, "appo.gamma: Input should be less than"),
         ({"env": {"name": "gym_CartPole-v1"}, "appo": {"batch_size": 1000}}, "divisible"),
+        # summary.json's heartbeat must come well within the 10 s after which a run shows as not responding
+        ({"env": {"name": "gym_CartPole-v1"}, "run": {"status_every_sec": 12}},
+         "run.status_every_sec: Input should be less than or equal to 5"),
         ({"env": {"name": "gym_CartPole-v1"}, "sampler": {"num_envs_per_worker": 3, "worker_num_splits": 2}},
          "worker_num_splits"),
         ({"env": {"name": "gmy_CartPole-v1"}}, "unknown env family in 'gmy_CartPole-v1' (did you mean gym_...?)"),

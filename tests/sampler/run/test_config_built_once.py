@@ -4,7 +4,6 @@ every worker, and a worker never rebuilds it."""
 from __future__ import annotations
 
 import functools
-import multiprocessing as mp
 
 import pytest
 
@@ -13,6 +12,7 @@ from sampler.config.schema import ExperimentConfig
 from sampler.envs.contract import EnvFacts
 from sampler.envs.families.registry import make_probe_env
 from sampler.experiment.prepare import prepare
+from sampler.run.forkserver import WorkerStarter
 from sampler.run.plan import RunPlan
 from sampler.run.workers.learner import LearnerWorker
 from sampler.run.workers.rollout import RolloutWorker
@@ -38,7 +38,8 @@ def counting_builds(monkeypatch=None) -> list[int]:
 
 
 def start_worker(kind, pipe, spec, answers) -> None:
-    """A worker's real start-up in a spawned process, reporting what config it holds and how often one was built."""
+    """A worker's real start-up in a process of its own, forked as a run's are, reporting what config it holds
+    and how often one was built."""
     builds = counting_builds()
     worker = kind(pipe, spec)
     answers.put((type(worker.cfg).__name__, worker.cfg.appo.rollout, worker.cfg.run.seed, len(builds)))
@@ -52,15 +53,23 @@ def test_prepare_builds_the_config_once_and_the_run_plan_reuses_it(tmp_path, mon
     assert len(builds) == 1  # laying the run out reads the built config
 
 
+@pytest.fixture(scope="module")
+def starter():
+    """One fork server for both workers, as one run has: it imports torch once."""
+    starter = WorkerStarter.begin()
+    yield starter
+    starter.end()
+
+
 @pytest.mark.parametrize("kind", [RolloutWorker, LearnerWorker])
-def test_a_worker_receives_the_typed_config_and_never_builds_one(tmp_path, kind):
+def test_a_worker_receives_the_typed_config_and_never_builds_one(tmp_path, kind, starter):
     prepared = prepare({"env": {"name": "gym_CartPole-v1"}}, SMALL, train_dir=str(tmp_path), experiment_default="c")
     cfg = prepared.cfg
     probe = make_probe_env(cfg)
     env = EnvFacts.of(probe, batched=False)
     probe.close()
     model = functools.partial(make_actor_critic, cfg.model, env.obs_specs, env.action_spec)
-    ctx = mp.get_context("spawn")
+    ctx = starter.ctx
     plan = RunPlan.build(cfg, env, model, ctx, initial_weights=[model().state_dict()])
     spec = plan.rollout_spec(0) if kind is RolloutWorker else plan.learner_spec(0, str(prepared.folder))
     parent, child = ctx.Pipe(duplex=True)
