@@ -64,7 +64,13 @@ class WorkerStarter:
         token = janitor.tag_environment()
         ctx = _context()
         if ctx.get_start_method() == "forkserver":
-            forkserver.ensure_running()
+            # Ctrl+C is the supervisor's to handle: the server starts with SIGINT ignored (a disposition its exec
+            # keeps), so a Ctrl+C in the middle of its imports prints no traceback, and its workers inherit it.
+            previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+            try:
+                forkserver.ensure_running()
+            finally:
+                signal.signal(signal.SIGINT, previous)
         return cls(ctx, token)
 
     def end(self) -> None:

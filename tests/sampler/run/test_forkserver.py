@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import signal
 import subprocess
 import sys
 import time
@@ -37,9 +38,17 @@ def test_a_worker_forks_from_the_server_with_the_run_token_and_end_leaves_nothin
     assert forkserver.server_pid() is None
 
 
+def _ignores_sigint(pid: int) -> bool:
+    with open(f"/proc/{pid}/status") as f:
+        mask = next(int(line.split()[1], 16) for line in f if line.startswith("SigIgn:"))
+    return bool(mask & (1 << (signal.SIGINT - 1)))
+
+
 def test_a_refused_run_ends_the_server_in_the_middle_of_its_imports():
     starter = WorkerStarter.begin()
     server = forkserver.server_pid()
+    # Ctrl+C is the supervisor's: in the middle of its imports the server must not print a KeyboardInterrupt
+    assert _ignores_sigint(server)
     started = time.monotonic()
     starter.end()
     assert time.monotonic() - started < 1.0  # not after its 4 s of imports
