@@ -93,15 +93,24 @@ class RunClock:
             self.request_stop("finished", f"trained for {self.elapsed_sec():.0f} s")
 
     def _check_best(self) -> None:
+        for policy_id in self._improved():
+            asyncio.create_task(self._save_quietly(best_policy=policy_id))
+
+    def _improved(self) -> list[int]:
+        """The policies whose mean training return beats the one their best.pt holds (their best_return moves up
+        to it). Checked every BEST_CHECK_EVERY_SEC and once more before the final save, so that a short run, or
+        the last seconds of a long one, still writes the best.pt it earned."""
         if self.board.env_frames < self.cfg.run.save_best_after_env_steps:
-            return
+            return []
+        improved = []
         for policy in self.board.policies:
             s = policy.status
             if len(policy.returns) < MIN_EPISODES_FOR_BEST or s.episode_return is None:
                 continue
             if s.best_return is None or s.episode_return > s.best_return + 1e-3:
                 s.best_return = s.episode_return
-                asyncio.create_task(self._save_quietly(best_policy=s.policy_id))
+                improved.append(s.policy_id)
+        return improved
 
     def _status(self) -> RunStatus:
         workers = [h.status() for h in self.handles]

@@ -317,6 +317,9 @@ class Supervisor(RunCommands, RunReports, RunClock):
                 handle.send(Stop())
         if any(h.kind == "learner" for h in self._alive()):
             try:
+                self._status()  # the policies' returns as they are now, for the last best.pt check
+                for policy in self._improved():
+                    await self.save_all(best_policy=policy)
                 paths = await self.save_all()
                 log.info("saved %s", ", ".join(str(Path(p).relative_to(self.folder)) for p in paths))
             except (ControlError, RuntimeError) as e:

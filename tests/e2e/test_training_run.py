@@ -156,3 +156,7 @@ def test_restart_archives_the_old_folder_and_continuous_actions_train_through_th
     assert all(w.mean_batch == 4 for w in final.workers if w.kind == "rollout")
     payload = checkpoints.load(checkpoints.latest_checkpoint(tmp_path / "cartpole", 0))
     assert payload["action_spec"]["kind"] == "box"
+    # a run shorter than best.pt's 5 s check still ends with the best.pt its training return earned
+    policy = final.policies[0]
+    assert policy.best_return is not None and policy.best_return >= policy.episode_return - 1e-3
+    assert (tmp_path / "cartpole" / "checkpoints" / "p0" / "best.pt").exists()
