@@ -41,6 +41,9 @@ class TrainBatch:
     valids: Tensor  # [B, T] bool
     action_masks: Tensor | None = None  # [B, T, P] bool (discrete kinds)
     rnn_states: Tensor | None = None  # [B, T+1, S] recurrent state before each obs; needed by recurrent models
+    # The obs stored after a step that ended an episode is that episode's last one (an env with next-step
+    # autoreset), not the next episode's first: a time-out's bootstrap then uses its real value.
+    last_obs_follows_done: bool = False
 
     def to(self, device: torch.device) -> TrainBatch:
         moved = {}
@@ -48,8 +51,10 @@ class TrainBatch:
             value = getattr(self, f.name)
             if isinstance(value, dict):
                 moved[f.name] = {k: v.to(device) for k, v in value.items()}
+            elif isinstance(value, Tensor):
+                moved[f.name] = value.to(device)
             else:
-                moved[f.name] = None if value is None else value.to(device)
+                moved[f.name] = value
         return TrainBatch(**moved)
 
 
@@ -213,9 +218,21 @@ class AppoLearner:
         cfg = self.cfg
         rewards = (batch.rewards.float() * cfg.reward_scale).clamp(-cfg.reward_clip, cfg.reward_clip)
         if cfg.value_bootstrap:
-            # The post-truncation obs is not stored, so V(s_t) stands in for V(s_{t+1}).
-            rewards = rewards + cfg.gamma * self._return_scale(batch.values) * batch.time_outs.float()
+            rewards = rewards + cfg.gamma * self._cut_off_values(batch) * batch.time_outs.float()
         return rewards
+
+    def _cut_off_values(self, batch: TrainBatch) -> Tensor:
+        """[B, T] V(s_{t+1}) of the state each step led to, where a time-out cut the episode, in reward scale.
+
+        With next-step autoreset the obs after a time-out is the episode's last one: its value is the acting-time
+        value of the next step (the reset step, left out of the loss), or for the last step the bootstrap value.
+        Otherwise that obs belongs to the next episode and the last one is not stored, so V(s_t) stands in.
+        """
+        values = self._return_scale(batch.values)
+        if not batch.last_obs_follows_done:
+            return values
+        last = self._return_scale(self._bootstrap_values(batch))
+        return torch.cat([values[:, 1:], last[:, None]], dim=1)
 
     @torch.no_grad()
     def _vtrace_targets(

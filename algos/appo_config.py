@@ -76,8 +76,8 @@ class AppoConfig(BaseModel):
     )
     value_bootstrap: bool = Field(
         False,
-        description="On time-outs add gamma * V(s_t) to the reward, so truncation "
-        "is not treated as a real episode end.",
+        description="On time-outs add gamma * V(s_t+1) of the state cut off to the reward, so truncation is not "
+        "treated as a real episode end (V(s_t) stands in where the env does not keep that state).",
     )
 
     with_vtrace: bool = Field(

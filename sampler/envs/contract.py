@@ -38,11 +38,14 @@ class EnvFacts:
     num_agents: int
     num_envs: int | None
     reward_components: tuple[str, ...]
+    # A vector env with next-step autoreset: the obs after an episode's end is its last one (see envs/vector.py).
+    last_obs_follows_done: bool = False
 
     @classmethod
     def of(cls, env, batched: bool) -> EnvFacts:
         return cls(env.obs_specs, env.action_spec, 1 if batched else env.num_agents,
-                   env.num_envs if batched else None, tuple(getattr(env, "reward_components", ())))
+                   env.num_envs if batched else None, tuple(getattr(env, "reward_components", ())),
+                   batched and getattr(env, "autoreset", "same_step") == "next_step")
 
 
 class MultiAgentEnv(Protocol):

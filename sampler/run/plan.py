@@ -88,5 +88,5 @@ class RunPlan:
             policy=policy, cfg=self.cfg, placement=self.placement, layout=self.layout, buffers=self.buffers,
             weights=self.weights, model=self.model, trajectory_queue=self.learner_queues[policy],
             reply_queues=self.reply_queues, consumers_lock=self.consumers_lock, folder=folder,
-            spec_dicts=self.spec_dicts, exchange=self.exchange,
+            spec_dicts=self.spec_dicts, exchange=self.exchange, last_obs_follows_done=self.env.last_obs_follows_done,
         )

@@ -275,6 +275,33 @@ def test_value_bootstrap_adds_discounted_value_on_time_outs():
     torch.testing.assert_close(adv_boot, expected)
 
 
+def test_a_time_out_bootstraps_from_the_last_obs_when_the_env_keeps_it():
+    """Hand-computed one-step TD errors (gae_lambda 0, gamma 0.9) of one trajectory of 4 steps with values
+    10, 20, 30, 40 and rewards 1, 2, 3, 4: a time-out at step 1, the reset step of next-step autoreset at step 2
+    (out of the loss), and a time-out at the last step."""
+    learner = make_learner(normalize_returns=False, gae_lambda=0.0, gamma=0.9, value_bootstrap=True)
+    batch = synthetic_batch(learner.model, num_traj=1, steps=4)
+    batch.values = torch.tensor([[10.0, 20.0, 30.0, 40.0]])
+    batch.rewards = torch.tensor([[1.0, 2.0, 3.0, 4.0]])
+    batch.valids = torch.tensor([[True, True, False, True]])
+    batch.dones = torch.tensor([[0.0, 1.0, 1.0, 1.0]])
+    batch.time_outs = torch.tensor([[0.0, 1.0, 0.0, 1.0]])
+    last = float(learner._bootstrap_values(batch)[0])  # V of obs[:, 4], the obs after the last step
+
+    # Same-step autoreset (the default): the obs after a time-out is the next episode's, V(s_t) stands in.
+    advantages, _, _ = learner._targets(batch)
+    assert advantages[0, 1].item() == pytest.approx(2 + 0.9 * 20 - 20)
+    assert advantages[0, 3].item() == pytest.approx(4 + 0.9 * 40 - 40)
+    # Next-step autoreset: the obs after a time-out is the episode's last, and its value is known. Step 1's is the
+    # acting-time value of step 2, the reset step (30); the last step's is the bootstrap value of obs[:, 4].
+    batch.last_obs_follows_done = True
+    advantages, _, _ = learner._targets(batch)
+    assert advantages[0, 1].item() == pytest.approx(2 + 0.9 * 30 - 20)
+    assert advantages[0, 3].item() == pytest.approx(4 + 0.9 * last - 40, abs=1e-4)
+    assert advantages[0, 0].item() == pytest.approx(1 + 0.9 * 20 - 10)  # no time-out: the usual TD error
+    assert advantages[0, 2].item() == 0.0  # the reset step
+
+
 def test_symmetric_kl_needs_discrete_actions():
     with pytest.raises(ValueError, match="symmetric_kl' needs a discrete or multi_discrete action space"):
         make_learner(action_spec=BOX, exploration_loss="symmetric_kl")

@@ -76,6 +76,7 @@ class LearnerWorker(WorkerBase):
         self.consumers_lock = spec.consumers_lock
         self.folder = Path(spec.folder)
         self.spec_dicts = spec.spec_dicts
+        self.last_obs_follows_done = spec.last_obs_follows_done
         self.device = torch.device(spec.placement.device)
         self.commands.update({
             Save: self._on_save, SetHyperparameters: self._on_set, PbtPublish: self._on_pbt_publish,
@@ -255,6 +256,7 @@ class LearnerWorker(WorkerBase):
             obs=obs, actions=step["actions"], log_probs=step["log_probs"], values=step["values"],
             dist_params=step["dist_params"], rewards=rewards, dones=step["dones"].float(),
             time_outs=step["time_outs"].float(), valids=valids, action_masks=masks, rnn_states=rnn_states,
+            last_obs_follows_done=self.last_obs_follows_done,
         ).to(self.device)
         stats = self.learner.train(batch, env_frames=self.policy_env_frames)
         self.weights.publish(self.policy, self.learner.model.state_dict(), self.learner.version)

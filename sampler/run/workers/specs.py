@@ -79,6 +79,7 @@ class LearnerSpec:
     folder: str
     spec_dicts: dict[str, Any]  # the obs, action and model descriptors that checkpoints record
     exchange: LearnerExchange | None = None  # with PBT: whole learner states, copied between policies
+    last_obs_follows_done: bool = False  # EnvFacts.last_obs_follows_done: a time-out's real bootstrap is known
 
     @property
     def name(self) -> str:

@@ -13,6 +13,7 @@ from algos.models import make_actor_critic
 from algos.spaces import ActionSpec, ObsSpec
 from sampler.config.build import build_config
 from sampler.config.derived import Placement, learner_threads
+from sampler.envs.contract import EnvFacts
 from sampler.envs.families.registry import EnvFamily, register_family
 from sampler.envs.vector import VectorStep
 from sampler.errors import ConfigError
@@ -166,6 +167,8 @@ def run(worker, buffers, learner, turns: int) -> list[dict]:
 @pytest.mark.parametrize("mode", ["next_step", "same_step", "async"])
 def test_autoreset_leaves_no_fake_transition_and_episodes_match_a_hand_count(monkeypatch, tick_family, mode):
     worker, buffers, learner = make_worker(monkeypatch, mode)
+    # what the learner's time-out bootstrap reads: whether obs[t + 1] after a done is that episode's last one
+    assert EnvFacts.of(worker.env, batched=True).last_obs_follows_done == (mode != "same_step")
     handed = run(worker, buffers, learner, turns=64)
     # steps whose results the worker has seen (async: each turn steps 2 of the 4 envs, and the answers to the
     # last actions sent may still wait in the env)
