@@ -286,7 +286,7 @@ def test_a_time_out_bootstraps_from_the_last_obs_when_the_env_keeps_it():
     batch.valids = torch.tensor([[True, True, False, True]])
     batch.dones = torch.tensor([[0.0, 1.0, 1.0, 1.0]])
     batch.time_outs = torch.tensor([[0.0, 1.0, 0.0, 1.0]])
-    last = float(learner._bootstrap_values(batch)[0])  # V of obs[:, 4], the obs after the last step
+    last = float(learner._bootstrap_values(batch)[0].detach())  # V of obs[:, 4], the obs after the last step
 
     # Same-step autoreset (the default): the obs after a time-out is the next episode's, V(s_t) stands in.
     advantages, _, _ = learner._targets(batch)
