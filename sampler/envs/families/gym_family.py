@@ -114,7 +114,11 @@ register_family(
         example="gym_CartPole-v1",
         defaults={
             "sampler": {"num_envs_per_worker": 16},
-            "appo": {"learning_rate": 3e-4, "rollout": 32, "batch_size": 1024, "num_epochs": 1},
+            # value_bootstrap: most Gymnasium ids end by a time limit, which the policy cannot see. Treated as a
+            # real end it made a solved CartPole swing: 1M frames, mean return of the last 20% for seeds 1/2/3
+            # was 500/381/395 without it and 500/500/500 with it (every status line of that 20% at 500).
+            "appo": {"learning_rate": 3e-4, "rollout": 32, "batch_size": 1024, "num_epochs": 1,
+                     "value_bootstrap": True},
         },
         settings_model=GymSettings,
         validate_name=validate_name,

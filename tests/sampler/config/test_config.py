@@ -197,8 +197,8 @@ def test_a_box_action_space_gets_the_continuous_control_defaults_and_set_still_w
     assert pendulum.model.nonlinearity == "tanh" and pendulum.model.encoder_mlp_layers == [64, 64]
     assert pendulum.appo.value_bootstrap and pendulum.appo.num_epochs == 10
     assert pendulum.appo.batch_size * pendulum.appo.num_batches_per_epoch == 1024
-    cartpole = build_config(CARTPOLE)  # Discrete actions: the family's generic defaults
-    assert cartpole.model.nonlinearity == "elu" and cartpole.appo.num_epochs == 1 and not cartpole.appo.value_bootstrap
+    cartpole = build_config(CARTPOLE)  # Discrete actions: the family's generic defaults (time-outs bootstrap too)
+    assert cartpole.model.nonlinearity == "elu" and cartpole.appo.num_epochs == 1 and cartpole.appo.value_bootstrap
     mine = build_config({"env": {"name": "gym_Pendulum-v1"}, "appo": {"num_epochs": 3}},
                         parse_overrides(["model.nonlinearity=relu"]))
     assert mine.appo.num_epochs == 3 and mine.model.nonlinearity == "relu" and mine.appo.value_bootstrap
