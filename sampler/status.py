@@ -40,7 +40,9 @@ class PolicyStatus:
     pbt_last: str | None = None  # PBT's last replacement of this policy, and what it mutated
     rating: float | None = None  # Elo rating in games against the pool and the other policies (with a pool)
     episodes: int = 0
-    best_return: float | None = None
+    best_return: float | None = None  # what best.pt holds: the best evaluation return with evaluation on
+    eval_return: float | None = None  # the last evaluation's mean return (run.eval_every_env_steps)
+    eval_env_frames: int | None = None  # the env frames of the checkpoint it evaluated
     learning_rate: float = 0.0
     losses: dict[str, float] = field(default_factory=dict)
     hyperparameters: dict[str, Any] = field(default_factory=dict)

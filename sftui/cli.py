@@ -271,6 +271,8 @@ def enjoy(
     checkpoint: Annotated[str, typer.Option("--checkpoint", "-c", help="latest, best, or a file.")] = "latest",
     policy: Annotated[int, typer.Option("--policy", min=0, help="Which policy plays.")] = 0,
     agent: Annotated[int, typer.Option("--agent", min=0, help="Which seat to watch in a multi-agent env.")] = 0,
+    env: Annotated[str | None, typer.Option("--env", help="Play another env of the experiment's family, e.g. a "
+                                            "scripted opponent's (default: the one it trained in).")] = None,
     episodes: Annotated[int, typer.Option("--episodes", "-n", min=0, help="Episodes to play; 0 plays on.")] = 5,
     deterministic: Annotated[bool, typer.Option("--deterministic", help="Take the most likely action.")] = False,
     video: Annotated[Path | None, typer.Option("--video", callback=_video_path,
@@ -287,7 +289,7 @@ def enjoy(
     render = not no_render and sys.stdout.isatty()
     try:
         play(folder, policy=policy, checkpoint=checkpoint, episodes=episodes, deterministic=deterministic,
-             video=video, fps=fps, render=render, echo=typer.echo, agent=agent)
+             video=video, fps=fps, render=render, echo=typer.echo, agent=agent, env=env)
     except KeyboardInterrupt:  # during start-up; the play loop handles its own
         raise typer.Exit(130) from None
     except OSError as e:  # e.g. the video's disk filled up while playing

@@ -22,9 +22,13 @@ def progress_line(status: RunStatus) -> str:
     for p in status.policies:
         parts.append(
             f"p{p.policy_id} lag {p.lag.min:.0f}/{p.lag.avg:.1f}/{p.lag.max:.0f} "
-            f"return {_num(p.episode_return)} v{p.version}"
+            f"return {_num(p.episode_return)}{_eval(p)} v{p.version}"
         )
     return " | ".join(parts)
+
+
+def _eval(p) -> str:
+    return "" if p.eval_return is None else f" eval {_num(p.eval_return)}"
 
 
 def status_text(status: RunStatus) -> str:
@@ -39,9 +43,10 @@ def status_text(status: RunStatus) -> str:
     for p in status.policies:
         objective = "" if p.true_objective is None else f", objective {_num(p.true_objective, 2)}"
         rating = "" if p.rating is None else f", rating {p.rating:.0f}"
+        evaluated = "" if p.eval_return is None else f", evaluation {_num(p.eval_return)} at {p.eval_env_frames:,}"
         lines.append(
             f"  policy {p.policy_id}: v{p.version}, return {_num(p.episode_return)} over {p.episodes} episodes"
-            f"{objective}{rating}, lag {p.lag.min:.0f}/{p.lag.avg:.1f}/{p.lag.max:.0f}, "
+            f"{evaluated}{objective}{rating}, lag {p.lag.min:.0f}/{p.lag.avg:.1f}/{p.lag.max:.0f}, "
             f"{p.samples_per_sec:,.0f} samples/s, valid {p.valid_fraction:.0%}, lr {p.learning_rate:.3g}"
         )
     if status.pool is not None:

@@ -59,14 +59,16 @@ class Terminal:
 
 
 def enjoy(folder: Path, *, policy: int, checkpoint: str, episodes: int, deterministic: bool,
-          video: Path | None, fps: float | None, render: bool, echo=print, agent: int = 0) -> list[Episode]:
+          video: Path | None, fps: float | None, render: bool, echo=print, agent: int = 0,
+          env: str | None = None) -> list[Episode]:
     player = Player(folder, policy=policy, checkpoint=checkpoint, deterministic=deterministic,
-                    frames=render or video is not None, agent=agent)
+                    frames=render or video is not None, agent=agent, env_name=env)
     rate = fps or player.natural_fps
     writer = VideoWriter(video, rate) if video is not None else None
     screen = Terminal(f"{folder.name} · policy {policy} · {player.checkpoint_path.name} "
                       f"(version {player.version}, {player.env_frames:,} frames) · Ctrl+C stops") if render else None
-    echo(f"enjoying {player.checkpoint_path} ({player.env_frames:,} env frames)")
+    where = f" in {player.cfg.env.name}" if env else ""
+    echo(f"enjoying {player.checkpoint_path} ({player.env_frames:,} env frames){where}")
     lines: list[str] = []
     started, shown = time.monotonic(), 0
     interrupted = False

@@ -11,7 +11,8 @@ from tests.support import sftui
 
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory) -> Path:
-    """One short CartPole experiment with the default config, trained once through the whole process tree.
+    """One short CartPole experiment with the default config and evaluation on, trained once through the whole
+    process tree.
 
     Tests that change the folder copy it first.
     """
@@ -19,6 +20,7 @@ def trained(tmp_path_factory) -> Path:
     result = sftui(
         "train", "gym_CartPole-v1", "-e", "cartpole", "--train-dir", str(train_dir),
         "--set", "run.train_for_env_steps=100000", "--set", "run.save_every_sec=2", "--set", "run.seed=1",
+        "--set", "run.eval_every_env_steps=40000", "--set", "run.eval_episodes=2",
         timeout=240,
     )
     folder = train_dir / "cartpole"

@@ -73,6 +73,14 @@ def build_config(raw: dict, overrides: dict | None = None, experiment_default: s
     except ValidationError as e:
         raise ConfigError(_describe_validation_error(e)) from None
     family.check(cfg)
+    if cfg.run.eval_env and registry.family_for(cfg.run.eval_env) is not family:
+        raise ConfigError(f"run.eval_env: {cfg.run.eval_env} is not a {family.prefix}_* env; evaluation plays an "
+                          f"env of the run's own family, e.g. {cfg.env.name}")
+    if cfg.run.eval_env:
+        try:
+            family.check_name(cfg.run.eval_env)
+        except ConfigError as e:
+            raise ConfigError(f"run.eval_env: {str(e).removeprefix('env.name: ')}") from None
     if cfg.sampler.batched_sampling:
         _check_batched(cfg, family)
     if cfg.pbt.with_pbt and cfg.sampler.num_policies < 2:

@@ -86,6 +86,16 @@ class RunConfig(BaseModel):
         description="Seconds between status.jsonl lines and summary.json rewrites (its heartbeat: a run silent "
                     "for 10 s shows as not responding). The app and `sftui status` get one twice a second anyway.",
     )
+    eval_every_env_steps: int = Field(
+        0, ge=0, description="Evaluate each policy's latest weights every this many env frames (0: off): a "
+        "low-priority process plays run.eval_episodes episodes; best.pt then follows the evaluation return."
+    )
+    eval_episodes: int = Field(10, ge=1, le=1000, description="Episodes per evaluation.")
+    eval_env: str | None = Field(
+        None, description="The env evaluation plays, of the run's own family (e.g. a duel against a scripted "
+        "opponent); none: the training env."
+    )
+    eval_deterministic: bool = Field(True, description="Evaluation takes the most likely action (false: samples).")
     debug_poison: bool = Field(
         False, description="Fill shared buffers with poison values so that unwritten data is caught."
     )

@@ -24,7 +24,7 @@ from sampler.config.build import build_config, read_cfg_file
 from sampler.envs.contract import EnvContext
 from sampler.envs.families.registry import family_for, make_env
 from sampler.envs.mapping import make_policy_mapping
-from sampler.errors import ExperimentError
+from sampler.errors import ExperimentError, SftuiError
 from sampler.experiment import checkpoints
 
 
@@ -112,6 +112,7 @@ class Player:
     deterministic: bool = False
     seed: int | None = None
     frames: bool = True  # render frames (an image observation, else the env's rgb_array render)
+    env_name: str | None = None  # another env of the run's family to play (run.eval_env, enjoy --env)
     checkpoint_path: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -128,34 +129,32 @@ class Player:
 
         self.family = family_for(trained.env.name)
         self.repeat = trained.env.frameskip if self.family.repeat_outside else 1
-        self.cfg = trained
-        if self.repeat > 1:  # the env steps one frame at a time and the player repeats each action
-            self.cfg = trained.model_copy(update={"env": trained.env.model_copy(update={"frameskip": 1})})
+        env_update = {"frameskip": 1} if self.repeat > 1 else {}  # the player repeats each action itself
+        if self.env_name and self.env_name != trained.env.name:
+            if family_for(self.env_name) is not self.family:
+                raise ExperimentError(f"--env {self.env_name}: not a {self.family.prefix}_* env; a policy plays "
+                                      f"the envs of the family it trained in, e.g. {trained.env.name}")
+            try:
+                self.family.check_name(self.env_name)
+            except SftuiError as e:
+                raise ExperimentError(f"--env {str(e).removeprefix('env.name: ')}") from None
+            env_update["name"] = self.env_name
+        self.cfg = trained.model_copy(update={"env": trained.env.model_copy(update=env_update)})
         self.frameskip = trained.env.frameskip
         torch.set_num_threads(1)
         self.env = make_env(self.cfg, EnvContext(seed=self.seed, render_mode="rgb_array" if self.frames else None))
-        checkpoints.check_compatible(payload, self.checkpoint_path, trained.env.name,
-                                     trained.model.model_dump(mode="json"), obs_specs_to_dict(self.env.obs_specs),
-                                     self.env.action_spec.to_dict())
-        def model_from(checkpoint: dict) -> torch.nn.Module:
-            model = make_actor_critic(self.cfg.model, self.env.obs_specs, self.env.action_spec)
-            model.load_state_dict(checkpoint["learner"]["model"])
-            return model.eval()
-
-        self.model = model_from(payload)
+        self._trained = trained
+        try:
+            self._check(payload, self.checkpoint_path)
+        except ExperimentError:
+            self.env.close()
+            raise
+        self.model = self._model_from(payload)
         self.models = {self.policy: self.model}  # the other seats' policies
         if self.env.num_agents > 1:
             self.mapping = make_policy_mapping(self.cfg, seed=self.seed or 0)
-            for other in range(policies):
-                path = checkpoints.latest_checkpoint(self.folder, other) if other != self.policy else None
-                if path is not None:
-                    try:
-                        self.models[other] = model_from(checkpoints.load(path))
-                    except (ExperimentError, RuntimeError, KeyError):
-                        pass  # unreadable: this seat plays the watched policy instead
-        self.version = int(payload.get("version", 0))
-        self.env_frames = int(payload.get("env_frames", 0))
-        self.reward_scale = float(payload.get("hyperparameters", {}).get("reward_scale", self.cfg.appo.reward_scale))
+            self._load_other_seats()
+        self._take_facts(payload)
         if not 0 <= self.agent < self.env.num_agents:
             self.env.close()
             last = self.env.num_agents - 1
@@ -163,6 +162,42 @@ class Player:
         self.image_key = next((k for k, s in self.env.obs_specs.items() if s.dtype == "uint8" and len(s.shape) == 3),
                               None)
         self.episodes: list[Episode] = []
+        self._reset()
+
+    def _check(self, payload: dict, path: Path) -> None:
+        """The checkpoint fits this env (an eval env must show the same spaces as the training env) and model."""
+        checkpoints.check_compatible(payload, path, self._trained.env.name, self._trained.model.model_dump(mode="json"),
+                                     obs_specs_to_dict(self.env.obs_specs), self.env.action_spec.to_dict())
+
+    def _model_from(self, checkpoint: dict) -> torch.nn.Module:
+        model = make_actor_critic(self.cfg.model, self.env.obs_specs, self.env.action_spec)
+        model.load_state_dict(checkpoint["learner"]["model"])
+        return model.eval()
+
+    def _load_other_seats(self) -> None:
+        for other in range(self._trained.sampler.num_policies):
+            path = checkpoints.latest_checkpoint(self.folder, other) if other != self.policy else None
+            if path is not None:
+                try:
+                    self.models[other] = self._model_from(checkpoints.load(path))
+                except (ExperimentError, RuntimeError, KeyError):
+                    pass  # unreadable: this seat plays the watched policy instead
+
+    def _take_facts(self, payload: dict) -> None:
+        self.version = int(payload.get("version", 0))
+        self.env_frames = int(payload.get("env_frames", 0))
+        self.reward_scale = float(payload.get("hyperparameters", {}).get("reward_scale", self.cfg.appo.reward_scale))
+
+    def reload(self, path: Path) -> None:
+        """Play another checkpoint of the same policy (newer weights) in the same env, from a fresh episode; the
+        other seats of a multi-agent env take their policies' newest checkpoints too."""
+        payload = checkpoints.load(path)
+        self._check(payload, path)
+        self.model.load_state_dict(payload["learner"]["model"])
+        if self.env.num_agents > 1:
+            self._load_other_seats()
+        self.checkpoint_path = path
+        self._take_facts(payload)
         self._reset()
 
     # ---- stepping -------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 `RunClock` is a part of the Supervisor, kept apart because it is the run's schedule: each tick publishes the
 status, marks silent workers stalled, stops the run at its budget, saves checkpoints every
-`run.save_every_sec` and best.pt when a policy's return improves, and starts PBT updates and pool snapshots
+`run.save_every_sec` and best.pt when a policy's return improves, and starts evaluations, PBT updates and pool snapshots
 when they are due. It uses the supervisor's state, board, handles, population and pool.
 """
 
@@ -55,6 +55,8 @@ class RunClock:
             if self.pool.dirty and now - self._last_pool_write >= POOL_WRITE_EVERY_SEC:
                 self._last_pool_write = now
                 self.pool.write()
+        if self.evaluator.due(self.board.env_frames):
+            asyncio.create_task(self.evaluator.evaluate())
         if now - self._last_save >= self.cfg.run.save_every_sec:
             self._last_save = now
             asyncio.create_task(self._save_quietly())
@@ -99,8 +101,9 @@ class RunClock:
     def _improved(self) -> list[int]:
         """The policies whose mean training return beats the one their best.pt holds (their best_return moves up
         to it). Checked every BEST_CHECK_EVERY_SEC and once more before the final save, so that a short run, or
-        the last seconds of a long one, still writes the best.pt it earned."""
-        if self.board.env_frames < self.cfg.run.save_best_after_env_steps:
+        the last seconds of a long one, still writes the best.pt it earned. With evaluation on, the evaluation
+        return decides instead (`sampler.run.evaluation`)."""
+        if self.evaluator.enabled or self.board.env_frames < self.cfg.run.save_best_after_env_steps:
             return []
         improved = []
         for policy in self.board.policies:

@@ -28,6 +28,7 @@ from sampler.experiment.folders import ExperimentLock, write_json_atomic
 from sampler.run import forkserver, janitor
 from sampler.run.clock import RunClock
 from sampler.run.commands import RunCommands
+from sampler.run.evaluation import Evaluator
 from sampler.run.forkserver import WorkerStarter
 from sampler.run.handles import WorkerHandle
 from sampler.run.messages import Heartbeat, Pause, Ready, Report, Stop
@@ -85,6 +86,7 @@ class Supervisor(RunCommands, RunReports, RunClock):
         self.server: ControlServer | None = None
         self.population = None  # the PBT worker, with pbt.with_pbt
         self.pool = None  # the self-play opponent pool, with pool settings
+        self.evaluator = Evaluator(self)
         self._last_pool_write = time.monotonic()
 
     # ---- entry ----------------------------------------------------------------------------------
@@ -186,6 +188,7 @@ class Supervisor(RunCommands, RunReports, RunClock):
                 self.board.event("checkpoint", f"p{ready.policy}: {skipped}")
             if ready.checkpoint:
                 log.info("policy %d restored from %s (state digest %s)", ready.policy, ready.checkpoint, ready.digest)
+        self.evaluator.resume_at(self.board.env_frames)
         if self.board.env_frames:
             log.info("resuming at %s env frames, %.0f s trained", f"{self.board.env_frames:,}", self.elapsed_before)
         for spec in plan.inference_specs():
@@ -324,6 +327,7 @@ class Supervisor(RunCommands, RunReports, RunClock):
                 log.info("saved %s", ", ".join(str(Path(p).relative_to(self.folder)) for p in paths))
             except (ControlError, RuntimeError) as e:
                 log.error("final checkpoint not saved: %s", e)
+        self.evaluator.stop()
         for handle in self._alive():
             handle.send(Stop())
         await self._join_all()
@@ -355,7 +359,7 @@ class Supervisor(RunCommands, RunReports, RunClock):
 
     def _kill_orphans(self) -> None:
         """Kills processes a dead worker left behind (an env engine), which were re-parented to us."""
-        ours = {h.pid for h in self.handles if h.alive} | {forkserver.server_pid()}
+        ours = {h.pid for h in self.handles if h.alive} | {forkserver.server_pid(), self.evaluator.pid}
         if getattr(self, "janitor", None) is not None:
             ours.add(self.janitor.pid)
         for pid, name in processes.kill_adopted_orphans(ours):

@@ -43,6 +43,9 @@ class TensorboardWriter:
             for tag, value in scalars.items():
                 writer.add_scalar(tag, value, step)
 
+    def write_eval(self, policy: int, mean_return: float, env_frames: int) -> None:
+        self.writers[policy].add_scalar("eval/episode_return", mean_return, env_frames)
+
     def close(self) -> None:
         for writer in self.writers:
             writer.close()

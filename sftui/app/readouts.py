@@ -98,6 +98,8 @@ class PolicyPane(Vertical):
         objective = "" if p.true_objective is None else f"objective [b]{p.true_objective:.2f}[/b]  "
         if p.shaped_return is not None:  # the return this policy's reward shaping gives, which it optimizes
             objective += f"shaped {p.shaped_return:.2f}  "
+        if p.eval_return is not None:  # run.eval_every_env_steps: the last evaluation, and the frames it played
+            objective += f"eval [b]{p.eval_return:.2f}[/b] @ {human(p.eval_env_frames or 0)}  "
         self.query_one("#summary", Readout).show(
             f"return [b]{ret}[/b] (best.pt {best})  {objective}length {length}  episodes {p.episodes:,}  "
             f"version {p.version}  samples/s {human(p.samples_per_sec)}  valid {p.valid_fraction:.0%}"

@@ -6,10 +6,12 @@ import json
 import re
 import shutil
 
+import psutil
 import torch
 
 from sampler.experiment import checkpoints
 from sampler.status import RunStatus
+from sftui.report import progress_line, status_text
 from tests.support import cli, sftui, summary
 
 
@@ -30,7 +32,7 @@ def test_progress_lines_show_frames_fps_lag_and_return(trained):
     lines = [line for line in (trained / "stdout.txt").read_text().splitlines() if line.startswith("[")]
     assert len(lines) >= 2
     assert re.search(r"frames [\d,]+ \| fps [\d,]+ / [\d,]+ / [\d,]+ \(10/60/300 s\) \| p0 lag \d+/[\d.]+/\d+ "
-                     r"return [\d.,]+ v\d+", lines[-1]), lines[-1]
+                     r"return [\d.,]+ (eval [\d.,]+ )?v\d+", lines[-1]), lines[-1]
     assert lines[-1].split("] ")[1].startswith("finished")
 
 
@@ -47,6 +49,29 @@ def test_folder_holds_config_summary_status_log_tensorboard_and_checkpoints(trai
     assert 1 <= len(periodic) <= 2, periodic  # keep_checkpoints=2
     assert (trained / "checkpoints" / "p0" / "best.pt").exists()
     assert not (trained / "run.json").exists()
+
+
+def test_evaluation_plays_checkpoints_reports_eval_return_best_pt_follows_it_and_its_process_ends(trained):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    log = (trained / "log.txt").read_text()
+    found = re.findall(r"evaluation of policy 0 at ([\d,]+) env frames: mean return ([\d.]+) over 2 episodes", log)
+    evaluations = [(int(frames.replace(",", "")), float(mean)) for frames, mean in found]
+    assert len(evaluations) >= 2, log  # at 40k and 80k frames
+    tb = EventAccumulator(str(trained / "tb" / "p0"))
+    tb.Reload()
+    assert [(e.step, round(e.value, 2)) for e in tb.Scalars("eval/episode_return")] == evaluations
+    final = RunStatus.from_dict(summary(trained))
+    policy = final.policies[0]
+    assert (policy.eval_env_frames, policy.eval_return) == evaluations[-1]
+    assert "evaluation " in status_text(final) and " eval " in progress_line(final)
+    # best.pt is the first checkpoint with the best evaluation return, not the best training return
+    best_frames, best_return = max(evaluations, key=lambda e: e[1])
+    assert checkpoints.load(trained / "checkpoints" / "p0" / "best.pt")["env_frames"] == best_frames
+    assert policy.best_return == best_return
+    assert not list((trained / "checkpoints").rglob(".eval.pt*"))
+    pid = int(re.search(r"evaluation process started \(pid (\d+)\)", log).group(1))
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
 
 
 def test_checkpoint_loads_with_weights_only_and_describes_itself(trained):

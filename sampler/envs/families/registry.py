@@ -47,9 +47,12 @@ class EnvFamily:
         extra = self.defaults_by_id(env_name) if self.defaults_by_id else {}
         return deep_merge(self.defaults, extra)
 
-    def check(self, cfg) -> None:
+    def check_name(self, env_name: str) -> None:
         if self.validate_name is not None:
-            self.validate_name(cfg.env.name)
+            self.validate_name(env_name)
+
+    def check(self, cfg) -> None:
+        self.check_name(cfg.env.name)
         if self.validate_config is not None:
             self.validate_config(cfg)
 
