@@ -8,6 +8,7 @@ normalizer state, and the policy's hyperparameters. It loads with `torch.load(we
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import tempfile
@@ -80,6 +81,30 @@ def save(payload: dict, folder: Path, policy: int, keep: int | None, best: bool 
         for old in list_checkpoints(folder, policy)[:-keep]:
             old.unlink(missing_ok=True)
     return path
+
+
+BEST_RECORD = "best.json"
+
+
+def write_best_record(folder: Path, policy: int, value: float | None, env_frames: int, source: str) -> None:
+    """What best.pt holds (`source`: the training or the evaluation return), so that a resumed run only replaces
+    it with a better one."""
+    from sampler.experiment.folders import write_json_atomic
+
+    write_json_atomic(policy_dir(folder, policy) / BEST_RECORD,
+                      {"return": value, "env_frames": env_frames, "source": source})
+
+
+def read_best_return(folder: Path, policy: int) -> float | None:
+    """The return best.pt was saved for, where a best.pt and its record exist (else None)."""
+    directory = policy_dir(folder, policy)
+    if not (directory / "best.pt").exists():
+        return None
+    try:
+        value = json.loads((directory / BEST_RECORD).read_text()).get("return")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return float(value) if isinstance(value, int | float) else None
 
 
 def write_atomic(payload: dict, path: Path) -> None:

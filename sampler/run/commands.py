@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from algos import tunables
 from sampler.errors import ControlError
+from sampler.experiment import checkpoints
 from sampler.run.messages import Command, Pause, Reply, Resume, Save, SetHyperparameters
 
 COMMAND_TIMEOUT_SEC = 60.0
@@ -100,9 +101,13 @@ class RunCommands:
             handle.send(Save(request=request, env_frames=self.board.env_frames, elapsed_sec=self.elapsed_sec(),
                              best=best_policy is not None))
         try:
-            return [saved.path for saved in await asyncio.wait_for(asyncio.gather(*futures), COMMAND_TIMEOUT_SEC)]
+            paths = [saved.path for saved in await asyncio.wait_for(asyncio.gather(*futures), COMMAND_TIMEOUT_SEC)]
         except TimeoutError:
             raise ControlError("learners did not save in time") from None
+        if best_policy is not None and paths:
+            checkpoints.write_best_record(self.folder, best_policy, self.board.policies[best_policy].status.best_return,
+                                          self.board.env_frames, "training")
+        return paths
 
     def set_hyperparameters(self, args: dict) -> dict:
         policies, changes = check_hyperparameters(self.cfg, self.env.reward_components, args)

@@ -2,9 +2,11 @@
 in the run's evaluation process, and take the mean returns into the status, TensorBoard and best.pt.
 
 `Evaluator` is owned by the Supervisor. One evaluation runs at a time: a mark passed while one is still playing is
-skipped, so a slow evaluation never queues up behind training. The process (`sampler.play.evaluate`) is started at
-the first evaluation and again after it died. Each evaluated checkpoint is hard-linked to `p<k>/.eval.pt` first, so
-the file played is the file best.pt becomes, even after periodic checkpoints rotated it away.
+skipped, so a slow evaluation never queues up behind training. A run that reaches its budget plays its final
+checkpoints too, before it ends (`final`), so that its last eval_return is the policy it leaves behind. The process
+(`sampler.play.evaluate`) is started at the first evaluation and again after it died. Each evaluated checkpoint is
+hard-linked to `p<k>/.eval.pt` first, so the file played is the file best.pt becomes, even after periodic
+checkpoints rotated it away.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ log = logging.getLogger("sftui")
 
 EVAL_FILE = ".eval.pt"
 STOP_WAIT_SEC = 3.0
+FINAL_WAIT_SEC = 120.0  # at most this long for the evaluation in flight, then as long again for the final one
 
 
 class Evaluator:
@@ -34,6 +37,7 @@ class Evaluator:
         self.process = None
         self.conn = None
         self.pending = 0  # policies sent and not answered yet
+        self.cut = False  # a stop was asked for during the final evaluation: drop it
 
     @property
     def enabled(self) -> bool:
@@ -68,6 +72,32 @@ class Evaluator:
             log.warning("evaluation skipped: %s", e)
             self.pending = 0
             return
+        self._send(paths)
+
+    async def final(self, paths: list[str]) -> None:
+        """The run reached its budget and saved `paths`: waits for the evaluation in flight, then plays these."""
+        if not self.enabled or not paths:
+            return
+        if not await self._settled():
+            log.warning("final evaluation skipped: the last one did not finish in %.0f s", FINAL_WAIT_SEC)
+            return
+        log.info("final evaluation: %d episode(s) per policy", self.run.cfg.run.eval_episodes)
+        self._send(paths)
+        if not await self._settled():
+            log.warning("final evaluation dropped: %s", "a stop was asked for" if self.cut
+                        else f"it did not finish in {FINAL_WAIT_SEC:.0f} s")
+
+    def cut_short(self) -> None:
+        """A second stop request (Ctrl-C again, `sftui stop`) ends a final evaluation early."""
+        self.cut = True
+
+    async def _settled(self) -> bool:
+        deadline = asyncio.get_running_loop().time() + FINAL_WAIT_SEC
+        while self.pending and not self.cut and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+        return not self.pending
+
+    def _send(self, paths: list[str]) -> None:
         self._ensure_process()
         self.pending = 0
         for path in map(Path, paths):
@@ -129,6 +159,8 @@ class Evaluator:
             status.best_return = round(mean, 3)
             folder = checkpoints.policy_dir(self.run.folder, result.policy)
             _link(folder / EVAL_FILE, folder / "best.pt")
+            checkpoints.write_best_record(self.run.folder, result.policy, status.best_return, result.env_frames,
+                                          "evaluation")
             self.run.board.event("checkpoint", f"p{result.policy} best.pt: evaluation return {mean:.2f} "
                                                f"at {result.env_frames:,} env frames")
 

@@ -23,6 +23,7 @@ from sampler.config.schema import ExperimentConfig
 from sampler.envs.contract import EnvFacts
 from sampler.envs.families.registry import make_probe_env
 from sampler.errors import ControlError, ExperimentError
+from sampler.experiment import checkpoints
 from sampler.experiment.control import ControlServer, socket_path_for
 from sampler.experiment.folders import ExperimentLock, write_json_atomic
 from sampler.run import forkserver, janitor
@@ -181,6 +182,7 @@ class Supervisor(RunCommands, RunReports, RunClock):
             policy.version, policy.env_frames = ready.version, ready.env_frames
             policy.hyperparameters = ready.hyperparameters
             policy.learning_rate = float(ready.hyperparameters.get("learning_rate", 0.0))  # until its first step
+            policy.best_return = checkpoints.read_best_return(self.folder, ready.policy)  # a resumed best.pt's
             log.info("policy %d learner: %s, %d torch thread(s), device %s", ready.policy, ready.precision,
                      ready.threads, self.device)
             for skipped in ready.skipped:
@@ -285,6 +287,7 @@ class Supervisor(RunCommands, RunReports, RunClock):
 
     def request_stop(self, final_state: str, reason: str) -> None:
         if self._stop.is_set():
+            self.evaluator.cut_short()
             return
         log.info("stopping (%s)", reason)
         self.final_state = final_state
@@ -325,6 +328,8 @@ class Supervisor(RunCommands, RunReports, RunClock):
                     await self.save_all(best_policy=policy)
                 paths = await self.save_all()
                 log.info("saved %s", ", ".join(str(Path(p).relative_to(self.folder)) for p in paths))
+                if self.final_state == "finished":
+                    await self.evaluator.final(paths)
             except (ControlError, RuntimeError) as e:
                 log.error("final checkpoint not saved: %s", e)
         self.evaluator.stop()

@@ -57,7 +57,10 @@ def test_evaluation_plays_checkpoints_reports_eval_return_best_pt_follows_it_and
     log = (trained / "log.txt").read_text()
     found = re.findall(r"evaluation of policy 0 at ([\d,]+) env frames: mean return ([\d.]+) over 2 episodes", log)
     evaluations = [(int(frames.replace(",", "")), float(mean)) for frames, mean in found]
-    assert len(evaluations) >= 2, log  # at 40k and 80k frames
+    # one at the first mark (40k frames; a later mark passed while one still plays is skipped), and the final one:
+    # the run reached its budget, so it played the checkpoint it ended with before it finished
+    assert len(evaluations) >= 2 and evaluations[0][0] >= 40_000, log
+    assert "final evaluation: 2 episode(s) per policy" in log and evaluations[-1][0] >= 100_000, log
     tb = EventAccumulator(str(trained / "tb" / "p0"))
     tb.Reload()
     assert [(e.step, round(e.value, 2)) for e in tb.Scalars("eval/episode_return")] == evaluations
@@ -96,8 +99,11 @@ def test_resume_continues_frames_restores_learner_state_and_a_learning_rate_give
     hparams = folder / "policies" / "p0" / "hparams.json"
     hparams.write_text(json.dumps({**json.loads(hparams.read_text()), "learning_rate": 2e-4}))  # as `set` leaves it
 
+    best_before = checkpoints.load(folder / "checkpoints" / "p0" / "best.pt")["env_frames"]
+
     result = sftui("train", "gym_CartPole-v1", "-e", "cartpole", "--train-dir", str(tmp_path),
-                   "--set", "run.train_for_env_steps=120000", "--set", "appo.learning_rate=1e-5")
+                   "--set", "run.train_for_env_steps=120000", "--set", "appo.learning_rate=1e-5",
+                   "--set", "run.eval_every_env_steps=0")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "resuming" in result.stdout and "run.train_for_env_steps: 100000 -> 120000" in result.stdout
     assert "appo.learning_rate: 0.0003 -> 1e-05" in result.stdout
@@ -109,6 +115,10 @@ def test_resume_continues_frames_restores_learner_state_and_a_learning_rate_give
     final = summary(folder)
     assert final["state"] == "finished" and final["env_frames"] >= 120_000
     assert final["elapsed_sec"] > payload["elapsed_sec"]
+    # best.pt's return came back with the run: the training returns after the resume (below the evaluated 500 of
+    # the deterministic policy, or equal to it) do not replace it
+    assert final["policies"][0]["best_return"] == summary(trained)["policies"][0]["best_return"]
+    assert checkpoints.load(folder / "checkpoints" / "p0" / "best.pt")["env_frames"] == best_before
 
     # the learning rate given on resume wins over hparams.json, is recorded, and is what every step used
     assert json.loads(hparams.read_text())["learning_rate"] == 1e-5
