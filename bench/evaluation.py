@@ -5,7 +5,8 @@
 
 Each row trains through the real CLI with its family defaults, first without evaluation, then with
 `run.eval_every_env_steps` and `run.eval_episodes`; the runs alternate `--repeats` times. FPS is the run's env
-frames over its training time (summary.json: start-up left out). The evaluations' own seconds come from the log.
+frames over its training time (summary.json: start-up and the stop left out, so the final evaluation at
+the budget is not in it). The evaluations' own seconds, the final one included, come from the log.
 Not a test: these machines are noisy, so compare the ratios of one run of this script.
 """
 

@@ -62,8 +62,10 @@ ROWS = [
     Row("doom_basic", "doom_basic", "ci", 400_000, 60,
         sf=("sf_examples.vizdoom.train_vizdoom", "--env=doom_basic", "--num_workers=2", "--num_envs_per_worker=8"),
         sf_reward_scale=0.01),
+    # Sample Factory's doom_basic settings where they differ from sftui's: rollout, recurrence, batch, and its
+    # normalize_input, which for Doom normalizes every pixel with running statistics (model.normalize_images)
     Row("doom_basic@sf-settings", "doom_basic", "quick", 400_000, 60,
-        sets=("appo.rollout=32", "appo.recurrence=32", "appo.batch_size=1024")),
+        sets=("appo.rollout=32", "appo.recurrence=32", "appo.batch_size=1024", "model.normalize_images=true")),
     Row("gym_Acrobot-v1", "gym_Acrobot-v1", "quick", 500_000, -100,
         sf=("classic:Acrobot-v1", *SF_CLASSIC, *SF_GYM_2x16)),
     Row("gym_Pendulum-v1", "gym_Pendulum-v1", "quick", 1_000_000, -250,
@@ -268,6 +270,7 @@ def plot(rows: list[Row], runs: list[Run], path: Path) -> None:
             ax.axhline(threshold, color="gray", linestyle=":", linewidth=1)
         ax.set_title(row.name, fontsize=10)
         ax.set_xlabel("env frames")
+        ax.xaxis.set_major_formatter(lambda x, _: f"{x / 1e6:g}M" if x >= 1e6 else f"{x / 1e3:g}k")
         ax.set_ylabel("mean episode return")
         ax.legend(fontsize=8, loc="lower right")
     for ax in list(axes.flat)[len(shown):]:

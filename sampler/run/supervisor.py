@@ -316,6 +316,8 @@ class Supervisor(RunCommands, RunReports, RunClock):
     # ---- stop -----------------------------------------------------------------------------------
 
     async def _shutdown(self) -> None:
+        if self.running_since is not None:  # elapsed_sec is training time: the final saves and evaluation are not
+            self.elapsed_before, self.running_since = self.elapsed_sec(), None
         self.state = "stopping"
         self._publish(persist=True)
         for handle in self._alive():

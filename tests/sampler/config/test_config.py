@@ -199,6 +199,9 @@ def test_a_box_action_space_gets_the_continuous_control_defaults_and_set_still_w
     assert pendulum.appo.batch_size * pendulum.appo.num_batches_per_epoch == 1024
     cartpole = build_config(CARTPOLE)  # Discrete actions: the family's generic defaults (time-outs bootstrap too)
     assert cartpole.model.nonlinearity == "elu" and cartpole.appo.num_epochs == 1 and cartpole.appo.value_bootstrap
+    acrobot = build_config({"env": {"name": "gym_Acrobot-v1"}})  # a tuned id: its own settings over its kind's
+    assert (acrobot.appo.num_epochs, acrobot.appo.batch_size, acrobot.appo.num_batches_per_epoch) == (4, 256, 4)
+    assert acrobot.model.nonlinearity == "elu" and acrobot.appo.value_bootstrap
     mine = build_config({"env": {"name": "gym_Pendulum-v1"}, "appo": {"num_epochs": 3}},
                         parse_overrides(["model.nonlinearity=relu"]))
     assert mine.appo.num_epochs == 3 and mine.model.nonlinearity == "relu" and mine.appo.value_bootstrap
