@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from sampler.errors import ExperimentError
+from sampler.experiment.folders import write_json_atomic
 
 FORMAT_VERSION = 1
 _NAME = re.compile(r"ckpt_(\d+)_(\d+)\.pt$")
@@ -89,8 +90,6 @@ BEST_RECORD = "best.json"
 def write_best_record(folder: Path, policy: int, value: float | None, env_frames: int, source: str) -> None:
     """What best.pt holds (`source`: the training or the evaluation return), so that a resumed run only replaces
     it with a better one."""
-    from sampler.experiment.folders import write_json_atomic
-
     write_json_atomic(policy_dir(folder, policy) / BEST_RECORD,
                       {"return": value, "env_frames": env_frames, "source": source})
 
