@@ -59,10 +59,12 @@ def _atari_rom(env_id: str) -> str | None:
 
 # Box actions (continuous control) get PPO's usual choices. Each measured with gym_Pendulum-v1, 300k frames, seed 1,
 # mean return of the last 20% of the run (the generic defaults: -1256): all of them -183 (seed 2: -184); without
-# value_bootstrap -998; elu instead of tanh -254; one epoch instead of ten -1182.
+# value_bootstrap -998; elu instead of tanh -254; one epoch instead of ten -1182. Minibatches of 1,024 instead of
+# 256 (10 epochs of 4 x 1,024): over 1M frames, seed 1, the last 20% went from -155.9 to -149.8 and the run from
+# 133 s to 71 s (a quarter of the SGD steps per sample); a linear learning-rate decay made it worse (-170.5).
 CONTINUOUS_DEFAULTS = {
     "model": {"nonlinearity": "tanh", "encoder_mlp_layers": [64, 64]},
-    "appo": {"num_epochs": 10, "batch_size": 256, "num_batches_per_epoch": 4, "value_bootstrap": True,
+    "appo": {"num_epochs": 10, "batch_size": 1024, "num_batches_per_epoch": 4, "value_bootstrap": True,
              "exploration_loss_coeff": 0.0, "ppo_clip_ratio": 0.2},
 }
 
