@@ -38,6 +38,7 @@ class Evaluator:
         self.conn = None
         self.pending = 0  # policies sent and not answered yet
         self.cut = False  # a stop was asked for during the final evaluation: drop it
+        self.sent: dict[int, Path] = {}  # each policy's checkpoint sent last
 
     @property
     def enabled(self) -> bool:
@@ -81,6 +82,9 @@ class Evaluator:
         if not await self._settled():
             log.warning("final evaluation skipped: the last one did not finish in %.0f s", FINAL_WAIT_SEC)
             return
+        paths = [p for p in paths if self.sent.get(_policy_of(Path(p))) != Path(p)]  # a mark may have played them
+        if not paths:
+            return
         log.info("final evaluation: %d episode(s) per policy", self.run.cfg.run.eval_episodes)
         self._send(paths)
         if not await self._settled():
@@ -101,7 +105,8 @@ class Evaluator:
         self._ensure_process()
         self.pending = 0
         for path in map(Path, paths):
-            policy = int(path.parent.name[1:])  # checkpoints/p<k>/ckpt_...
+            policy = _policy_of(path)
+            self.sent[policy] = path
             played = path.parent / EVAL_FILE
             _link(path, played)
             self.conn.send((policy, str(played)))
@@ -168,6 +173,8 @@ class Evaluator:
         """Ends the process (the run is stopping): an evaluation still playing is dropped."""
         if self.process is None:
             return
+        if self.pending and self.process.is_alive():  # an evaluation still playing is dropped at once
+            self.process.kill()
         try:
             self.conn.send(None)
         except (OSError, AttributeError):
@@ -181,6 +188,10 @@ class Evaluator:
             (checkpoints.policy_dir(self.run.folder, policy) / EVAL_FILE).unlink(missing_ok=True)
 
 
+def _policy_of(checkpoint: Path) -> int:
+    return int(checkpoint.parent.name[1:])  # checkpoints/p<k>/ckpt_...
+
+
 def _link(source: Path, target: Path) -> None:
     """Atomically make `target` the same file as `source` (a hard link; a copy where links are refused)."""
     temporary = target.with_name(target.name + ".tmp")
@@ -190,3 +201,4 @@ def _link(source: Path, target: Path) -> None:
     except OSError:
         shutil.copyfile(source, temporary)
     os.replace(temporary, target)
+    temporary.unlink(missing_ok=True)  # rename() leaves both names when they already were links of one file
