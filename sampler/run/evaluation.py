@@ -77,7 +77,7 @@ class Evaluator:
 
     async def final(self, paths: list[str]) -> None:
         """The run reached its budget and saved `paths`: waits for the evaluation in flight, then plays these."""
-        if not self.enabled or not paths:
+        if not self.enabled or not paths or self.cut:  # Ctrl-C during the final saves: nothing more to play
             return
         if not await self._settled():
             log.warning("final evaluation skipped: the last one did not finish in %.0f s", FINAL_WAIT_SEC)
