@@ -32,7 +32,9 @@ def test_a_learner_trains_against_the_scripted_expander(tmp_path):
 def test_two_policies_and_a_pool_share_the_two_seats_of_a_duel(tmp_path):
     result = sftui("train", "generals_duel", "-e", "gd", "--train-dir", str(tmp_path), *SMALL,
                    "--set", "sampler.num_policies=2", "--set", "pool.snapshot_every_env_steps=2000",
-                   "--set", "pool.seat_probability=0.5", "--set", "run.train_for_env_steps=8000", timeout=240)
+                   "--set", "pool.seat_probability=0.5", "--set", "run.train_for_env_steps=24000", timeout=240)
+    # 24k frames take 8-11 s here: workers look for a changed pool.json every 2 s and seat a member only at an
+    # episode's start, so a run of 3 s (8k frames) could end before any worker had seen the first snapshot.
     assert result.returncode == 0, result.stdout + result.stderr
     pool = json.loads((tmp_path / "gd" / "pool" / "pool.json").read_text())
     assert pool["members"] and pool["pool_seats"] > 0
