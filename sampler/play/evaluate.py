@@ -3,8 +3,10 @@
 With `run.eval_every_env_steps`, the supervisor (`sampler.run.evaluation`) starts one such process for the run and
 sends it (policy, checkpoint) whenever an evaluation is due; it answers with the episodes' returns. It plays
 through `Player`, as `sftui enjoy` does, without frames and as fast as it can, in `run.eval_env` (the training
-env by default), at nice EVAL_NICE so that training keeps the cores it needs. A `Player` per policy is kept across
-evaluations: the env is built once, and each evaluation only loads the new weights.
+env by default), at nice EVAL_NICE so that training keeps the cores it needs. Up to EVAL_ENVS envs play side by
+side, each a fixed share of the episodes, with one batched forward pass a step: one env at a time, a CartPole
+evaluation took 6 of the 7.5 s that training takes between two marks. Each policy's players are kept across evaluations:
+the envs are built once, and each evaluation only loads the new weights.
 """
 
 from __future__ import annotations
@@ -15,11 +17,15 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 
+import torch
+
 from sampler.errors import SftuiError
-from sampler.play.player import Player
+from sampler.experiment import checkpoints
+from sampler.play.player import Player, play_episodes
 from sampler.run.workers.base import SupervisorGone, die_with_parent
 
 EVAL_NICE = 10  # on a busy machine the evaluation runs in the time training leaves over
+EVAL_ENVS = 8  # envs played side by side, their observations batched into one forward pass
 
 
 @dataclass
@@ -44,35 +50,50 @@ class Evaluated:
 def evaluate_main(conn: Connection, spec: EvalSpec) -> None:
     die_with_parent()
     os.nice(EVAL_NICE)
-    players: dict[int, Player] = {}
+    torch.set_num_threads(1)
+    groups: dict[int, list[Player]] = {}
     try:
         while (message := conn.recv()) is not None:
             policy, path = message
-            conn.send(evaluate(players, spec, policy, Path(path)))
+            conn.send(evaluate(groups, spec, policy, Path(path)))
     except (SupervisorGone, EOFError, BrokenPipeError, KeyboardInterrupt):
         pass
     finally:
-        for player in players.values():
-            player.close()
+        for group in groups.values():
+            _close(group)
 
 
-def evaluate(players: dict[int, Player], spec: EvalSpec, policy: int, path: Path) -> Evaluated:
+def evaluate(groups: dict[int, list[Player]], spec: EvalSpec, policy: int, path: Path) -> Evaluated:
     started = time.monotonic()
     try:
-        player = players.get(policy)
-        if player is None:
-            player = players[policy] = Player(Path(spec.folder), policy=policy, checkpoint=str(path),
-                                              deterministic=spec.deterministic, seed=spec.seed + policy,
-                                              frames=False, env_name=spec.env_name)
+        group = groups.get(policy)
+        if group is None:
+            group = groups[policy] = _players(spec, policy, path)
         else:
-            player.reload(path)
-        played = len(player.episodes)
-        while len(player.episodes) < played + spec.episodes:
-            player.step()
-        returns = [e.episode_return for e in player.episodes[played:]]
-        return Evaluated(policy, player.version, player.env_frames, returns, time.monotonic() - started)
+            payload = checkpoints.load(path)
+            for player in group:
+                player.reload(path, payload)
+        returns = play_episodes(group, spec.episodes)
+        return Evaluated(policy, group[0].version, group[0].env_frames, returns, time.monotonic() - started)
     except (SftuiError, OSError, RuntimeError, KeyError, ValueError) as e:
-        broken = players.pop(policy, None)
-        if broken is not None:
-            broken.close()
+        _close(groups.pop(policy, []))
         return Evaluated(policy, 0, 0, [], time.monotonic() - started, error=f"{type(e).__name__}: {e}")
+
+
+def _players(spec: EvalSpec, policy: int, path: Path) -> list[Player]:
+    """min(episodes, EVAL_ENVS) players of one policy, each in its own env with its own seed."""
+    players: list[Player] = []
+    try:
+        for i in range(min(spec.episodes, EVAL_ENVS)):
+            players.append(Player(Path(spec.folder), policy=policy, checkpoint=str(path),
+                                  deterministic=spec.deterministic, seed=spec.seed + policy + 1000 * i,
+                                  frames=False, env_name=spec.env_name))
+    except BaseException:
+        _close(players)
+        raise
+    return players
+
+
+def _close(players: list[Player]) -> None:
+    for player in players:
+        player.close()

@@ -100,6 +100,30 @@ def to_rgb(array: np.ndarray) -> np.ndarray | None:
 
 
 
+def act_seats(models: dict[int, torch.nn.Module], seat_policies: list[int], obs: dict, states, mask,
+              deterministic: bool) -> dict:
+    """Each seat's action from its own policy's model: one forward pass per policy seated. The seats may be those
+    of several envs side by side (rows of `obs`, `states` and `mask`)."""
+    groups: dict[int, list[int]] = {}
+    for seat, policy in enumerate(seat_policies):
+        groups.setdefault(policy, []).append(seat)
+    if len(groups) == 1:
+        (policy,) = groups
+        return models[policy].act(obs, rnn_states=states, action_mask=mask, deterministic=deterministic)
+    out: dict = {}
+    for policy, seats in groups.items():
+        index = torch.as_tensor(seats)
+        part = models[policy].act({k: v[index] for k, v in obs.items()},
+                                  rnn_states=None if states is None else states[index],
+                                  action_mask=None if mask is None else mask[index], deterministic=deterministic)
+        for key in ("actions", "values", "rnn_states"):
+            if key in part:
+                if key not in out:
+                    out[key] = torch.zeros((len(seat_policies), *part[key].shape[1:]), dtype=part[key].dtype)
+                out[key][index] = part[key]
+    return out
+
+
 @dataclass
 class Player:
     folder: Path
@@ -188,10 +212,11 @@ class Player:
         self.env_frames = int(payload.get("env_frames", 0))
         self.reward_scale = float(payload.get("hyperparameters", {}).get("reward_scale", self.cfg.appo.reward_scale))
 
-    def reload(self, path: Path) -> None:
+    def reload(self, path: Path, payload: dict | None = None) -> None:
         """Play another checkpoint of the same policy (newer weights) in the same env, from a fresh episode; the
-        other seats of a multi-agent env take their policies' newest checkpoints too."""
-        payload = checkpoints.load(path)
+        other seats of a multi-agent env take their policies' newest checkpoints too. `payload`: the file's
+        content, when the caller has read it already."""
+        payload = checkpoints.load(path) if payload is None else payload
         self._check(payload, path)
         self.model.load_state_dict(payload["learner"]["model"])
         if self.env.num_agents > 1:
@@ -218,27 +243,7 @@ class Player:
         return chosen if chosen in self.models else self.policy
 
     def _act(self, obs: dict, mask) -> dict:
-        """Each seat's action from its own policy's model (one forward pass per policy seated)."""
-        groups: dict[int, list[int]] = {}
-        for seat, policy in enumerate(self.seat_policies):
-            groups.setdefault(policy, []).append(seat)
-        if len(groups) == 1:
-            (policy,) = groups
-            return self.models[policy].act(obs, rnn_states=self._states, action_mask=mask,
-                                           deterministic=self.deterministic)
-        out: dict = {}
-        for policy, seats in groups.items():
-            index = torch.as_tensor(seats)
-            part = self.models[policy].act(
-                {k: v[index] for k, v in obs.items()},
-                rnn_states=None if self._states is None else self._states[index],
-                action_mask=None if mask is None else mask[index], deterministic=self.deterministic)
-            for key in ("actions", "values", "rnn_states"):
-                if key in part:
-                    if key not in out:
-                        out[key] = torch.zeros((len(self.seat_policies), *part[key].shape[1:]), dtype=part[key].dtype)
-                    out[key][index] = part[key]
-        return out
+        return act_seats(self.models, self.seat_policies, obs, self._states, mask, self.deterministic)
 
     def new_episode(self) -> None:
         """Abandon the current episode (not counted) and start a fresh one."""
@@ -265,11 +270,18 @@ class Player:
                   if k != self.image_key]
         return np.concatenate(values)[:limit].tolist() if values else []
 
-    def step(self) -> StepResult:
+    def observe(self) -> tuple[dict, torch.Tensor | None]:
+        """Every seat's observation as tensors (seats first), and the action masks when every seat has one."""
         obs = {key: torch.as_tensor(np.stack([o[key] for o in self._obs])) for key in self.env.obs_specs}
         masks = [info.get("action_mask") for info in self._infos]
         mask = torch.as_tensor(np.stack(masks)) if all(m is not None for m in masks) else None
-        out = self._act(obs, mask)
+        return obs, mask
+
+    def step(self) -> StepResult:
+        return self.advance(self._act(*self.observe()))
+
+    def advance(self, out: dict) -> StepResult:
+        """Steps the env with the actions of `out` (the models' answer to `observe()`, one row per seat)."""
         actions = out["actions"].numpy()
         a = self.agent
         value = float(self.model.returns_normalizer.denormalize(out["values"][a:a + 1])[0]) / self.reward_scale
@@ -318,3 +330,32 @@ class Player:
 
     def close(self) -> None:
         self.env.close()
+
+
+def play_episodes(players: list[Player], episodes: int) -> list[float]:
+    """`episodes` whole episodes played by players of one policy and checkpoint side by side, each env's seats
+    acting in one forward pass per policy seated (the first player's models act for all). Each player plays a
+    fixed share, so short episodes are not favoured, as they would be by taking the first `episodes` to finish.
+    Each starts where it stands: at an episode's start after it was made or reloaded, or after its last share.
+    The returns, in the players' order."""
+    shares = [episodes // len(players) + (i < episodes % len(players)) for i in range(len(players))]
+    first = [len(p.episodes) for p in players]
+    leader = players[0]
+    active = [i for i, share in enumerate(shares) if share]
+    while active:
+        playing = [players[i] for i in active]
+        observed = [p.observe() for p in playing]
+        obs = {key: torch.cat([o[key] for o, _ in observed]) for key in observed[0][0]}
+        masks = [m for _, m in observed]
+        mask = torch.cat(masks) if all(m is not None for m in masks) else None
+        states = None if leader._states is None else torch.cat([p._states for p in playing])
+        seats = [policy for p in playing for policy in p.seat_policies]
+        out = act_seats(leader.models, seats, obs, states, mask, leader.deterministic)
+        row = 0
+        for player in playing:
+            n = player.env.num_agents
+            player.advance({key: value[row:row + n] for key, value in out.items()})
+            row += n
+        active = [i for i in active if len(players[i].episodes) - first[i] < shares[i]]
+    return [e.episode_return for p, start, share in zip(players, first, shares, strict=True)
+            for e in p.episodes[start:start + share]]

@@ -15,7 +15,7 @@ import pytest
 
 from sampler.errors import ExperimentError, SftuiError
 from sampler.experiment import checkpoints
-from sampler.play.player import Player
+from sampler.play.player import Player, play_episodes
 from sampler.play.video import VideoWriter
 from tests.support import cli
 
@@ -126,3 +126,23 @@ def test_the_enjoy_process_plays_records_and_ends(trained, tmp_path):
         source.close()
     # It ended by itself (EPIPE, then its own clean-up that closes the env), not by a kill.
     assert source.process.returncode == 0
+
+
+def test_players_side_by_side_play_fixed_shares_and_the_returns_each_plays_alone(trained):
+    def player(i: int) -> Player:
+        return Player(trained, deterministic=True, seed=7 + 1000 * i, frames=False)
+
+    together = [player(i) for i in range(3)]
+    returns = play_episodes(together, 7)  # shares 3, 2, 2: not the first 7 episodes to end
+    assert [len(p.episodes) for p in together] == [3, 2, 2]
+    alone = []
+    for i, share in enumerate([3, 2, 2]):
+        single = player(i)
+        while len(single.episodes) < share:
+            single.step()
+        alone += [e.episode_return for e in single.episodes]
+        single.close()
+    assert returns == alone  # one batched forward pass a step acts as each env's own would
+    assert len(play_episodes(together, 2)) == 2 and [len(p.episodes) for p in together] == [4, 3, 2]
+    for p in together:
+        p.close()

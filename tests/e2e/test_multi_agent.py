@@ -80,6 +80,22 @@ def test_enjoy_seats_the_other_agents_with_their_mapped_policies(cues):
         player.close()
 
 
+def test_an_evaluation_plays_multi_agent_envs_side_by_side_one_forward_pass_per_policy(cues):
+    from sampler.play.player import Player, play_episodes
+
+    players = [Player(cues, policy=0, agent=0, seed=i, deterministic=True, frames=False) for i in range(3)]
+    try:
+        calls = []
+        for policy, model in players[0].models.items():  # the first player's models act for all three
+            model.act = _recording(model.act, calls, policy)
+        returns = play_episodes(players, 4)
+        assert len(returns) == 4 and [len(p.episodes) for p in players] == [2, 1, 1]
+        assert calls[0] == (0, 3) and calls[1] == (1, 3)  # seat 0 of each env, then seat 1 of each
+    finally:
+        for player in players:
+            player.close()
+
+
 def _recording(act, calls: list, policy: int):
     def wrapper(obs, **kwargs):
         calls.append((policy, len(next(iter(obs.values())))))
