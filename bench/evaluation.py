@@ -6,7 +6,8 @@
 Each row trains through the real CLI with its family defaults, first without evaluation, then with
 `run.eval_every_env_steps` and `run.eval_episodes`; the runs alternate `--repeats` times. FPS is the run's env
 frames over its training time (summary.json: start-up and the stop left out, so the final evaluation at
-the budget is not in it). The evaluations' own seconds, the final one included, come from the log.
+the budget is not in it). The evaluations' own seconds (wall and the evaluation process's CPU), the final one
+included, come from the log.
 Not a test: these machines are noisy, so compare the ratios of one run of this script.
 """
 
@@ -26,14 +27,15 @@ ROOT = Path(__file__).resolve().parents[1]
 ROWS = {"gym_CartPole-v1": 1_000_000, "doom_basic": 600_000}
 
 
-def train(env: str, frames: int, train_dir: Path, name: str, evaluation: list[str]) -> tuple[float, list[float]]:
+def train(env: str, frames: int, train_dir: Path, name: str, evaluation: list[str]) -> tuple[float, list[tuple]]:
     command = [sys.executable, "-m", "sftui", "train", env, "-e", name, "--train-dir", str(train_dir),
                "--set", f"run.train_for_env_steps={frames}", "--set", "run.seed=1", *evaluation]
     subprocess.run(command, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     summary = json.loads((train_dir / name / "summary.json").read_text())
     log = (train_dir / name / "log.txt").read_text()
-    seconds = [float(s) for s in re.findall(r"evaluation of policy \d+ at .* episodes \(([\d.]+) s\)", log)]
+    seconds = [(float(wall), float(cpu)) for wall, cpu in
+               re.findall(r"evaluation of policy \d+ at .* episodes \(([\d.]+) s, ([\d.]+) s CPU\)", log)]
     return summary["env_frames"] / summary["elapsed_sec"], seconds
 
 
@@ -55,7 +57,8 @@ def main() -> None:
                 on.append(fps)
                 seconds += took
             off_fps, on_fps = statistics.fmean(off), statistics.fmean(on)
-            took = f"{len(seconds)} x {statistics.fmean(seconds):.1f} s" if seconds else "none"
+            took = (f"{len(seconds)} x {statistics.fmean(w for w, _ in seconds):.1f} s "
+                    f"({statistics.fmean(c for _, c in seconds):.1f} s CPU)") if seconds else "none"
             table.append((env, f"{ROWS[env]:,}", f"{off_fps:,.0f}", f"{on_fps:,.0f}", f"{1 - on_fps / off_fps:+.1%}",
                           took))
     header = ("env", "frames", "FPS without", f"FPS with (every {args.every:,}, {args.episodes} episodes)",

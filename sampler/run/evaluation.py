@@ -156,8 +156,9 @@ class Evaluator:
         status.eval_return, status.eval_env_frames = round(mean, 3), result.env_frames
         if self.run.sinks.tb is not None:
             self.run.sinks.tb.write_eval(result.policy, mean, result.env_frames)
-        log.info("evaluation of policy %d at %s env frames: mean return %.2f over %d episodes (%.1f s)",
-                 result.policy, f"{result.env_frames:,}", mean, len(result.returns), result.seconds)
+        log.info("evaluation of policy %d at %s env frames: mean return %.2f over %d episodes (%.1f s, %.1f s CPU)",
+                 result.policy, f"{result.env_frames:,}", mean, len(result.returns), result.seconds,
+                 result.cpu_seconds)
         if result.env_frames < self.run.cfg.run.save_best_after_env_steps:
             return
         if status.best_return is None or mean > status.best_return + 1e-3:
