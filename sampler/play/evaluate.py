@@ -4,9 +4,9 @@ With `run.eval_every_env_steps`, the supervisor (`sampler.run.evaluation`) start
 sends it (policy, checkpoint) whenever an evaluation is due; it answers with the episodes' returns. It plays
 through `Player`, as `sftui enjoy` does, without frames and as fast as it can, in `run.eval_env` (the training
 env by default), at nice EVAL_NICE so that training keeps the cores it needs. Up to EVAL_ENVS envs play side by
-side, each a fixed share of the episodes, with one batched forward pass a step: one env at a time, a CartPole
-evaluation took 6 of the 7.5 s that training takes between two marks. Each policy's players are kept across evaluations:
-the envs are built once, and each evaluation only loads the new weights.
+side, each a fixed share of the episodes, with one batched forward pass a step (one env at a time, a CartPole
+evaluation took 6 of the 7.5 s that training takes between two marks). Each policy's players are kept across
+evaluations: the envs are built once, and each evaluation only loads the new weights.
 """
 
 from __future__ import annotations
@@ -16,8 +16,6 @@ import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
-
-import torch
 
 from sampler.errors import SftuiError
 from sampler.experiment import checkpoints
@@ -54,8 +52,7 @@ class Evaluated:
 
 def evaluate_main(conn: Connection, spec: EvalSpec) -> None:
     die_with_parent()
-    os.nice(EVAL_NICE)
-    torch.set_num_threads(1)
+    os.nice(EVAL_NICE)  # Player sets one torch thread
     groups: dict[int, list[Player]] = {}
     try:
         while (message := conn.recv()) is not None:
