@@ -132,7 +132,7 @@ class AppoLearner:
             advantages, _, targets = (flat(x) for x in self._targets(batch))
 
         totals: dict[str, float] = {}
-        num_steps = 0
+        num_steps = skipped = 0
         for _ in range(cfg.num_epochs):
             if cfg.with_vtrace:
                 # Recomputed each epoch: the importance weights depend on the current policy.
@@ -154,6 +154,9 @@ class AppoLearner:
                     targets=targets[idx],
                     valids=mb_valids,
                 )
+                if step_stats is None:
+                    skipped += 1
+                    continue
                 for key, value in step_stats.items():
                     totals[key] = totals.get(key, 0.0) + value
                 num_steps += 1
@@ -169,6 +172,7 @@ class AppoLearner:
             value_mean=value_mean,
             valid_fraction=float(valids.float().mean()),
             num_sgd_steps=float(num_steps),
+            nonfinite_sgd_steps=float(skipped),  # skipped: their loss or gradients held NaN or an infinity
         )
         return stats
 
@@ -299,8 +303,9 @@ class AppoLearner:
         advantages: Tensor,
         targets: Tensor,
         valids: Tensor,
-    ) -> dict[str, float]:
-        """One minibatch: forward, loss, backward, clip and step; then the schedule's rate for the next step."""
+    ) -> dict[str, float] | None:
+        """One minibatch: forward, loss, backward, clip and step; then the schedule's rate for the next step.
+        None where the gradients are not finite: the step is skipped and the weights stay as they were."""
         cfg, model = self.cfg, self.model
         params, values = self._forward(obs, initial_states, dones)
         dist = make_distribution(model.action_spec, params, masks)
@@ -330,6 +335,9 @@ class AppoLearner:
         # An infinite max norm measures the norm without clipping.
         max_norm = cfg.max_grad_norm if cfg.max_grad_norm > 0 else float("inf")
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+        if not torch.isfinite(grad_norm):  # a NaN or an infinity in the loss or its gradients: no step at all
+            self.optimizer.zero_grad(set_to_none=True)
+            return None
         self.optimizer.step()
         kl_value = kl.item()
         self._set_lr(self.lr_schedule.after_sgd_step(kl_value))

@@ -83,6 +83,7 @@ class RunStatus:
     started_at: float = 0.0
     elapsed_sec: float = 0.0
     error: str | None = None
+    warning: str | None = None  # what the run works around now, e.g. checkpoints that do not save
     policies: list[PolicyStatus] = field(default_factory=list)
     workers: list[WorkerStatus] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)

@@ -21,6 +21,7 @@ TICK_SEC = 0.5
 BEST_CHECK_EVERY_SEC = 5.0
 POOL_WRITE_EVERY_SEC = 10.0  # ratings change with every game: pool.json is rewritten at most this often
 MIN_EPISODES_FOR_BEST = 10
+SAVE_RETRY_SEC = 60.0  # after a failed periodic save (a full disk), the next try comes this soon
 
 
 class RunClock:
@@ -65,10 +66,15 @@ class RunClock:
             self._check_best()
 
     async def _save_quietly(self, best_policy: int | None = None) -> None:
+        """A periodic save; one that fails (a full disk) is said in the log, the events and RunStatus.warning, and
+        tried again within SAVE_RETRY_SEC while training goes on."""
         try:
             await self.save_all(best_policy)
         except ControlError as e:
-            log.warning("checkpoint not saved: %s", e)
+            retry = min(SAVE_RETRY_SEC, self.cfg.run.save_every_sec)
+            log.warning("checkpoint not saved: %s; training goes on, saving again in %.0f s", e, retry)
+            self.board.event("checkpoint", f"not saved: {e}")
+            self._last_save = time.monotonic() - self.cfg.run.save_every_sec + retry
 
     async def _population_update(self) -> None:
         try:

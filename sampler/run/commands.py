@@ -101,9 +101,14 @@ class RunCommands:
             handle.send(Save(request=request, env_frames=self.board.env_frames, elapsed_sec=self.elapsed_sec(),
                              best=best_policy is not None))
         try:
-            paths = [saved.path for saved in await asyncio.wait_for(asyncio.gather(*futures), COMMAND_TIMEOUT_SEC)]
+            replies = await asyncio.wait_for(asyncio.gather(*futures), COMMAND_TIMEOUT_SEC)
         except TimeoutError:
             raise ControlError("learners did not save in time") from None
+        paths = [saved.path for saved in replies if saved.path]
+        errors = list(dict.fromkeys(saved.error for saved in replies if saved.error))
+        self.board.warning = f"checkpoints not saved: {'; '.join(errors)}" if errors else None
+        if errors:
+            raise ControlError("; ".join(errors))
         if best_policy is not None and paths:
             checkpoints.write_best_record(self.folder, best_policy, self.board.policies[best_policy].status.best_return,
                                           self.board.env_frames, "training")

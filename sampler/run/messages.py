@@ -150,8 +150,17 @@ class Resumed:
 @dataclass(frozen=True)
 class Saved:
     request: int
-    path: str
+    path: str  # "" where nothing was saved: `error` says why
     best: bool
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A worker's news for the log and the event list: `topic` names it (e.g. "nonfinite")."""
+
+    topic: str
+    message: str
 
 
 @dataclass(frozen=True)
@@ -190,5 +199,5 @@ class Exited:
 
 
 Report = (Heartbeat | Ready | Trained | ThreadsChosen | HyperparametersNow | Paused | Resumed | Saved | PbtPublished
-          | PbtCopied | PoolSaved | WorkerFailed | Exited)
+          | PbtCopied | PoolSaved | WorkerFailed | Exited | Notice)
 Reply = Saved | PbtPublished | PbtCopied | PoolSaved  # the answers to requests, matched by request id

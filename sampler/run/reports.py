@@ -19,6 +19,7 @@ from sampler.run.messages import (
     Exited,
     Heartbeat,
     HyperparametersNow,
+    Notice,
     Paused,
     PbtCopied,
     PbtPublished,
@@ -51,7 +52,8 @@ class RunReports:
             Heartbeat: self._on_heartbeat, Trained: self._on_trained, ThreadsChosen: self._on_threads,
             HyperparametersNow: self._on_hyperparameters, Paused: self._on_paused, Saved: self._on_saved,
             PbtPublished: self._on_reply, PbtCopied: self._on_reply, PoolSaved: self._on_reply,
-            WorkerFailed: self._on_failed, Ready: _nothing_more, Resumed: _nothing_more, Exited: _nothing_more,
+            WorkerFailed: self._on_failed, Notice: self._on_notice,
+            Ready: _nothing_more, Resumed: _nothing_more, Exited: _nothing_more,
         }
 
     def on_report(self, handle: WorkerHandle, report: Report) -> None:
@@ -87,8 +89,13 @@ class RunReports:
             waiter.set_result(True)
 
     def _on_saved(self, handle: WorkerHandle, saved: Saved) -> None:
-        self.board.event("checkpoint", f"saved {Path(saved.path).relative_to(self.folder)}")
+        if saved.path:
+            self.board.event("checkpoint", f"saved {Path(saved.path).relative_to(self.folder)}")
         self._on_reply(handle, saved)
+
+    def _on_notice(self, handle: WorkerHandle, notice: Notice) -> None:
+        log.warning("%s: %s", handle.name, notice.message)
+        self.board.event(notice.topic, f"{handle.name}: {notice.message}")
 
     def _on_reply(self, handle: WorkerHandle, reply: Saved | PbtPublished | PbtCopied | PoolSaved) -> None:
         future = self._replies.pop(reply.request, None)

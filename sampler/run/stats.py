@@ -83,6 +83,7 @@ class StatsBoard:
         self.budget_frames, self.budget_seconds = budget_frames, budget_seconds
         self.samples_collected = 0
         self.started_at = time.time()
+        self.warning: str | None = None
 
     @property
     def env_frames(self) -> int:
@@ -121,6 +122,7 @@ class StatsBoard:
             started_at=self.started_at,
             elapsed_sec=elapsed_sec,
             error=error,
+            warning=self.warning,
             policies=[p.finish(now) for p in self.policies],
             workers=workers,
             events=list(self.events),

@@ -25,7 +25,7 @@ from sampler.envs.families.registry import make_probe_env
 from sampler.errors import ControlError, ExperimentError
 from sampler.experiment import checkpoints
 from sampler.experiment.control import ControlServer, socket_path_for
-from sampler.experiment.folders import ExperimentLock, write_json_atomic
+from sampler.experiment.folders import ExperimentLock, read_json, write_json_atomic
 from sampler.run import forkserver, janitor
 from sampler.run.clock import RunClock
 from sampler.run.commands import RunCommands
@@ -78,6 +78,8 @@ class Supervisor(RunCommands, RunReports, RunClock):
                                 cfg.run.train_for_env_steps, cfg.run.train_for_seconds)
         self.lock = ExperimentLock(self.folder)
         self.elapsed_before = 0.0
+        # where the last run of this experiment got to (summary.json), to say how far back a resume starts
+        self.reached_before = int((read_json(self.folder / "summary.json") or {}).get("env_frames", 0) or 0)
         self.running_since: float | None = None
         self._stop = asyncio.Event()
         self._replies: dict[int, asyncio.Future] = {}  # request id -> the future its reply resolves
@@ -193,6 +195,16 @@ class Supervisor(RunCommands, RunReports, RunClock):
         self.evaluator.resume_at(self.board.env_frames)
         if self.board.env_frames:
             log.info("resuming at %s env frames, %.0f s trained", f"{self.board.env_frames:,}", self.elapsed_before)
+        behind = self.reached_before - self.board.env_frames
+        if behind > 0 and self.board.env_frames == 0:
+            message = (f"the last run reached {self.reached_before:,} env frames but saved no checkpoint: "
+                       "this run starts over from 0")
+        elif behind > 0:
+            message = (f"resuming {behind:,} env frames behind where the last run reached "
+                       f"({self.reached_before:,}): they were trained after the checkpoint it resumes from")
+        if behind > 0:
+            log.warning("%s", message)
+            self.board.event("checkpoint", message)
         for spec in plan.inference_specs():
             self._spawn(WorkerHandle(spec.name, "inference", policy=spec.policy), inference_main, spec)
         for index in range(cfg.sampler.num_workers):

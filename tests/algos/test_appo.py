@@ -71,6 +71,7 @@ EXPECTED_STATS = {
     "value_mean",
     "valid_fraction",
     "num_sgd_steps",
+    "nonfinite_sgd_steps",
 }
 
 
@@ -95,6 +96,16 @@ def test_train_returns_finite_stats_and_changes_weights(cfg, extra_stats):
     assert any(not torch.equal(b, p) for b, p in zip(before, learner.model.parameters(), strict=True))
     assert learner.model.obs_normalizers["obs"].count > 0
     assert (learner.model.returns_normalizer.count > 0) == learner.cfg.normalize_returns
+
+
+def test_a_non_finite_loss_skips_its_sgd_steps_and_leaves_the_weights_alone():
+    learner = make_learner(normalize_returns=False)
+    batch = synthetic_batch(learner.model)
+    batch.rewards[:, 0] = float("nan")  # every trajectory: every minibatch's loss is NaN
+    before = [p.detach().clone() for p in learner.model.parameters()]
+    stats = learner.train(batch)
+    assert stats["num_sgd_steps"] == 0 and stats["nonfinite_sgd_steps"] > 0 and learner.version == 0
+    assert all(torch.equal(b, p) for b, p in zip(before, learner.model.parameters(), strict=True))
 
 
 def test_all_invalid_batch_changes_nothing():

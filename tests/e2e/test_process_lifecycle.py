@@ -16,6 +16,7 @@ from tests.support import (
     all_gone,
     popen,
     process_tree,
+    sftui,
     shm_entries,
     shm_left_behind,
     start_detached,
@@ -136,3 +137,10 @@ def test_a_crashed_rollout_worker_is_restarted_and_sigkill_of_the_supervisor_tak
     from sampler.experiment.folders import derived_state
 
     assert derived_state(folder)[0] == "crashed"
+
+    # the same command resumes it, and says how far back its checkpoint was (none was saved: from 0)
+    reached = summary(folder)["env_frames"]
+    result = sftui("train", "gym_CartPole-v1", "-e", "crash", "--train-dir", str(tmp_path), *SMALL,
+                   "--set", "run.train_for_env_steps=10000")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"the last run reached {reached:,} env frames but saved no checkpoint" in result.stderr

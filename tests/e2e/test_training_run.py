@@ -146,8 +146,20 @@ def test_an_unreadable_newest_checkpoint_is_set_aside_and_the_run_resumes_from_t
     assert f"restored from {older.relative_to(folder)}" in (folder / "log.txt").read_text()
     assert newest.with_name(newest.name + ".unreadable").exists()  # kept, out of the rotation
 
-    # with none readable: refused in one line before anything is written; nothing is renamed
+    # no periodic checkpoint readable: best.pt is the last resort, and the log says so
+    best = checkpoints.policy_dir(folder, 0) / "best.pt"
+    assert best.exists()
     for path in checkpoints.list_checkpoints(folder, 0):
+        path.write_bytes(b"junk")
+    budget = summary(folder)["env_frames"] + 10_000
+    result = sftui("train", "gym_CartPole-v1", "-e", "cartpole", "--train-dir", str(tmp_path),
+                   "--set", f"run.train_for_env_steps={budget}")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no periodic checkpoint reads, so this run resumes from best.pt" in result.stderr
+    assert "restored from checkpoints/p0/best.pt" in (folder / "log.txt").read_text()
+
+    # with none readable: refused in one line before anything is written; nothing is renamed
+    for path in [*checkpoints.list_checkpoints(folder, 0), best]:
         path.write_bytes(b"junk")
     before = {p: p.stat().st_mtime_ns for p in folder.rglob("*")}
     result = cli("train", "gym_CartPole-v1", "-e", "cartpole", "--train-dir", str(tmp_path),

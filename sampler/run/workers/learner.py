@@ -16,11 +16,12 @@ import torch
 
 from algos import tunables
 from algos.appo import AppoLearner, TrainBatch
-from sampler import machine
+from sampler import faults, machine
 from sampler.experiment import checkpoints
 from sampler.experiment.hparams import read_hparams, record_change, write_hparams
 from sampler.run.messages import (
     HyperparametersNow,
+    Notice,
     PbtCopied,
     PbtCopy,
     PbtPublish,
@@ -36,6 +37,7 @@ from sampler.run.messages import (
 )
 from sampler.run.threads import ThreadTuner, thread_choices
 from sampler.run.workers.base import WorkerBase, run_worker, setup_process
+from sampler.run.workers.guard import FiniteGuard
 from sampler.run.workers.specs import LearnerSpec
 from sampler.shm import channels
 from sampler.shm.buffers import release
@@ -95,6 +97,9 @@ class LearnerWorker(WorkerBase):
         self.restored_digest = ""  # of the learner state as the checkpoint held it, before hparams.json applies
         self.skipped_checkpoints: list[str] = []  # newer checkpoints that did not read
         self._resume()
+        self.guard = FiniteGuard(policy)
+        self.poison_at = int(faults.injected("learner_nan") or -1)  # bench/faults.py
+        self.guard.keep(self.learner, force=True)
         self.weights.publish(policy, self.learner.model.state_dict(), self.learner.version)
         self.trajectories_per_batch = cfg.appo.batch_size * cfg.appo.num_batches_per_epoch // cfg.appo.rollout
         self.pending: list[int] = []
@@ -184,7 +189,19 @@ class LearnerWorker(WorkerBase):
     # ---- commands -------------------------------------------------------------------------------
 
     def _on_save(self, command: Save) -> None:
-        path = self.save(command.env_frames, command.elapsed_sec, best=command.best)
+        """Saves, and answers in every case: a state gone non-finite is rolled back first (never written), and a
+        save the disk refuses is answered with the reason while training goes on."""
+        if not self.guard.finite(self.learner):
+            self._roll_back("found at a save")
+        try:
+            try:
+                path = self.save(command.env_frames, command.elapsed_sec, best=command.best)
+            except checkpoints.NonFiniteState:  # the optimizer's state: the weights were checked above
+                self._roll_back("in the optimizer state, found at a save")
+                path = self.save(command.env_frames, command.elapsed_sec, best=command.best)
+        except checkpoints.SaveFailed as e:
+            self.send(Saved(request=command.request, path="", best=command.best, error=str(e)))
+            return
         self.send(Saved(request=command.request, path=path, best=command.best))
 
     def _on_set(self, command: SetHyperparameters) -> None:
@@ -259,6 +276,9 @@ class LearnerWorker(WorkerBase):
             last_obs_follows_done=self.last_obs_follows_done,
         ).to(self.device)
         stats = self.learner.train(batch, env_frames=self.policy_env_frames)
+        if self.learner.version == self.poison_at:
+            faults.poison(self.learner.model)
+        self._check_finite(stats)
         self.weights.publish(self.policy, self.learner.model.state_dict(), self.learner.version)
 
         valid_count = int(valids.sum())
@@ -269,6 +289,21 @@ class LearnerWorker(WorkerBase):
                           valid_samples=valid_count, lag=_lag_summary(my_lag), stats=stats))
         if self.tuner is not None:
             self._tune(valid_count * self.cfg.env.frameskip)
+
+    def _check_finite(self, stats: dict) -> None:
+        """After each update: weights or normalizers gone non-finite are rolled back to the last good state; a
+        good state is kept every GOOD_STATE_EVERY_SEC. Batches whose every SGD step was skipped for a non-finite
+        loss leave the weights alone but are counted: many in a row mean the data itself is broken."""
+        if not self.guard.finite(self.learner):
+            self._roll_back("after an update")
+        elif stats.get("nonfinite_sgd_steps", 0) and not stats.get("num_sgd_steps", 0):
+            self.guard.record_broken_batch()
+        else:
+            self.guard.keep(self.learner)
+
+    def _roll_back(self, when: str) -> None:
+        message = self.guard.roll_back(self.learner)  # raises once rollbacks come too often
+        self.send(Notice(topic="nonfinite", message=f"non-finite weights {when}; {message}"))
 
     def _tune(self, frames: int) -> None:
         threads = self.tuner.record(frames, time.monotonic())
