@@ -61,6 +61,7 @@ class WorkerStatus:
     restarts: int = 0
     last_error: str | None = None
     mean_batch: float | None = None  # inference workers: mean samples per forward pass
+    env_restarts: int = 0  # rollout workers: envs that raised and were rebuilt alone, over the run
 
 
 @dataclass

@@ -30,6 +30,8 @@ class WorkerHandle:
     steps: int = 0
     steps_per_sec: float = 0.0
     mean_batch: float | None = None
+    env_restarts: int = 0  # over all its incarnations
+    env_error_reported: float = float("-inf")  # when an env restart last made an event
     expecting: dict[type, Any] = field(default_factory=dict)  # report type -> the future that awaits it
     _rate_mark: tuple[float, int] = (0.0, 0)
     _ps: object = None
@@ -98,5 +100,5 @@ class WorkerHandle:
         return WorkerStatus(
             name=self.name, kind=self.kind, pid=self.pid, state=self.state, cpu_percent=cpu, steps=self.steps,
             steps_per_sec=self.steps_per_sec, restarts=self.restarts, last_error=self.last_error,
-            mean_batch=self.mean_batch,
+            mean_batch=self.mean_batch, env_restarts=self.env_restarts,
         )

@@ -92,6 +92,8 @@ class Heartbeat:
     mean_batch: float | None = None  # samples per forward pass (inference, local or in its own process)
     version: int | None = None  # learner and inference workers: the policy version they hold
     env_frames: int | None = None  # learner: its policy's env frames
+    env_restarts: int = 0  # rollout workers: envs rebuilt since the last beat after raising
+    env_error: str | None = None  # the last such env's error line
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -34,6 +35,7 @@ from sampler.run.messages import (
 )
 
 log = logging.getLogger("sftui")
+ENV_RESTART_EVENT_EVERY_SEC = 60.0
 
 
 class RunReports:
@@ -66,12 +68,25 @@ class RunReports:
     def _on_heartbeat(self, handle: WorkerHandle, beat: Heartbeat) -> None:
         if handle.kind != "rollout":
             return
+        if beat.env_restarts:
+            self._on_env_restarts(handle, beat)
         for policy, ret, length, objective, extra, shaped in beat.episodes:
             self.board.policies[policy].add_episode(ret, length, objective, extra, shaped)
         if self.pool is not None:
             for game in beat.games:
                 self.pool.record(game)
             self.pool.count_seats(*beat.seats)
+
+    def _on_env_restarts(self, handle: WorkerHandle, beat: Heartbeat) -> None:
+        """Envs that raised were rebuilt by their worker: counted always, said at most once a minute per worker
+        (an env that fails in 1% of its steps would fill the events otherwise)."""
+        handle.env_restarts += beat.env_restarts
+        now = time.monotonic()
+        if now - handle.env_error_reported >= ENV_RESTART_EVENT_EVERY_SEC:
+            handle.env_error_reported = now
+            message = f"{handle.name}: env rebuilt after it raised ({handle.env_restarts} so far): {beat.env_error}"
+            log.warning("%s", message)
+            self.board.event("env_restarted", message)
 
     def _on_trained(self, handle: WorkerHandle, trained: Trained) -> None:
         self.board.policies[handle.policy].add_training(trained)

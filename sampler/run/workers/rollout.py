@@ -16,12 +16,55 @@ import torch
 from sampler.envs.contract import EnvContext
 from sampler.envs.families.registry import make_env
 from sampler.envs.mapping import make_policy_mapping
+from sampler.errors import SftuiError
 from sampler.run.workers.acting import Actor
 from sampler.run.workers.base import WorkerBase, run_worker, setup_process
 from sampler.run.workers.specs import RolloutSpec
 from sampler.selfplay.pool import POOL_POLICY, PoolSeating
 from sampler.shm.buffers import FREE, LEARNER, WORKER
 from sampler.shm.channels import ACTIONS
+
+ENV_RESTARTED = "env_restarted"  # in a step's info: the env raised and was rebuilt; the step is not trained on
+ENV_FAILS_IN_A_ROW = 5  # an env that raises this many times, each within SHORT_LIFE_STEPS of its rebuild, fails
+SHORT_LIFE_STEPS = 10
+
+
+class EnvFailures:
+    """Counts a worker's env restarts, and tells an env that fails now and then (rebuilt, the run goes on) from
+    one that keeps failing (its worker fails with the env's own error line)."""
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.new = 0  # since the last heartbeat
+        self.last_error: str | None = None
+        self.steps_since: dict[int, int] = {}  # local env index -> steps since its last rebuild
+        self.short_lives: dict[int, int] = {}  # local env index -> rebuilds in a row that lived only briefly
+
+    def stepped(self, env: int) -> None:
+        if env in self.steps_since:
+            self.steps_since[env] += 1
+
+    def failed(self, env: int, line: str) -> int:
+        """Records env `env`'s failure; returns how many times it has been rebuilt, or raises where it keeps
+        failing."""
+        short = self.steps_since.get(env, SHORT_LIFE_STEPS) < SHORT_LIFE_STEPS
+        self.short_lives[env] = self.short_lives.get(env, 0) + 1 if short else 1
+        if self.short_lives[env] >= ENV_FAILS_IN_A_ROW:
+            raise EnvKeepsFailing(f"env {env} failed {self.short_lives[env]} times in a row, each within "
+                                  f"{SHORT_LIFE_STEPS} steps of being rebuilt: {line}")
+        self.steps_since[env] = 0
+        self.total += 1
+        self.new += 1
+        self.last_error = line
+        return self.total
+
+    def take(self) -> tuple[int, str | None]:
+        new, self.new = self.new, 0
+        return new, self.last_error
+
+
+class EnvKeepsFailing(SftuiError):
+    """An env that raised again and again right after being rebuilt."""
 
 
 @dataclass
@@ -76,11 +119,12 @@ class RolloutWorker(WorkerBase):
         self._reclaim_buffers()
 
         n_envs = cfg.sampler.num_envs_per_worker
-        base_seed = ((cfg.run.seed or 0) * 100_003 + index * n_envs) % (2**31 - n_envs)  # engines take 32 bits
+        self.base_seed = ((cfg.run.seed or 0) * 100_003 + index * n_envs) % (2**31 - n_envs)  # engines take 32 bits
+        self.env_failures = EnvFailures()
         self.envs = envs = []
         try:
             for i in range(n_envs):
-                envs.append(make_env(cfg, EnvContext(worker_index=index, env_index=i, seed=base_seed + i)))
+                envs.append(make_env(cfg, EnvContext(worker_index=index, env_index=i, seed=self.base_seed + i)))
         except BaseException:
             for env in envs:
                 env.close()
@@ -167,6 +211,8 @@ class RolloutWorker(WorkerBase):
     def _beat(self) -> dict:
         episodes, self.episodes = self.episodes, []
         beat: dict = {"episodes": episodes}
+        if self.env_failures.new:
+            beat["env_restarts"], beat["env_error"] = self.env_failures.take()
         if self.pool is not None:
             beat["games"], self.games = self.games, []
             beat["seats"], self.seats = tuple(self.seats), [0, 0]
@@ -182,9 +228,16 @@ class RolloutWorker(WorkerBase):
         actions = np_.actions[split.traj, t]
         obs, rewards, terminated, truncated, infos = [], [], [], [], []
         slot = 0
-        for _, env in split.envs:
+        for pos, (local, env) in enumerate(split.envs):
             n = env.num_agents
-            o, r, te, tr, inf = env.step(list(actions[slot:slot + n]))
+            try:
+                o, r, te, tr, inf = env.step(list(actions[slot:slot + n]))
+                self.env_failures.stepped(local)
+            except Exception as e:  # noqa: BLE001 - any env error: this env alone is rebuilt
+                env = self._rebuild_env(split, pos, e)
+                o, inf = env.reset()
+                r, te, tr = [0.0] * n, [False] * n, [True] * n
+                inf = [{**i, "is_active": False, ENV_RESTARTED: True} for i in inf]
             obs.extend(o)
             rewards.extend(r)
             terminated.extend(te)
@@ -216,14 +269,15 @@ class RolloutWorker(WorkerBase):
             if info.get("episode_continues"):
                 continue  # e.g. a lost life: the trajectory is cut, the reported episode goes on
             policy = int(split.policy[i])
-            if policy != POOL_POLICY:  # a pool member's episodes count only in its rating
+            if policy != POOL_POLICY and not info.get(ENV_RESTARTED):  # a cut episode is not a finished one
+                # a pool member's episodes count only in its rating
                 self.episodes.append((
                     policy, float(split.ep_return[i]), int(split.ep_length[i]) * self.frameskip,
                     info.get("true_objective"), info.get("episode_extra_stats"),
                     float(split.ep_shaped[i]) if np_.components is not None else None,
                 ))
             env_pos, agent = split.slots[i]
-            if self.pool is not None:
+            if self.pool is not None and not info.get(ENV_RESTARTED):
                 self._score(split, i, info)
             split.ep_return[i] = 0.0
             split.ep_shaped[i] = 0.0
@@ -243,6 +297,24 @@ class RolloutWorker(WorkerBase):
         else:
             self._write_obs(split, obs, infos, split.t)
             self._request_actions(split)
+
+    def _rebuild_env(self, split: Split, pos: int, error: Exception):
+        """Closes an env that raised and builds it anew in its place (its siblings go on); raises the env's own
+        error once it keeps failing. Returns the new env, not yet reset."""
+        local, env = split.envs[pos]
+        line = " ".join(f"{type(error).__name__}: {error}".split())
+        restarts = self.env_failures.failed(local, line)  # raises when it keeps failing
+        try:
+            env.close()
+        except Exception:  # noqa: BLE001, S110 - a broken env may fail to close as well; it is dropped either way
+            pass
+        seed = (self.base_seed + local + restarts * 1_000_003) % (2**31)
+        env = make_env(self.cfg, EnvContext(worker_index=self.index, env_index=local, seed=seed))
+        split.envs[pos] = (local, env)
+        self.envs[local] = env
+        if self.pool is not None:
+            self.results.pop((split.index, pos), None)  # the cut game is not scored
+        return env
 
     def _score(self, split: Split, i: int, info: dict) -> None:
         """Notes slot i's finished episode; once every agent of its env has finished, the game is reported."""
