@@ -107,24 +107,50 @@ def commit() -> str:
     return head.stdout.strip() + ("+dirty" if dirty else "")
 
 
-def read_curve(tb_dir: Path, tag: str, started: float) -> list[tuple[int, float, float]]:
+PAUSE_GAP_SEC = 120.0  # a gap this long between two points of one curve is a run stopped and resumed later
+
+
+def read_curve(tb_dir: Path, tag: str, started: float) -> tuple[list[tuple[int, float, float]], float]:
+    """(frames, seconds since `started`, return) per point, and the seconds left out: a run trained in parts
+    (stopped, then resumed by a later --resume) has a gap between its parts, which is not training time."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     if not tb_dir.is_dir():
-        return []
+        return [], 0.0
     events = EventAccumulator(str(tb_dir), size_guidance={"scalars": 0})
     events.Reload()
     if tag not in events.Tags().get("scalars", []):
-        return []
-    return [(int(e.step), round(e.wall_time - started, 2), float(e.value)) for e in events.Scalars(tag)]
+        return [], 0.0
+    points = sorted(events.Scalars(tag), key=lambda e: e.wall_time)
+    curve, paused, previous = [], 0.0, started
+    for e in points:
+        if e.wall_time - previous > PAUSE_GAP_SEC and curve:
+            paused += e.wall_time - previous
+        previous = e.wall_time
+        curve.append((int(e.step), round(e.wall_time - started - paused, 2), float(e.value)))
+    return curve, paused
 
 
-def train(system: str, row: Row, seed: int, work: Path, sf_python: str) -> Run:
+def interrupted(train_dir: Path, name: str) -> bool:
+    """Whether sftui's run of this name was stopped before its budget (Ctrl+C, SIGTERM): --resume goes on
+    with it rather than starting over."""
+    summary = train_dir / name / "summary.json"
+    try:
+        return json.loads(summary.read_text()).get("state") in ("stopped", "crashed")
+    except (OSError, ValueError):
+        return False
+
+
+def train(system: str, row: Row, seed: int, work: Path, sf_python: str, resume: bool = False) -> Run | None:
+    """One run; None where an sftui run was stopped before its budget (its folder stays, for --resume)."""
     name = f"{row.name.replace('@', '-')}-s{seed}"
     train_dir = work / system
+    parts = work / f"{system}-{name}.started"  # when the first part of a run trained in parts began
     if system == "sftui":
+        going_on = resume and interrupted(train_dir, name) and parts.exists()
         command = [sys.executable, "-m", "sftui", "train", row.env, "-e", name, "--train-dir", str(train_dir),
-                   "--restart", "--set", f"run.train_for_env_steps={row.frames}", "--set", f"run.seed={seed}"]
+                   *([] if going_on else ["--restart"]),
+                   "--set", f"run.train_for_env_steps={row.frames}", "--set", f"run.seed={seed}"]
         for setting in row.sets:
             command += ["--set", setting]
         tb, tag = train_dir / name / "tb" / "p0", "reward/episode_return"
@@ -138,11 +164,26 @@ def train(system: str, row: Row, seed: int, work: Path, sf_python: str) -> Run:
     run = Run(system, row.name, seed, row.frames, command, commit())
     log = work / f"{system}-{name}.log"
     started = time.time()
+    if system == "sftui" and command.count("--restart") == 0:
+        started, before = json.loads(parts.read_text())
+        print(f"  going on with {name}, stopped after {before:.0f} s of training", flush=True)
+    elif system == "sftui":
+        parts.write_text(json.dumps([started, 0.0]))
     env = {**os.environ, "PYTHONPATH": str(ROOT)} if system == "sftui" else None  # this checkout's sftui
-    with open(log, "w") as out:
-        run.returncode = subprocess.run(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT).returncode
-    run.wall_sec = round(time.time() - started, 1)
-    run.curve = read_curve(tb, tag, started)
+    with open(log, "a" if system == "sftui" and "--restart" not in command else "w") as out:
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            run.returncode = process.wait()
+        except KeyboardInterrupt:  # Ctrl+C reached the run too: let it save its checkpoint
+            run.returncode = process.wait()
+    if system == "sftui" and interrupted(train_dir, name):
+        trained = json.loads((train_dir / name / "summary.json").read_text()).get("elapsed_sec", 0.0)
+        parts.write_text(json.dumps([started, trained]))
+        print(f"  {name} stopped after {trained:.0f} s of training; `--resume` goes on with it", file=sys.stderr)
+        return None
+    parts.unlink(missing_ok=True)
+    run.curve, paused = read_curve(tb, tag, started)
+    run.wall_sec = round(time.time() - started - paused, 1)
     if system == "sample-factory" and row.sf_reward_scale != 1.0:
         run.curve = [(f, t, round(r / row.sf_reward_scale, 3)) for f, t, r in run.curve]
     if run.returncode != 0 or not run.curve:
@@ -326,7 +367,9 @@ def main() -> int:
                     runs.append(done[key])
                     continue
                 print(f"{system:>14}  {row.name}  seed {seed}  {row.frames:,} frames ...", flush=True)
-                run = train(system, row, seed, work, args.sf_python)
+                run = train(system, row, seed, work, args.sf_python, resume=args.resume)
+                if run is None:
+                    return 130  # stopped by hand; --resume goes on from here
                 with open(done_file, "a") as f:
                     f.write(json.dumps(run.to_dict()) + "\n")
                 runs.append(run)
