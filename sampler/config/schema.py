@@ -79,7 +79,8 @@ class RunConfig(BaseModel):
     stall_timeout_sec: float = Field(
         60.0, gt=0, description="A worker silent for this long shows as stalled."
     )
-    max_worker_restarts: int = Field(3, ge=0, description="Restarts allowed per crashed rollout worker.")
+    max_worker_restarts: int = Field(3, ge=0, description="Restarts allowed per rollout worker within any "
+                                     "hour (a week-long run is not ended by rare, unrelated crashes).")
     report_interval_sec: float = Field(5.0, gt=0, description="Seconds between headless progress lines.")
     status_every_sec: float = Field(
         2.0, ge=0.5, le=5.0,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,6 +11,8 @@ import psutil
 
 from sampler.run.messages import Command, Heartbeat, Paused, Report, Resumed
 from sampler.status import WorkerStatus
+
+RESTART_WINDOW_SEC = 3600.0  # run.max_worker_restarts counts restarts within this window
 
 
 @dataclass
@@ -32,6 +35,7 @@ class WorkerHandle:
     mean_batch: float | None = None
     env_restarts: int = 0  # over all its incarnations
     env_error_reported: float = float("-inf")  # when an env restart last made an event
+    restart_times: deque[float] = field(default_factory=deque)  # monotonic times of its restarts in the window
     expecting: dict[type, Any] = field(default_factory=dict)  # report type -> the future that awaits it
     _rate_mark: tuple[float, int] = (0.0, 0)
     _ps: object = None
@@ -86,6 +90,17 @@ class WorkerHandle:
             self.state = "stalled"
             return True
         return False
+
+    def may_restart(self, per_window: int, window: float = RESTART_WINDOW_SEC) -> bool:
+        """Whether a restart fits the budget (at most `per_window` within `window` seconds); counts it if so."""
+        now = time.monotonic()
+        while self.restart_times and now - self.restart_times[0] > window:
+            self.restart_times.popleft()
+        if len(self.restart_times) >= per_window:
+            return False
+        self.restart_times.append(now)
+        self.restarts += 1
+        return True
 
     def exited(self) -> None:
         self.state = "exited" if self.expected_exit else "dead"

@@ -276,17 +276,18 @@ class Supervisor(RunCommands, RunReports, RunClock):
         reason = handle.last_error or processes.describe_exit(handle.process.exitcode)
         log.error("%s (pid %s) died: %s", handle.name, handle.pid, reason)
         self.board.event("worker_died", f"{handle.name} died: {reason}")
-        if handle.kind == "rollout" and handle.restarts < self.cfg.run.max_worker_restarts:
-            handle.restarts += 1
+        if handle.kind == "rollout" and handle.may_restart(self.cfg.run.max_worker_restarts):
             handle.incarnation += 1
             handle.last_error = reason
             self.board.event("worker_restarted", f"{handle.name} restarted ({handle.restarts} so far)")
-            log.info("restarting %s (%d of %d allowed)", handle.name, handle.restarts,
+            log.info("restarting %s (%d in the last hour, %d allowed)", handle.name, len(handle.restart_times),
                      self.cfg.run.max_worker_restarts)
             self._spawn_rollout(handle.index, handle)
             if self.state == "paused":
                 handle.send(Pause())
             return
+        if handle.kind == "rollout":
+            reason += f" (its {len(handle.restart_times)} restarts allowed within an hour were used)"
         self.request_stop("failed", f"{handle.name} died: {reason}")
         for future in handle.expecting.values():
             if not future.done():
