@@ -99,3 +99,41 @@ _command("pause", lambda e, r: f"{e}: paused at {r['env_frames']:,} env frames" 
 _command("resume", lambda e, r: f"{e}: {r['state']}")
 _command("save", lambda e, r: "\n".join(f"saved {p}" for p in r))
 _command("stop", lambda e, r: f"{e}: stopping (it saves a checkpoint first)")
+
+
+@control_app.command()
+def stacks(
+    experiment: ExperimentArg,
+    worker: Annotated[str | None, typer.Argument(help="One worker, e.g. rollout_0 (default: every worker).")] = None,
+    train_dir: TrainDirOpt = None,
+) -> None:
+    """Print where each worker of a live run is now (its Python stack), and the stack kept at its last stall."""
+    from sampler.errors import ExperimentError
+    from sampler.experiment.folders import derived_state, find_experiment, is_live, resolve_train_dir
+    from sampler.status import LIVE_STATES
+    from sampler.run import stacks as dumps
+
+    folder = find_experiment(experiment, resolve_train_dir(train_dir))
+    state, data = derived_state(folder)
+    workers = [w for w in data.get("workers") or [] if isinstance(w, dict) and w.get("name")]
+    names = [w["name"] for w in workers]
+    if worker is not None and worker not in names:
+        raise ExperimentError(f"{experiment} has no worker {worker}; its workers: {', '.join(names) or 'none'}")
+    live = state in LIVE_STATES and is_live(folder)
+    shown = 0
+    for w in workers:
+        if worker is not None and w["name"] != worker:
+            continue
+        directory = folder / "stacks"
+        if live and w.get("pid") and w.get("state") not in ("dead", "exited"):
+            dump = dumps.request(int(w["pid"]), dumps.dump_path(directory, w["name"], int(w["pid"])))
+            typer.echo(f"== {w['name']} (pid {w['pid']}, {w.get('state')}) ==")
+            typer.echo(dump.rstrip() if dump else "no answer (a stopped process answers once continued)")
+            shown += 1
+        kept = dumps.stalled_path(directory, w["name"])
+        if kept.exists():
+            typer.echo(f"== {w['name']}: its stack when it last stalled ({kept.relative_to(folder)}) ==")
+            typer.echo(kept.read_text(errors="replace").rstrip())
+            shown += 1
+    if not shown:
+        typer.echo(f"{experiment}: {state}; no live workers to ask and no stall dumps kept")

@@ -79,6 +79,10 @@ class RunConfig(BaseModel):
     stall_timeout_sec: float = Field(
         60.0, gt=0, description="A worker silent for this long shows as stalled."
     )
+    kill_stalled_after_sec: float = Field(
+        300.0, gt=0, description="A rollout worker silent for this long (its stack already dumped at "
+        "stall_timeout_sec) is killed and restarted like a crashed one."
+    )
     max_worker_restarts: int = Field(3, ge=0, description="Restarts allowed per rollout worker within any "
                                      "hour (a week-long run is not ended by rare, unrelated crashes).")
     report_interval_sec: float = Field(5.0, gt=0, description="Seconds between headless progress lines.")

@@ -9,10 +9,14 @@ when they are due. It uses the supervisor's state, board, handles, population an
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
+import signal
 import time
 
 from sampler.errors import ControlError
+from sampler.run import stacks
 from sampler.status import RunStatus
 
 log = logging.getLogger("sftui")
@@ -40,8 +44,16 @@ class RunClock:
                 self._on_exit(handle)
                 continue
             if handle.check_stall(now, self.cfg.run.stall_timeout_sec):
-                self.board.event("worker_stalled", f"{handle.name} silent for {self.cfg.run.stall_timeout_sec:.0f} s")
-                log.warning("%s stalled", handle.name)
+                asyncio.create_task(self._on_stalled(handle))
+            elif (handle.state == "stalled" and handle.kind == "rollout" and not handle.killed_for_stall
+                  and now - handle.last_beat > self.cfg.run.kill_stalled_after_sec):
+                # a rollout worker is restarted like a crashed one; a stalled learner or inference worker is
+                # only shown (killing it would end the run)
+                handle.killed_for_stall = True
+                handle.last_error = f"stalled for {now - handle.last_beat:.0f} s, killed"
+                log.warning("%s: %s", handle.name, handle.last_error)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(handle.pid, signal.SIGKILL)  # its exit is then handled as a crash: restarted
         self._publish()
         if self.state != "running":
             return
@@ -64,6 +76,22 @@ class RunClock:
         if now - self._last_best_check >= BEST_CHECK_EVERY_SEC:
             self._last_best_check = now
             self._check_best()
+
+    async def _on_stalled(self, handle) -> None:
+        """A worker silent for stall_timeout_sec: its stack is asked for, kept as stacks/<worker>.stalled.txt,
+        and the event names the function it is stuck in."""
+        silent = f"{handle.name} silent for {self.cfg.run.stall_timeout_sec:.0f} s"
+        pid, directory = handle.pid, self.folder / "stacks"
+        dump = await asyncio.to_thread(stacks.request, pid, stacks.dump_path(directory, handle.name, pid))
+        if not dump:
+            message = f"{silent}; it gave no stack (stopped, or not started yet)"
+        else:
+            kept = stacks.stalled_path(directory, handle.name)
+            kept.write_text(dump)
+            where = stacks.innermost(dump) or "an unknown function"
+            message = f"{silent}, stuck in {where}; its stack: {kept.relative_to(self.folder)}"
+        self.board.event("worker_stalled", message)
+        log.warning("%s", message)
 
     async def _save_quietly(self, best_policy: int | None = None) -> None:
         """A periodic save; one that fails (a full disk) is said in the log, the events and RunStatus.warning, and

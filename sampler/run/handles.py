@@ -34,6 +34,7 @@ class WorkerHandle:
     steps_per_sec: float = 0.0
     mean_batch: float | None = None
     env_restarts: int = 0  # over all its incarnations
+    killed_for_stall: bool = False
     env_error_reported: float = float("-inf")  # when an env restart last made an event
     restart_times: deque[float] = field(default_factory=deque)  # monotonic times of its restarts in the window
     expecting: dict[type, Any] = field(default_factory=dict)  # report type -> the future that awaits it
@@ -50,6 +51,7 @@ class WorkerHandle:
 
     def started(self) -> None:
         self.state = "starting"
+        self.killed_for_stall = False
         self.paused = False
         self.expected_exit = False
         self.last_beat = time.monotonic()

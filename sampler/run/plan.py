@@ -34,6 +34,7 @@ class RunPlan:
     reply_queues: list[ReplyChannel]  # per rollout worker: action answers and freed buffers
     consumers_lock: Any
     exchange: LearnerExchange | None = None
+    stacks_dir: str = ""  # the experiment's stacks/, set by the supervisor: workers dump their stacks there
 
     @classmethod
     def build(cls, cfg: ExperimentConfig, env: EnvFacts, model: ModelFactory, ctx: Any = None, *,
@@ -70,7 +71,7 @@ class RunPlan:
             buffers=self.buffers, request_queues=self.request_queues, reply_queue=self.reply_queues[index],
             learner_queues=self.learner_queues, local_model=self.model if local else None,
             weights=self.weights if local else None, pool_folder=pool_folder,
-            pool_model=self.model if pool_folder is not None else None,
+            pool_model=self.model if pool_folder is not None else None, stacks_dir=self.stacks_dir,
         )
 
     def inference_specs(self) -> list[InferenceSpec]:
@@ -79,7 +80,7 @@ class RunPlan:
             return []
         return [InferenceSpec(policy=policy, index=i, cfg=self.cfg, placement=self.placement, buffers=self.buffers,
                               weights=self.weights, model=self.model, request_queue=self.request_queues[policy],
-                              reply_queues=self.reply_queues)
+                              reply_queues=self.reply_queues, stacks_dir=self.stacks_dir)
                 for policy in range(self.cfg.sampler.num_policies)
                 for i in range(self.cfg.sampler.policy_workers_per_policy)]
 
@@ -89,4 +90,5 @@ class RunPlan:
             weights=self.weights, model=self.model, trajectory_queue=self.learner_queues[policy],
             reply_queues=self.reply_queues, consumers_lock=self.consumers_lock, folder=folder,
             spec_dicts=self.spec_dicts, exchange=self.exchange, last_obs_follows_done=self.env.last_obs_follows_done,
+            stacks_dir=self.stacks_dir,
         )

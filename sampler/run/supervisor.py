@@ -154,6 +154,7 @@ class Supervisor(RunCommands, RunReports, RunClock):
             self.env = EnvFacts.of(probe, cfg.sampler.batched_sampling)
             probe.close()
         self.plan = plan = self._plan()
+        plan.stacks_dir = str(self.folder / "stacks")
         self.device = plan.placement.device
         num_policies = cfg.sampler.num_policies
         if cfg.pbt.with_pbt:

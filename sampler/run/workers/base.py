@@ -23,7 +23,7 @@ import torch
 from sampler.config.build import import_modules
 from sampler.config.schema import ExperimentConfig
 from sampler.errors import SftuiError
-from sampler.run import forkserver
+from sampler.run import forkserver, stacks
 from sampler.run.messages import Command, Exited, Heartbeat, Pause, Paused, Report, Resume, Resumed, Stop, WorkerFailed
 
 PR_SET_PDEATHSIG = 1
@@ -152,6 +152,7 @@ class WorkerBase:
 def run_worker(make_worker: Callable[[Connection, Any], WorkerBase], pipe: Connection, spec: Any) -> None:
     """Process entry: build the worker from its spec, run its loop, report any error up the pipe before exiting."""
     try:
+        stacks.arm(getattr(spec, "stacks_dir", ""), spec.name)  # first: a stall anywhere after can be seen
         worker = make_worker(pipe, spec)
         worker.loop()
         pipe.send(Exited())

@@ -37,6 +37,7 @@ class RolloutSpec:
     weights: SharedWeights | None = None  # with local inference: the policies' published weights
     pool_folder: str | None = None  # with an opponent pool: the experiment whose pool/ seats members
     pool_model: ModelFactory | None = None
+    stacks_dir: str = ""  # where its stack dumps go (sampler.run.stacks); "" for none
 
     @property
     def name(self) -> str:
@@ -56,6 +57,7 @@ class InferenceSpec:
     model: ModelFactory
     request_queue: MessageChannel
     reply_queues: list[ReplyChannel]
+    stacks_dir: str = ""
 
     @property
     def name(self) -> str:
@@ -80,6 +82,7 @@ class LearnerSpec:
     spec_dicts: dict[str, Any]  # the obs, action and model descriptors that checkpoints record
     exchange: LearnerExchange | None = None  # with PBT: whole learner states, copied between policies
     last_obs_follows_done: bool = False  # EnvFacts.last_obs_follows_done: a time-out's real bootstrap is known
+    stacks_dir: str = ""
 
     @property
     def name(self) -> str:
