@@ -114,7 +114,10 @@ def derived_state(folder: Path) -> tuple[str, dict]:
     if run_info.get("hostname") not in (None, socket.gethostname()) and state in LIVE_STATES:
         return "remote", summary
     if state in LIVE_STATES and not live:
-        return "crashed", summary
+        # nothing of a crashed run is running, whatever its last summary said: its workers died with it
+        workers = [{**w, "state": "dead", "steps_per_sec": 0.0, "cpu_percent": 0.0} if isinstance(w, dict) else w
+                   for w in summary.get("workers") or []]
+        return "crashed", {**summary, "workers": workers, "fps": dict.fromkeys(summary.get("fps") or {}, 0.0)}
     if live and time.time() - float(summary.get("heartbeat_at", time.time())) > NOT_RESPONDING_AFTER_SEC:
         return "not_responding", summary
     return state, summary
