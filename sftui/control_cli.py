@@ -110,8 +110,8 @@ def stacks(
     """Print where each worker of a live run is now (its Python stack), and the stack kept at its last stall."""
     from sampler.errors import ExperimentError
     from sampler.experiment.folders import derived_state, find_experiment, is_live, resolve_train_dir
-    from sampler.status import LIVE_STATES
     from sampler.run import stacks as dumps
+    from sampler.status import LIVE_STATES
 
     folder = find_experiment(experiment, resolve_train_dir(train_dir))
     state, data = derived_state(folder)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from algos import tunables
+from algos.models import make_actor_critic
 from algos.spaces import obs_specs_to_dict
 from sampler.config.build import build_config, config_to_dict
 from sampler.config.keys import deep_merge, flatten, parse_overrides, unflatten
@@ -30,6 +31,7 @@ from sampler.experiment.folders import (
 )
 from sampler.experiment.hparams import read_hparams, record_change
 from sampler.selfplay.pool import check_checkpoints
+from sampler.shm.buffers import BufferLayout, TrajectoryBuffers, check_shared_memory
 
 FROZEN_ON_RESUME = ("env", "model", "sampler.num_policies")
 _MISSING = object()
@@ -74,6 +76,7 @@ def prepare(raw: dict, set_items: list[str], *, train_dir: str | None = None, re
     _check_device(prepared.cfg)
     if prepared.already_finished is None:
         prepared.env = _check_env(prepared.cfg)
+        _check_shared_memory(prepared.cfg, prepared.env)
     if create and prepared.already_finished is None:
         if exists and restart:
             prepared.archived = archive_folder(folder)
@@ -146,6 +149,15 @@ def _check_env(cfg) -> EnvFacts:
         return EnvFacts.of(probe, batched)
     finally:
         probe.close()
+
+
+def _check_shared_memory(cfg, env: EnvFacts) -> None:
+    """Refused before anything is created: shared buffers larger than /dev/shm has room for."""
+    rnn_state_size = make_actor_critic(cfg.model, env.obs_specs, env.action_spec).rnn_state_size
+    layout = BufferLayout.for_run(cfg, env.num_agents, env.num_envs)
+    check_shared_memory(TrajectoryBuffers.required_bytes(
+        layout, env.obs_specs, env.action_spec, rnn_state_size=rnn_state_size,
+        reward_components=env.reward_components, num_policies=cfg.sampler.num_policies))
 
 
 def _check_device(cfg) -> None:

@@ -16,7 +16,7 @@ from sampler.config.derived import Placement
 from sampler.config.schema import ExperimentConfig
 from sampler.envs.contract import EnvFacts
 from sampler.run.workers.specs import InferenceSpec, LearnerSpec, ModelFactory, RolloutSpec
-from sampler.shm.buffers import BufferLayout, LearnerExchange, SharedWeights, TrajectoryBuffers
+from sampler.shm.buffers import BufferLayout, LearnerExchange, SharedWeights, TrajectoryBuffers, check_shared_memory
 from sampler.shm.channels import MessageChannel, ReplyChannel
 
 
@@ -45,6 +45,9 @@ class RunPlan:
         ctx = ctx or mp.get_context("spawn")
         policies = cfg.sampler.num_policies
         layout = BufferLayout.for_run(cfg, env.num_agents, env.num_envs)
+        check_shared_memory(TrajectoryBuffers.required_bytes(
+            layout, env.obs_specs, env.action_spec, rnn_state_size=rnn_state_size,
+            reward_components=env.reward_components, num_policies=policies))
         buffers = TrajectoryBuffers(layout, env.obs_specs, env.action_spec, rnn_state_size=rnn_state_size,
                                     poison=cfg.run.debug_poison, reward_components=env.reward_components,
                                     num_policies=policies)

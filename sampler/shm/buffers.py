@@ -12,14 +12,17 @@ worker can reclaim its half-written buffers without racing the learners.
 from __future__ import annotations
 
 import math
+import shutil
 import time
 from dataclasses import dataclass
 
 import torch
 
 from algos.spaces import ActionSpec, ObsSpec
+from sampler.errors import ExperimentError
 
 FREE, WORKER, LEARNER = 0, 1, 2
+SHM_DIR = "/dev/shm"
 POISON_FLOAT = float("nan")
 POISON_INT = -(2**31)
 
@@ -91,14 +94,17 @@ class TrajectoryBuffers:
         poison: bool = False,
         reward_components: tuple[str, ...] = (),
         num_policies: int = 1,
+        _alloc=None,
     ):
         n, t = layout.total, layout.rollout
         self.layout = layout
         self.action_spec = action_spec
         self.reward_components = tuple(reward_components)
 
-        def alloc(shape, dtype):
+        def shared(shape, dtype):
             return torch.zeros(shape, dtype=dtype).share_memory_()
+
+        alloc = _alloc or shared
 
         self.obs = {
             key: alloc((n, t + 1, *spec.shape), getattr(torch, spec.dtype)) for key, spec in obs_specs.items()
@@ -127,6 +133,21 @@ class TrajectoryBuffers:
         self.consumers = alloc((n,), torch.int32)
         if poison:
             self.poison()
+
+    @staticmethod
+    def required_bytes(layout: BufferLayout, obs_specs: dict[str, ObsSpec], action_spec: ActionSpec,
+                       rnn_state_size: int = 0, reward_components: tuple[str, ...] = (),
+                       num_policies: int = 1) -> int:
+        """The shared memory these buffers take, computed without allocating any."""
+        total = 0
+
+        def count(shape, dtype):
+            nonlocal total
+            total += math.prod(shape) * torch.empty((), dtype=dtype).element_size()
+
+        TrajectoryBuffers(layout, obs_specs, action_spec, rnn_state_size=rnn_state_size,
+                          reward_components=reward_components, num_policies=num_policies, _alloc=count)
+        return total
 
     def step_tensors(self) -> dict[str, torch.Tensor]:
         """Per-step tensors (everything indexed [trajectory, t] except observations and masks)."""
@@ -243,3 +264,17 @@ class SharedWeights:
                 if int(self.sequence[policy]) == before:
                     return version
             time.sleep(0.0005)  # the learner is writing: it takes milliseconds
+
+
+def check_shared_memory(needed: int, directory: str = SHM_DIR) -> None:
+    """Refuses, in one line, a run whose shared buffers do not fit the shared-memory filesystem (64 MB is common
+    in containers): past its size, touching a buffer would kill a worker with SIGBUS, far from the cause."""
+    try:
+        free = shutil.disk_usage(directory).free
+    except OSError:
+        return  # no /dev/shm to measure (not Linux): torch finds its own way
+    if needed * 1.05 > free:
+        raise ExperimentError(
+            f"the run's shared buffers need {needed / 2**20:,.0f} MB of shared memory, but {directory} has "
+            f"{free / 2**20:,.0f} MB free; enlarge it (in Docker: --shm-size=2g) or lower "
+            "sampler.num_envs_per_worker, appo.batch_size or appo.rollout")
