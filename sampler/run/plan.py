@@ -16,7 +16,14 @@ from sampler.config.derived import Placement
 from sampler.config.schema import ExperimentConfig
 from sampler.envs.contract import EnvFacts
 from sampler.run.workers.specs import InferenceSpec, LearnerSpec, ModelFactory, RolloutSpec
-from sampler.shm.buffers import BufferLayout, LearnerExchange, SharedWeights, TrajectoryBuffers, check_shared_memory
+from sampler.shm.buffers import (
+    BufferLayout,
+    LearnerExchange,
+    LearnerSnapshots,
+    SharedWeights,
+    TrajectoryBuffers,
+    check_shared_memory,
+)
 from sampler.shm.channels import MessageChannel, ReplyChannel
 
 
@@ -35,6 +42,7 @@ class RunPlan:
     consumers_lock: Any
     exchange: LearnerExchange | None = None
     stacks_dir: str = ""  # the experiment's stacks/, set by the supervisor: workers dump their stacks there
+    snapshots: LearnerSnapshots | None = None  # each learner's recent state, to restart a dead one from
 
     @classmethod
     def build(cls, cfg: ExperimentConfig, env: EnvFacts, model: ModelFactory, ctx: Any = None, *,
@@ -59,6 +67,8 @@ class RunPlan:
             learner_queues=[MessageChannel(ctx) for _ in range(policies)],
             reply_queues=[ReplyChannel(ctx) for _ in range(cfg.sampler.num_workers)],
             consumers_lock=ctx.Lock(), exchange=exchange,
+            snapshots=LearnerSnapshots(policies, LearnerExchange.capacity_for(model()))
+            if initial_weights is not None else None,
         )
 
     @property
@@ -87,11 +97,11 @@ class RunPlan:
                 for policy in range(self.cfg.sampler.num_policies)
                 for i in range(self.cfg.sampler.policy_workers_per_policy)]
 
-    def learner_spec(self, policy: int, folder: str) -> LearnerSpec:
+    def learner_spec(self, policy: int, folder: str, restarted: bool = False) -> LearnerSpec:
         return LearnerSpec(
             policy=policy, cfg=self.cfg, placement=self.placement, layout=self.layout, buffers=self.buffers,
             weights=self.weights, model=self.model, trajectory_queue=self.learner_queues[policy],
             reply_queues=self.reply_queues, consumers_lock=self.consumers_lock, folder=folder,
             spec_dicts=self.spec_dicts, exchange=self.exchange, last_obs_follows_done=self.env.last_obs_follows_done,
-            stacks_dir=self.stacks_dir,
+            stacks_dir=self.stacks_dir, snapshots=self.snapshots, restarted=restarted,
         )

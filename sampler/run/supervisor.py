@@ -244,9 +244,9 @@ class Supervisor(RunCommands, RunReports, RunClock):
             self.handles.append(handle)
         return handle
 
-    def _spawn_learner(self, policy: int) -> WorkerHandle:
-        spec = self.plan.learner_spec(policy, str(self.folder))
-        return self._spawn(WorkerHandle(spec.name, "learner", policy=policy), learner_main, spec)
+    def _spawn_learner(self, policy: int, handle: WorkerHandle | None = None) -> WorkerHandle:
+        spec = self.plan.learner_spec(policy, str(self.folder), restarted=handle is not None)
+        return self._spawn(handle or WorkerHandle(spec.name, "learner", policy=policy), learner_main, spec)
 
     def _spawn_rollout(self, index: int, handle: WorkerHandle | None = None) -> WorkerHandle:
         handle = handle or WorkerHandle(f"rollout_{index}", "rollout", index=index)
@@ -277,17 +277,21 @@ class Supervisor(RunCommands, RunReports, RunClock):
         reason = handle.last_error or processes.describe_exit(handle.process.exitcode)
         log.error("%s (pid %s) died: %s", handle.name, handle.pid, reason)
         self.board.event("worker_died", f"{handle.name} died: {reason}")
-        if handle.kind == "rollout" and handle.may_restart(self.cfg.run.max_worker_restarts):
+        restartable = handle.kind == "rollout" or (handle.kind == "learner" and self.plan.snapshots is not None)
+        if restartable and handle.may_restart(self.cfg.run.max_worker_restarts):
             handle.incarnation += 1
             handle.last_error = reason
             self.board.event("worker_restarted", f"{handle.name} restarted ({handle.restarts} so far)")
             log.info("restarting %s (%d in the last hour, %d allowed)", handle.name, len(handle.restart_times),
                      self.cfg.run.max_worker_restarts)
-            self._spawn_rollout(handle.index, handle)
+            if handle.kind == "learner":
+                self._spawn_learner(handle.policy, handle)
+            else:
+                self._spawn_rollout(handle.index, handle)
             if self.state == "paused":
                 handle.send(Pause())
             return
-        if handle.kind == "rollout":
+        if restartable:
             reason += f" (its {len(handle.restart_times)} restarts allowed within an hour were used)"
         self.request_stop("failed", f"{handle.name} died: {reason}")
         for future in handle.expecting.values():

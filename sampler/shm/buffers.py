@@ -131,6 +131,9 @@ class TrajectoryBuffers:
         self.shaping = alloc((num_policies, k), torch.float32) if k else None
         self.state = alloc((n,), torch.int32)
         self.consumers = alloc((n,), torch.int32)
+        # which learners (bit p: policy p's) took the buffer from their queue and have not released it yet: a
+        # restarted learner trains on what its dead predecessor held, so no completed block is lost
+        self.held = alloc((n,), torch.int64)
         if poison:
             self.poison()
 
@@ -196,6 +199,7 @@ class NumpyViews:
         self.shaping = buffers.shaping.numpy() if buffers.shaping is not None else None
         self.state = buffers.state.numpy()
         self.consumers = buffers.consumers.numpy()
+        self.held = buffers.held.numpy()
 
 
 class LearnerExchange:
@@ -230,6 +234,26 @@ class LearnerExchange:
 
         size = int(self.sizes[policy])
         return torch.load(io.BytesIO(self.data[policy, :size].numpy().tobytes()), weights_only=False)
+
+
+class LearnerSnapshots:
+    """Each learner's recent whole state (weights, optimizer, normalizers, counters), kept in shared memory every
+    few seconds: a learner that dies is restarted from it, losing only the seconds since, where a checkpoint
+    could be minutes old. Two slots per policy: a learner killed mid-write leaves the other one whole."""
+
+    def __init__(self, num_policies: int, capacity: int):
+        self.slots = LearnerExchange(2 * num_policies, capacity)
+        self.current = torch.full((num_policies,), -1, dtype=torch.int64).share_memory_()  # slot, or -1: none yet
+
+    def write(self, policy: int, state: dict) -> int:
+        slot = 2 * policy + (1 if int(self.current[policy]) == 2 * policy else 0)  # the one not current
+        size = self.slots.write(slot, state)
+        self.current[policy] = slot
+        return size
+
+    def read(self, policy: int) -> dict | None:
+        slot = int(self.current[policy])
+        return self.slots.read(slot) if slot >= 0 else None
 
 
 class SharedWeights:

@@ -52,11 +52,12 @@ def _stop_with(proc, folder, sig: int, processes: int, shm_before: set[str]) -> 
     return out
 
 
-def test_two_policies_train_with_inference_processes_and_a_dead_learner_fails_the_run_leaving_nothing_behind(
+def test_two_policies_train_with_inference_processes_a_dead_learner_comes_back_a_dead_inference_worker_fails(
         tmp_path):
-    # One run for what were three tests: two policies, each with its learner and inference process, each train on
-    # their own agents; then one learner dies, which fails the run with the reason, and the whole tree (eight
-    # processes) exits, leaving no shared memory or socket. SIGTERM and Ctrl+C: the test below.
+    # One run for what were four tests: two policies, each with its learner and inference process, each train on
+    # their own agents; one learner dies and is restarted; then an inference worker dies, which fails the run with
+    # the reason, and the whole tree (eight processes) exits, leaving no shared memory or socket. SIGTERM and
+    # Ctrl+C: the test below.
     shm_before = shm_entries()
     folder = tmp_path / "two"
     proc = popen("train", "gym_CartPole-v1", "-e", "two", "--train-dir", str(tmp_path), *SMALL,
@@ -74,17 +75,32 @@ def test_two_policies_train_with_inference_processes_and_a_dead_learner_fails_th
     assert trained.env_frames == sum(p.env_frames for p in trained.policies)
     assert {w.name for w in trained.workers} >= {"learner_p0", "learner_p1", "inference_p0_0", "inference_p1_0"}
 
+    # a killed learner is restarted from its snapshot in shared memory (at most 10 s old), and trains on
+    learner = next(w for w in trained.workers if w.name == "learner_p1")
+    frames = trained.policies[1].env_frames
+    os.kill(learner.pid, signal.SIGKILL)
+
+    def learner_back():
+        status = summary(folder)
+        worker = next(w for w in status["workers"] if w["name"] == "learner_p1")
+        return worker["restarts"] == 1 and status["policies"][1]["env_frames"] > frames + 5000
+
+    wait_for(learner_back, timeout=60, what="learner_p1 to restart and train on")
+    log = (folder / "log.txt").read_text()
+    assert "learner_p1: restarted from its snapshot of" in log, log
+
+    # a dead inference worker still fails the run, with the reason, and the whole tree exits
     tree = process_tree(proc.pid)
     socket_path = json.loads((folder / "run.json").read_text())["socket"]
     assert len(tree) >= 8  # supervisor, janitor, two learners, two inference workers, two rollout workers
-    learner = next(w for w in trained.workers if w.name == "learner_p1")
-    os.kill(learner.pid, signal.SIGKILL)
+    inference = next(w for w in RunStatus.from_dict(summary(folder)).workers if w.name == "inference_p1_0")
+    os.kill(inference.pid, signal.SIGKILL)
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 1, out
     wait_for(lambda: all_gone(tree), timeout=15, what="every worker to exit")
     final = summary(folder)
     assert final["state"] == "failed"
-    assert "learner_p1 died: killed by SIGKILL" in final["error"]
+    assert "inference_p1_0 died: killed by SIGKILL" in final["error"]
     assert not os.path.exists(socket_path)
     assert not shm_left_behind(shm_before)
 

@@ -43,6 +43,8 @@ from sampler.shm import channels
 from sampler.shm.buffers import release
 from sampler.status import LAG_HISTOGRAM_EDGES
 
+SNAPSHOT_EVERY_SEC = 10.0  # a restarted learner loses at most about this much training
+
 
 def valid_steps(step: dict[str, torch.Tensor], policy: int, version: int, max_policy_lag: int,
                 min_version: int = 0) -> torch.Tensor:
@@ -75,6 +77,8 @@ class LearnerWorker(WorkerBase):
         self.weights, self.exchange = spec.weights, spec.exchange
         self.min_version = 0  # samples acted before this version are not trained on (set by a PBT copy)
         self.queue, self.reply_queues = spec.trajectory_queue, spec.reply_queues
+        self.snapshots, self.bit = spec.snapshots, np.int64(1 << policy)
+        self.snapshot_at = float("-inf")
         self.consumers_lock = spec.consumers_lock
         self.folder = Path(spec.folder)
         self.spec_dicts = spec.spec_dicts
@@ -96,16 +100,23 @@ class LearnerWorker(WorkerBase):
         self.restored_from: str | None = None
         self.restored_digest = ""  # of the learner state as the checkpoint held it, before hparams.json applies
         self.skipped_checkpoints: list[str] = []  # newer checkpoints that did not read
-        self._resume()
+        restored = self._restore_snapshot() if spec.restarted else None
+        if restored is None:
+            self._resume()
         self.guard = FiniteGuard(policy)
         self.poison_at = int(faults.injected("learner_nan") or -1)  # bench/faults.py
         self.guard.keep(self.learner, force=True)
         self.weights.publish(policy, self.learner.model.state_dict(), self.learner.version)
         self.trajectories_per_batch = cfg.appo.batch_size * cfg.appo.num_batches_per_epoch // cfg.appo.rollout
-        self.pending: list[int] = []
+        # what a dead predecessor took from the queue and never released: trained on first
+        self.pending: list[int] = np.flatnonzero(self.np.held & self.bit).tolist() if spec.restarted else []
+        self._snapshot()
         choices = thread_choices(cfg, spec.placement.device, machine.usable_cores())
         self.tuner = ThreadTuner(choices, start=torch.get_num_threads()) if choices else None
         self._tuned: dict[int, float] = {}  # the tuner's rates last reported
+        if restored is not None:
+            self.send(Notice(topic="learner", message=restored + f", {len(self.pending)} held trajectories "
+                                                                  "taken back"))
         self.send(Ready(policy=policy, version=self.learner.version, env_frames=self.policy_env_frames,
                         elapsed_sec=self.elapsed_sec, hyperparameters=self.hyperparameters(),
                         checkpoint=self.restored_from, skipped=self.skipped_checkpoints,
@@ -156,6 +167,34 @@ class LearnerWorker(WorkerBase):
             self._apply_hyperparameters(saved)
         else:
             write_hparams(self.folder, self.policy, self.hyperparameters())
+
+    def _snapshot(self) -> None:
+        """The whole learner state into shared memory (LearnerSnapshots), for a restart after this process dies."""
+        if self.snapshots is None:
+            return
+        self.snapshots.write(self.policy, {
+            "learner": self.learner.state_dict(), "policy_env_frames": self.policy_env_frames,
+            "elapsed_sec": self.elapsed_sec, "min_version": self.min_version, "hyperparameters": self.hyperparameters(),
+            "taken_at": time.time(),
+        })
+        self.snapshot_at = time.monotonic()
+
+    def _restore_snapshot(self) -> str | None:
+        """After a restart: the dead learner's last snapshot, with the version moved past every one it published
+        (samplers take the restored weights as new). Returns what it did, or None without a snapshot."""
+        state = self.snapshots.read(self.policy) if self.snapshots is not None else None
+        if state is None:
+            return None
+        published = self.weights.version(self.policy)
+        self.learner.load_state_dict(state["learner"])
+        self.learner.version = max(self.learner.version, published) + 1
+        self.min_version = int(state["min_version"])
+        self.policy_env_frames = int(state["policy_env_frames"])
+        self.elapsed_sec = float(state["elapsed_sec"])
+        self._apply_hyperparameters(state["hyperparameters"])
+        self.restored_from = "snapshot"
+        age = time.time() - float(state["taken_at"])
+        return f"restarted from its snapshot of {age:.1f} s before, at {self.policy_env_frames:,} env frames"
 
     def _payload(self, env_frames: int, elapsed_sec: float) -> dict:
         return {
@@ -246,12 +285,17 @@ class LearnerWorker(WorkerBase):
         while not self.stopping:
             self.wait([reader], timeout=0.1)
             while reader.poll():
-                self.pending.extend(self.queue.get())
+                taken = self.queue.get()
+                with self.consumers_lock:
+                    self.np.held[taken] |= self.bit
+                self.pending.extend(taken)
             while not self.paused and not self.stopping and len(self.pending) >= self.trajectories_per_batch:
                 batch, self.pending = (self.pending[:self.trajectories_per_batch],
                                        self.pending[self.trajectories_per_batch:])
                 self._train(batch)
                 self._read_commands()
+            if time.monotonic() - self.snapshot_at >= SNAPSHOT_EVERY_SEC:
+                self._snapshot()
             self.settle_pause(idle=True)
             self.heartbeat(lambda: {"version": self.learner.version, "env_frames": self.policy_env_frames})
 
@@ -315,6 +359,7 @@ class LearnerWorker(WorkerBase):
 
     def _release(self, trajectories: list[int]) -> None:
         with self.consumers_lock:
+            self.np.held[trajectories] &= ~self.bit
             owners, _ = release(self.np, self.layout, trajectories)
         for owner in owners:
             self.reply_queues[owner].put(channels.FREE)

@@ -14,7 +14,7 @@ from torch import nn
 
 from sampler.config.derived import Placement
 from sampler.config.schema import ExperimentConfig
-from sampler.shm.buffers import BufferLayout, LearnerExchange, SharedWeights, TrajectoryBuffers
+from sampler.shm.buffers import BufferLayout, LearnerExchange, LearnerSnapshots, SharedWeights, TrajectoryBuffers
 from sampler.shm.channels import MessageChannel, ReplyChannel
 
 ModelFactory = Callable[[], nn.Module]
@@ -83,6 +83,8 @@ class LearnerSpec:
     exchange: LearnerExchange | None = None  # with PBT: whole learner states, copied between policies
     last_obs_follows_done: bool = False  # EnvFacts.last_obs_follows_done: a time-out's real bootstrap is known
     stacks_dir: str = ""
+    snapshots: LearnerSnapshots | None = None  # the learners' recent states, to restart one from
+    restarted: bool = False  # a restart of a learner that died: it resumes from its snapshot
 
     @property
     def name(self) -> str:
