@@ -122,18 +122,10 @@ def stacks(
     live = state in LIVE_STATES and is_live(folder)
     shown = 0
     for w in workers:
-        if worker is not None and w["name"] != worker:
-            continue
-        directory = folder / "stacks"
-        if live and w.get("pid") and w.get("state") not in ("dead", "exited"):
-            dump = dumps.request(int(w["pid"]), dumps.dump_path(directory, w["name"], int(w["pid"])))
-            typer.echo(f"== {w['name']} (pid {w['pid']}, {w.get('state')}) ==")
-            typer.echo(dump.rstrip() if dump else "no answer (a stopped process answers once continued)")
-            shown += 1
-        kept = dumps.stalled_path(directory, w["name"])
-        if kept.exists():
-            typer.echo(f"== {w['name']}: its stack when it last stalled ({kept.relative_to(folder)}) ==")
-            typer.echo(kept.read_text(errors="replace").rstrip())
-            shown += 1
+        if worker is None or w["name"] == worker:
+            text = dumps.describe(folder, w, live)
+            if text:
+                typer.echo(text)
+                shown += 1
     if not shown:
         typer.echo(f"{experiment}: {state}; no live workers to ask and no stall dumps kept")

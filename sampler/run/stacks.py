@@ -83,3 +83,19 @@ def innermost(dump: str) -> str | None:
 def _short(file: str) -> str:
     parts = Path(file).parts
     return str(Path(*parts[-2:])) if len(parts) >= 2 else file
+
+
+def describe(folder: Path, worker: dict, live: bool) -> str:
+    """What `sftui stacks` and the dashboard show for one worker: its stack now (asked for, where the run is live
+    and the worker alive), then the one kept at its last stall."""
+    directory, name, pid = folder / "stacks", worker["name"], worker.get("pid")
+    parts = []
+    if live and pid and worker.get("state") not in ("dead", "exited"):
+        dump = request(int(pid), dump_path(directory, name, int(pid)))
+        parts.append(f"== {name} (pid {pid}, {worker.get('state')}) ==")
+        parts.append(dump.rstrip() if dump else "no answer (a stopped process answers once continued)")
+    kept = stalled_path(directory, name)
+    if kept.exists():
+        parts.append(f"== {name}: its stack when it last stalled ({kept.relative_to(folder)}) ==")
+        parts.append(kept.read_text(errors="replace").rstrip())
+    return "\n".join(parts)

@@ -21,8 +21,9 @@ from sampler.errors import SftuiError
 from sampler.experiment.control import hyperparameter_changes
 from sampler.experiment.folders import NOT_RESPONDING_AFTER_SEC as NOT_RESPONDING_SEC
 from sampler.experiment.folders import derived_state
+from sampler.run import stacks
 from sampler.status import FINAL_STATES, LIVE_STATES, RunStatus
-from sftui.app.dialogs import SetHyperparameter, confirm
+from sftui.app.dialogs import SetHyperparameter, TextView, confirm
 from sftui.app.readouts import (
     HISTORY,
     POPULATION_COLUMNS,
@@ -320,6 +321,23 @@ class DashboardScreen(Screen):
 
         first = self.shown.policies[0]
         self.app.push_screen(SetHyperparameter(len(self.shown.policies), first.hyperparameters), answered)
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        """Enter on a worker: where it is now (its stack, asked for) and where it was when it last stalled."""
+        if event.data_table.id != "workers" or self.shown is None or self.source.folder is None:
+            return
+        name = event.row_key.value
+        worker = next((w for w in self.shown.workers if w.name == name), None)
+        if worker is None:
+            return
+        folder, live = Path(self.source.folder), self.shown.state in LIVE_STATES
+
+        def work() -> None:
+            text = stacks.describe(folder, {"name": worker.name, "pid": worker.pid, "state": worker.state}, live)
+            text = text or f"{name}: no stack to show (not running, and it never stalled)"
+            self.app.call_from_thread(self.app.push_screen, TextView(f"{name}: Python stack", text))
+
+        self.run_worker(work, thread=True, exclusive=False, group="stacks")
 
     def action_enjoy(self) -> None:
         if self.source.folder is not None:

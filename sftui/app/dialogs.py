@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Select, Static
 
@@ -45,6 +45,28 @@ class Choice(ModalScreen[str | None]):
             self.dismiss(self.answers[letters.index(event.key)][0])
 
     def action_dismiss_none(self) -> None:
+        self.dismiss(None)
+
+
+class TextView(ModalScreen[None]):
+    """A long text to read (a worker's stack), scrollable; Escape or q closes it."""
+
+    BINDINGS = [Binding("escape", "close", "Close"), Binding("q", "close", "Close", show=False)]
+    DEFAULT_CSS = """
+    TextView { align: center middle; }
+    TextView > VerticalScroll { width: 90%; height: 80%; border: thick $primary; background: $surface; padding: 0 1; }
+    """
+
+    def __init__(self, title: str, text: str):
+        super().__init__()
+        self.title_text, self.text = title, text
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll() as scroll:
+            scroll.border_title = self.title_text
+            yield Static(self.text, id="text", markup=False)
+
+    def action_close(self) -> None:
         self.dismiss(None)
 
 

@@ -323,3 +323,41 @@ def test_a_bad_keys_json_is_reported_in_one_line_and_ignored(tmp_path):
     assert keymap == {} and "unknown binding(s) paws" in problem
     bad.write_text("{not json")
     assert "not valid JSON" in load_keymap(bad)[1]
+
+
+@sync
+async def test_enter_on_a_worker_shows_its_stack_now_and_the_one_kept_at_its_last_stall(tmp_path):
+    import faulthandler
+    import os
+
+    from sampler.run import stacks
+    from sftui.app.dialogs import TextView
+
+    stacks.arm(str(tmp_path / "stacks"), "rollout_0")  # this process plays the live worker
+    (tmp_path / "stacks" / "learner_p0.stalled.txt").write_text('Current thread 0x1 (most recent call first):\n'
+                                                               '  File "env.py", line 9 in hang_in_step\n')
+    status = fake_status(1_000)
+    status.workers[0].pid = os.getpid()
+    source = FakeSource(folder=tmp_path)
+    app = SftuiApp(source, "exp", tmp_train_dir())
+    try:
+        async with app.run_test(size=(160, 48)) as pilot:
+            source.push(status)
+            await settle(pilot)
+            table = app.screen.query_one("#workers")
+            table.focus()
+            table.move_cursor(row=table.get_row_index("rollout_0"))
+            await pilot.press("enter")
+            await pilot.pause(1.0)
+            assert isinstance(app.screen, TextView)
+            text = str(app.screen.query_one("#text").render())
+            assert f"== rollout_0 (pid {os.getpid()}, running) ==" in text and "File " in text
+            await pilot.press("escape")
+            await pilot.pause()
+            table.move_cursor(row=table.get_row_index("learner_p0"))
+            await pilot.press("enter")
+            await pilot.pause(1.0)
+            text = str(app.screen.query_one("#text").render())
+            assert "its stack when it last stalled (stacks/learner_p0.stalled.txt)" in text and "hang_in_step" in text
+    finally:
+        faulthandler.unregister(stacks.DUMP_SIGNAL)
