@@ -40,6 +40,8 @@ def status_text(status: RunStatus) -> str:
     ]
     if status.error:
         lines.append(f"  error        {status.error}")
+    if status.warning:
+        lines.append(f"  warning      {status.warning}")
     for p in status.policies:
         objective = "" if p.true_objective is None else f", objective {_num(p.true_objective, 2)}"
         rating = "" if p.rating is None else f", rating {p.rating:.0f}"

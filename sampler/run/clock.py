@@ -152,6 +152,9 @@ class RunClock:
     def _status(self) -> RunStatus:
         workers = [h.status() for h in self.handles]
         status = self.board.status(self.state, self.elapsed_sec(), workers, self.error)
+        if self.sinks.write_error:
+            status.warning = "; ".join(w for w in (status.warning, f"status not written: {self.sinks.write_error}")
+                                       if w)
         if self.pool is not None:
             status.pool = self.pool.status()
             for policy in status.policies:

@@ -3,6 +3,7 @@ status.jsonl and summary.json."""
 
 from __future__ import annotations
 
+import errno
 import json
 import time
 from pathlib import Path
@@ -72,6 +73,7 @@ class StatusSinks:
         self.server = None  # a ControlServer, once started
         self.tb = None  # a TensorboardWriter, once started
         self._last_persist = 0.0
+        self.write_error: str | None = None  # why the status files could not be written, while that lasts
         self.history = StatusHistory(folder / "status.jsonl", keep_full=int(FULL_RESOLUTION_SEC / persist_every_sec))
 
     def publish(self, status: RunStatus, persist: bool | None = None) -> None:
@@ -81,13 +83,20 @@ class StatusSinks:
             listener(status)
         if self.server is not None:
             self.server.publish(data)
-        if self.tb is not None:
-            self.tb.write(status)
         now = time.monotonic()
-        if persist or (persist is None and now - self._last_persist >= self.persist_every_sec):
-            self._last_persist = now
-            self.history.append(data)
-            write_json_atomic(self.folder / "summary.json", {**data, "heartbeat_at": time.time()})
+        try:
+            if self.tb is not None:
+                self.tb.write(status)
+            if persist or (persist is None and now - self._last_persist >= self.persist_every_sec):
+                self._last_persist = now
+                self.history.append(data)
+                write_json_atomic(self.folder / "summary.json", {**data, "heartbeat_at": time.time()})
+            self.write_error = None
+        except OSError as e:
+            # A full disk must not stop the run's clock (saves, the budget, stalls): the status still reaches
+            # listeners and the socket, and the files are written again once they can be.
+            self.write_error = (f"no space left on device: {self.folder}" if e.errno == errno.ENOSPC
+                                else f"{self.folder}: {e.strerror or e}")
 
     def close(self) -> None:
         if self.tb is not None:

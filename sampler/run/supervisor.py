@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import socket
+import threading
 import time
 from pathlib import Path
 
@@ -142,6 +143,13 @@ class Supervisor(RunCommands, RunReports, RunClock):
             stream.setFormatter(logging.Formatter("[sftui] %(message)s"))
             log.addHandler(stream)
         log.propagate = False
+        # A line log.txt cannot take (a full disk) is dropped; the stderr handler still shows it, and nothing
+        # prints a logging traceback per line.
+        logging.raiseExceptions = False
+        # A library's background thread that dies (TensorBoard's writer on a full disk) gets one log line, not a
+        # traceback on the run's stderr; what it served is reopened where it is used.
+        threading.excepthook = lambda args: log.warning("background thread %s failed: %s: %s", args.thread.name,
+                                                        args.exc_type.__name__, args.exc_value)
 
     # ---- start ----------------------------------------------------------------------------------
 

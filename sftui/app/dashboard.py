@@ -262,6 +262,8 @@ class DashboardScreen(Screen):
             return "paused: p resumes", "paused"
         if s.error:
             return f"{s.state}: {s.error}", "failed"
+        if s.warning:
+            return f"warning: {s.warning}", "paused"
         return "", None
 
     def _final_state_on_disk(self) -> str | None:

@@ -361,3 +361,14 @@ async def test_enter_on_a_worker_shows_its_stack_now_and_the_one_kept_at_its_las
             assert "its stack when it last stalled (stacks/learner_p0.stalled.txt)" in text and "hang_in_step" in text
     finally:
         faulthandler.unregister(stacks.DUMP_SIGNAL)
+
+
+@sync
+async def test_a_warning_of_the_run_shows_in_the_banner():
+    source = FakeSource()
+    app = SftuiApp(source, "exp", tmp_train_dir())
+    async with app.run_test(size=(160, 48)) as pilot:
+        source.push(fake_status(1_000, warning="checkpoints not saved: no space left on device: /data/exp"))
+        await settle(pilot)
+        banner = str(app.screen.query_one("#banner").render())
+        assert "warning: checkpoints not saved: no space left on device" in banner
