@@ -83,8 +83,8 @@ class RunConfig(BaseModel):
         300.0, gt=0, description="A rollout worker silent for this long (its stack already dumped at "
         "stall_timeout_sec) is killed and restarted like a crashed one."
     )
-    max_worker_restarts: int = Field(3, ge=0, description="Restarts allowed per rollout worker or learner "
-                                     "within any hour (a week-long run is not ended by rare, unrelated crashes).")
+    max_worker_restarts: int = Field(3, ge=0, description="Restarts allowed per worker (rollout, inference or "
+                                     "learner) within any hour: rare, unrelated crashes never end a week-long run.")
     report_interval_sec: float = Field(5.0, gt=0, description="Seconds between headless progress lines.")
     status_every_sec: float = Field(
         2.0, ge=0.5, le=5.0,

@@ -32,6 +32,14 @@ class Stop:
 
 
 @dataclass(frozen=True)
+class Rerequest:
+    """To rollout workers, after policy `policy`'s inference worker died and was restarted: ask again for the
+    actions still awaited from it (what the dead worker took from the queue is never answered)."""
+
+    policy: int
+
+
+@dataclass(frozen=True)
 class Save:
     """Learner: write a checkpoint (best.pt with `best`); answered by Saved."""
 
@@ -74,7 +82,7 @@ class PoolSnapshot:
     env_frames: int
 
 
-Command = Pause | Resume | Stop | Save | SetHyperparameters | PbtPublish | PbtCopy | PoolSnapshot
+Command = Pause | Resume | Stop | Rerequest | Save | SetHyperparameters | PbtPublish | PbtCopy | PoolSnapshot
 
 # ---- reports: worker -> supervisor -------------------------------------------------------------------
 

@@ -33,7 +33,7 @@ from sampler.run.commands import RunCommands
 from sampler.run.evaluation import Evaluator
 from sampler.run.forkserver import WorkerStarter
 from sampler.run.handles import WorkerHandle
-from sampler.run.messages import Heartbeat, Pause, Ready, Report, Stop
+from sampler.run.messages import Heartbeat, Pause, Ready, Report, Rerequest, Stop
 from sampler.run.plan import RunPlan
 from sampler.run.publish import StatusSinks
 from sampler.run.reports import RunReports
@@ -215,7 +215,8 @@ class Supervisor(RunCommands, RunReports, RunClock):
             log.warning("%s", message)
             self.board.event("checkpoint", message)
         for spec in plan.inference_specs():
-            self._spawn(WorkerHandle(spec.name, "inference", policy=spec.policy), inference_main, spec)
+            self._spawn(WorkerHandle(spec.name, "inference", policy=spec.policy, index=spec.index), inference_main,
+                        spec)
         for index in range(cfg.sampler.num_workers):
             self._spawn_rollout(index)
         await asyncio.gather(*(self._expect(h, Heartbeat) for h in self.handles if h.kind == "rollout"))
@@ -285,7 +286,8 @@ class Supervisor(RunCommands, RunReports, RunClock):
         reason = handle.last_error or processes.describe_exit(handle.process.exitcode)
         log.error("%s (pid %s) died: %s", handle.name, handle.pid, reason)
         self.board.event("worker_died", f"{handle.name} died: {reason}")
-        restartable = handle.kind == "rollout" or (handle.kind == "learner" and self.plan.snapshots is not None)
+        restartable = (handle.kind == "rollout" or (handle.kind == "learner" and self.plan.snapshots is not None)
+                       or (handle.kind == "inference" and not self.cfg.sampler.batched_sampling))
         if restartable and handle.may_restart(self.cfg.run.max_worker_restarts):
             handle.incarnation += 1
             handle.last_error = reason
@@ -294,6 +296,12 @@ class Supervisor(RunCommands, RunReports, RunClock):
                      self.cfg.run.max_worker_restarts)
             if handle.kind == "learner":
                 self._spawn_learner(handle.policy, handle)
+            elif handle.kind == "inference":
+                spec = next(s for s in self.plan.inference_specs() if s.name == handle.name)
+                self._spawn(handle, inference_main, spec)
+                for rollout in self._alive():  # what the dead one took from the queue is asked for again
+                    if rollout.kind == "rollout":
+                        rollout.send(Rerequest(policy=handle.policy))
             else:
                 self._spawn_rollout(handle.index, handle)
             if self.state == "paused":

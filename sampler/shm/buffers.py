@@ -134,6 +134,11 @@ class TrajectoryBuffers:
         # which learners (bit p: policy p's) took the buffer from their queue and have not released it yet: a
         # restarted learner trains on what its dead predecessor held, so no completed block is lost
         self.held = alloc((n,), torch.int64)
+        # the step whose actions a trajectory awaits from an inference worker (-1: none): a request that no longer
+        # matches (asked again after an inference worker's restart, and answered already) is not acted on twice
+        self.awaiting = alloc((n,), torch.int32)
+        if self.awaiting is not None:
+            self.awaiting.fill_(-1)
         if poison:
             self.poison()
 
@@ -200,6 +205,7 @@ class NumpyViews:
         self.state = buffers.state.numpy()
         self.consumers = buffers.consumers.numpy()
         self.held = buffers.held.numpy()
+        self.awaiting = buffers.awaiting.numpy()
 
 
 class LearnerExchange:

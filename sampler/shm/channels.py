@@ -46,6 +46,17 @@ class MessageChannel:
 
 FREE = 0  # a learner freed some of this worker's trajectory buffers
 ACTIONS = 1  # an inference worker wrote actions for a split
+
+
+def tagged(incarnation: int, step: int) -> int:
+    """An ACTIONS frame's second field: the rollout worker's incarnation and the step the actions are for, so a
+    late duplicate (an inference worker restarted, a request asked again) is told from the awaited answer."""
+    return (incarnation << 16) | (int(step) & 0xFFFF)
+
+
+def untagged(field: int) -> tuple[int, int]:
+    """(incarnation, step) of an ACTIONS frame's second field."""
+    return field >> 16, field & 0xFFFF
 _REPLY = struct.Struct("!iiii")  # kind, incarnation, split, policy
 _MAX_FRAMES_PER_READ = PIPE_BUF // _REPLY.size
 

@@ -52,16 +52,17 @@ def _stop_with(proc, folder, sig: int, processes: int, shm_before: set[str]) -> 
     return out
 
 
-def test_two_policies_train_with_inference_processes_a_dead_learner_comes_back_a_dead_inference_worker_fails(
+def test_two_policies_train_with_inference_processes_dead_workers_come_back_then_the_budget_fails_the_run(
         tmp_path):
-    # One run for what were four tests: two policies, each with its learner and inference process, each train on
-    # their own agents; one learner dies and is restarted; then an inference worker dies, which fails the run with
-    # the reason, and the whole tree (eight processes) exits, leaving no shared memory or socket. SIGTERM and
-    # Ctrl+C: the test below.
+    # One run for what were five tests: two policies, each with its learner and inference process, each train on
+    # their own agents; a learner dies and is restarted, an inference worker dies and is restarted; a second death
+    # of that inference worker, past its budget, fails the run with the reason, and the whole tree (eight
+    # processes) exits, leaving no shared memory or socket. SIGTERM and Ctrl+C: the test below.
     shm_before = shm_entries()
     folder = tmp_path / "two"
     proc = popen("train", "gym_CartPole-v1", "-e", "two", "--train-dir", str(tmp_path), *SMALL,
                  "--set", "sampler.num_policies=2", "--set", "sampler.inference=process",
+                 "--set", "run.max_worker_restarts=1",
                  "--set", "model.encoder_mlp_layers=[32]")
 
     def both_trained() -> bool:
@@ -89,18 +90,27 @@ def test_two_policies_train_with_inference_processes_a_dead_learner_comes_back_a
     log = (folder / "log.txt").read_text()
     assert "learner_p1: restarted from its snapshot of" in log, log
 
-    # a dead inference worker still fails the run, with the reason, and the whole tree exits
+    # a killed inference worker is restarted too, and the actions it never answered are asked for again
+    def inference(name: str):
+        return next(w for w in RunStatus.from_dict(summary(folder)).workers if w.name == name)
+
+    frames = summary(folder)["policies"][1]["env_frames"]
+    os.kill(inference("inference_p1_0").pid, signal.SIGKILL)
+    wait_for(lambda: inference("inference_p1_0").restarts == 1 and inference("inference_p1_0").state == "running"
+             and summary(folder)["policies"][1]["env_frames"] > frames + 5000, timeout=60,
+             what="inference_p1_0 to restart and policy 1 to train on")
+
+    # past its restart budget (1 an hour here), a death fails the run with the reason; the whole tree exits
     tree = process_tree(proc.pid)
     socket_path = json.loads((folder / "run.json").read_text())["socket"]
     assert len(tree) >= 8  # supervisor, janitor, two learners, two inference workers, two rollout workers
-    inference = next(w for w in RunStatus.from_dict(summary(folder)).workers if w.name == "inference_p1_0")
-    os.kill(inference.pid, signal.SIGKILL)
+    os.kill(inference("inference_p1_0").pid, signal.SIGKILL)
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 1, out
     wait_for(lambda: all_gone(tree), timeout=15, what="every worker to exit")
     final = summary(folder)
     assert final["state"] == "failed"
-    assert "inference_p1_0 died: killed by SIGKILL" in final["error"]
+    assert "inference_p1_0 died: killed by SIGKILL (its 1 restarts allowed within an hour were used)" in final["error"]
     assert not os.path.exists(socket_path)
     assert not shm_left_behind(shm_before)
 

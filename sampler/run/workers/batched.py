@@ -28,7 +28,7 @@ from sampler.run.workers.acting import Actor
 from sampler.run.workers.base import WorkerBase, run_worker, setup_process
 from sampler.run.workers.specs import RolloutSpec
 from sampler.shm.buffers import FREE, LEARNER, WORKER
-from sampler.shm.channels import ACTIONS
+from sampler.shm.channels import ACTIONS, untagged
 
 POLICY = 0  # batched sampling trains one policy
 CHUNK = 256  # trajectory indices per channel message (a message must fit PIPE_BUF)
@@ -142,8 +142,8 @@ class BatchedRolloutWorker(WorkerBase):
 
     def _read_replies(self, reader) -> None:
         while reader.poll():
-            for kind, incarnation, _, _ in self.reply_queue.get_all():
-                if kind == ACTIONS and incarnation == self.incarnation and self.awaiting is not None:
+            for kind, tag, _, _ in self.reply_queue.get_all():
+                if kind == ACTIONS and untagged(tag)[0] == self.incarnation and self.awaiting is not None:
                     self.replies_due -= 1
                     if self.replies_due == 0:
                         self.send_ids, self.awaiting = self.awaiting, None
@@ -258,6 +258,7 @@ class BatchedRolloutWorker(WorkerBase):
             pieces = [(t[i:i + CHUNK], self.traj[ids[i:i + CHUNK]].astype(np.int32)) for i in range(0, len(ids), CHUNK)]
         self.awaiting, self.replies_due = ids, len(pieces)
         for step, traj in pieces:
+            self.np.awaiting[traj] = step  # what the inference worker checks before acting
             self.request_queue.put((self.index, self.incarnation, 0, step, traj))
 
     def _hand_over(self, ids: np.ndarray) -> None:

@@ -14,7 +14,7 @@ import torch
 from sampler.run.workers.acting import Actor
 from sampler.run.workers.base import WorkerBase, run_worker, setup_process
 from sampler.run.workers.specs import InferenceSpec
-from sampler.shm.channels import ACTIONS
+from sampler.shm.channels import ACTIONS, tagged
 
 MAX_REQUESTS_PER_BATCH = 256
 
@@ -43,13 +43,18 @@ class InferenceWorker(WorkerBase):
             self.heartbeat(lambda: {"version": self.actor.version, "mean_batch": self.actor.mean_batch})
 
     def _serve(self, requests: list) -> None:
+        # a request whose trajectories no longer await that step was answered already (asked again after a restart)
+        requests = [r for r in requests if self.np.awaiting[r[4][0]] == np.asarray(r[3]).flat[0]]
+        if not requests:
+            return
         self.actor.refresh()
         traj = np.concatenate([np.asarray(r[4], np.int64) for r in requests])  # arrays, or a block's range
         t = np.concatenate([np.broadcast_to(np.asarray(r[3], np.int64), len(r[4])) for r in requests])
         self.actor.act(self.np, traj, t)
         replies: dict[int, list] = {}
-        for worker, incarnation, split, _, _ in requests:
-            replies.setdefault(worker, []).append((ACTIONS, incarnation, split, self.actor.policy))
+        for worker, incarnation, split, step, _ in requests:
+            replies.setdefault(worker, []).append(
+                (ACTIONS, tagged(incarnation, np.asarray(step).flat[0]), split, self.actor.policy))
         for worker, frames in replies.items():
             self.reply_queues[worker].put_many(frames)  # one write, one wake-up per rollout worker
         self.steps += len(traj)

@@ -17,12 +17,13 @@ from sampler.envs.contract import EnvContext
 from sampler.envs.families.registry import make_env
 from sampler.envs.mapping import make_policy_mapping
 from sampler.errors import SftuiError
+from sampler.run.messages import Rerequest
 from sampler.run.workers.acting import Actor
 from sampler.run.workers.base import WorkerBase, run_worker, setup_process
 from sampler.run.workers.specs import RolloutSpec
 from sampler.selfplay.pool import POOL_POLICY, PoolSeating
 from sampler.shm.buffers import FREE, LEARNER, WORKER
-from sampler.shm.channels import ACTIONS
+from sampler.shm.channels import ACTIONS, untagged
 
 ENV_RESTARTED = "env_restarted"  # in a step's info: the env raised and was rebuilt; the step is not trained on
 ENV_FAILS_IN_A_ROW = 5  # an env that raises this many times, each within SHORT_LIFE_STEPS of its rebuild, fails
@@ -115,6 +116,7 @@ class RolloutWorker(WorkerBase):
             self.actors = [Actor(p, spec.local_model(), spec.weights, torch.device("cpu"))
                            for p in range(cfg.sampler.num_policies)]
         self.components = buffers.reward_components
+        self.commands[Rerequest] = self._on_rerequest
         self.my_buffers = np.arange(layout.worker_range(index).start, layout.worker_range(index).stop)
         self._reclaim_buffers()
 
@@ -191,11 +193,15 @@ class RolloutWorker(WorkerBase):
             if self.pool is not None:
                 self.pool.refresh(lambda: {m for split in self.splits for m in split.member if m is not None})
             while reader.poll():
-                for kind, incarnation, split_index, policy in self.reply_queue.get_all():
-                    if kind != ACTIONS or incarnation != self.incarnation:
-                        continue  # freed buffers are found by scanning; or an answer to a dead predecessor
+                for kind, tag, split_index, policy in self.reply_queue.get_all():
+                    if kind != ACTIONS:
+                        continue  # freed buffers are found by scanning
+                    incarnation, step = untagged(tag)
                     split = self.splits[split_index]
+                    if incarnation != self.incarnation or policy not in split.pending or step != split.t & 0xFFFF:
+                        continue  # an answer to a dead predecessor, or a late duplicate
                     split.pending.discard(policy)
+                    self.np.awaiting[split.traj[split.policy == policy]] = -1
                     if not split.pending:
                         self.ready.append(split)
             if not self.paused:
@@ -353,10 +359,19 @@ class RolloutWorker(WorkerBase):
                 actor.act(np_, trajectories, t)
                 continue
             split.pending.add(int(policy))
+            np_.awaiting[trajectories] = t
             request = (self.index, self.incarnation, split.index, t, trajectories.astype(np.int32))
             self.request_queues[policy].put(request)
         if not split.pending:  # every action is written already (local inference, or pool members alone)
             self.ready.append(split)
+
+    def _on_rerequest(self, command: Rerequest) -> None:
+        """Policy `command.policy`'s inference worker was restarted: ask again for what it never answered."""
+        for split in self.splits:
+            if command.policy in split.pending:
+                trajectories = split.traj[split.policy == command.policy]
+                request = (self.index, self.incarnation, split.index, split.t, trajectories.astype(np.int32))
+                self.request_queues[command.policy].put(request)
 
     def _act_for_pool(self, split: Split, t: int) -> None:
         seated = [i for i, policy in enumerate(split.policy) if policy == POOL_POLICY]

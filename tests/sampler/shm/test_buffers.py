@@ -14,7 +14,7 @@ from sampler.run.messages import Stop
 from sampler.run.workers.rollout import rollout_main
 from sampler.run.workers.specs import RolloutSpec
 from sampler.shm.buffers import LEARNER, POISON_INT, BufferLayout, TrajectoryBuffers
-from sampler.shm.channels import ACTIONS, MessageChannel, ReplyChannel
+from sampler.shm.channels import ACTIONS, MessageChannel, ReplyChannel, tagged
 
 ROLLOUT = 4
 
@@ -56,7 +56,7 @@ def test_rollout_worker_writes_only_indexed_cells_and_hands_over_complete_trajec
                 views.values[trajectories, t] = 0.5
                 views.dist_params[trajectories, t] = 0.0
                 views.policy_versions[trajectories, t] = 0
-                replies[1].put(ACTIONS, incarnation, split, 0)
+                replies[1].put(ACTIONS, tagged(incarnation, t), split, 0)  # the step it answers, tagged
             while learner.poll():
                 handed_over.extend(learner.get())
             assert worker.is_alive()
