@@ -191,11 +191,12 @@ def kill_rollout(work: Path, trial: int, rng: random.Random) -> Outcome:
     t0 = time.monotonic()
     os.kill(worker(run.folder, name)["pid"], signal.SIGKILL)
     back = wait_for(lambda: worker(run.folder, name).get("restarts", 0) > restarts
-                    and worker(run.folder, name).get("state") == "running", 30)
-    recover = recovered(run.folder, before, t0) if back else None
+                    and worker(run.folder, name).get("state") == "running"
+                    and worker(run.folder, name).get("steps", 0) > 0, 30)  # the restarted worker steps again
+    recover = time.monotonic() - t0 if back else None
+    trains = recovered(run.folder, before, t0) is not None
     code = run.stop()
-    return Outcome(bool(back) and recover is not None and code == 0, max(0, before - frames(run.folder)),
-                   recover, run.left())
+    return Outcome(bool(back) and trains and code == 0, max(0, before - frames(run.folder)), recover, run.left())
 
 
 def kill_inference(work: Path, trial: int, rng: random.Random) -> Outcome:
@@ -206,7 +207,8 @@ def kill_inference(work: Path, trial: int, rng: random.Random) -> Outcome:
     before = frames(run.folder)
     t0 = time.monotonic()
     os.kill(worker(run.folder, "inference_p0_0")["pid"], signal.SIGKILL)
-    recover = recovered(run.folder, before, t0, timeout=20)
+    back = wait_for(lambda: worker(run.folder, "inference_p0_0").get("restarts", 0) == 1, 20)
+    recover = recovered(run.folder, before, t0, timeout=20) if back else None
     code = run.stop()
     state = summary(run.folder).get("state")
     return Outcome(recover is not None and code == 0, None, recover, run.left(),
@@ -221,16 +223,14 @@ def kill_learner(work: Path, trial: int, rng: random.Random) -> Outcome:
     before = frames(run.folder)
     t0 = time.monotonic()
     os.kill(worker(run.folder, "learner_p0")["pid"], signal.SIGKILL)
-    lowest = [before]
-
-    def back() -> bool:
-        lowest[0] = min(lowest[0], frames(run.folder))
-        return worker(run.folder, "learner_p0").get("restarts", 0) == 1 and training(run.folder, before)
-
-    ok = wait_for(back, 60)
+    # back: the restarted learner has trained a batch (its step count starts again from 0)
+    ok = wait_for(lambda: worker(run.folder, "learner_p0").get("restarts", 0) == 1
+                  and worker(run.folder, "learner_p0").get("steps", 0) > 0, 60)
     recover = time.monotonic() - t0 if ok else None
+    lowest = min(frames(run.folder) for _ in range(3) if not time.sleep(0.5))  # it resumed at its snapshot's
+    goes_on = recovered(run.folder, before, t0) is not None
     code = run.stop()
-    return Outcome(bool(ok) and code == 0, before - lowest[0], recover, run.left())
+    return Outcome(bool(ok) and goes_on and code == 0, max(0, before - lowest), recover, run.left())
 
 
 def kill_supervisor(work: Path, trial: int, rng: random.Random) -> Outcome:
@@ -243,8 +243,10 @@ def kill_supervisor(work: Path, trial: int, rng: random.Random) -> Outcome:
     run.proc.send_signal(signal.SIGKILL)
     run.proc.communicate()
     left = run.left()
+    first_start = summary(run.folder).get("started_at")
     again = Run(work, run.name, rng, "--set", "run.save_every_sec=5")
-    resumed = wait_for(lambda: training(again.folder, 0), 60)
+    resumed = wait_for(lambda: summary(again.folder).get("started_at") != first_start
+                       and training(again.folder, 0), 60)
     recover = time.monotonic() - t0 if resumed else None
     start_frames = frames(again.folder)
     code = again.stop()
