@@ -85,10 +85,10 @@ class StatusSinks:
             self.server.publish(data)
         now = time.monotonic()
         try:
-            if self.tb is not None:
-                self.tb.write(status)
             if persist or (persist is None and now - self._last_persist >= self.persist_every_sec):
                 self._last_persist = now
+                if self.tb is not None:  # TensorBoard at the status history's pace: 2 s apart by default
+                    self.tb.write(status)
                 self.history.append(data)
                 write_json_atomic(self.folder / "summary.json", {**data, "heartbeat_at": time.time()})
             self.write_error = None
