@@ -126,6 +126,8 @@ def derived_state(folder: Path) -> tuple[str, dict]:
 def is_resumable(state: str, folder: Path) -> bool:
     if state in ("stopped", "crashed"):
         return True
+    if state == "unreadable":  # summary.json lost or torn: with cfg.json intact, the run resumes as it was
+        return read_json(folder / "cfg.json") is not None
     if state == "failed":
         return any((folder / "checkpoints").glob("p*/ckpt_*.pt"))
     return False
@@ -159,7 +161,19 @@ def list_experiments(train_dir: Path) -> list[ExperimentInfo]:
                 reason=summary.get("reason"),
             )
         )
-    return out
+    listed = {info.path for info in out}
+    for found in sorted({*train_dir.rglob("summary.json"), *train_dir.rglob("checkpoints")}):
+        folder = found.parent
+        if folder in listed or ".old-" in folder.name or (folder / "sweep.json").exists():
+            continue
+        listed.add(folder)
+        summary = read_json(folder / "summary.json") or {}
+        frames = summary.get("env_frames", 0)
+        out.append(ExperimentInfo(
+            id=str(folder.relative_to(train_dir)), path=folder, state="damaged", env="?",
+            env_frames=int(frames) if isinstance(frames, int | float) else 0, last_return=None,
+            reason="cfg.json is missing, so it cannot be resumed; restore cfg.json, or delete the experiment"))
+    return sorted(out, key=lambda info: info.id)
 
 
 def find_experiment(name: str, train_dir: Path) -> Path:

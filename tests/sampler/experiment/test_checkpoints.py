@@ -98,3 +98,19 @@ def test_a_full_disk_names_itself_and_leaves_the_previous_checkpoint_as_it_was(t
         checkpoints.save(payload(2, 200), tmp_path, 0, keep=1)
     assert checkpoints.list_checkpoints(tmp_path, 0) == [good] and good.read_bytes() == before
     assert not list(checkpoints.policy_dir(tmp_path, 0).glob(".tmp-*"))
+
+
+def test_a_folder_that_lost_its_cfg_is_listed_as_damaged_and_one_with_a_torn_summary_stays_resumable(tmp_path):
+    from sampler.experiment.folders import derived_state, is_resumable, list_experiments
+
+    damaged = tmp_path / "damaged"
+    checkpoints.save(payload(1, 100), damaged, 0, keep=2)
+    (damaged / "summary.json").write_text('{"state": "stopped", "env_frames": 100}')
+    torn = tmp_path / "torn"
+    torn.mkdir()
+    (torn / "cfg.json").write_text('{"env": {"name": "gym_CartPole-v1"}}')
+    (torn / "summary.json").write_text('{"state": "runn')
+    found = {e.id: e for e in list_experiments(tmp_path)}
+    assert found["damaged"].state == "damaged" and "cfg.json is missing" in found["damaged"].reason
+    assert found["damaged"].env_frames == 100
+    assert found["torn"].state == "unreadable" and is_resumable(derived_state(torn)[0], torn)
