@@ -62,6 +62,7 @@ class WorkerStatus:
     last_error: str | None = None
     mean_batch: float | None = None  # inference workers: mean samples per forward pass
     env_restarts: int = 0  # rollout workers: envs that raised and were rebuilt alone, over the run
+    discarded: int = 0  # rollout workers: partial trajectory blocks dropped when a dead worker was replaced
 
 
 @dataclass

@@ -59,9 +59,11 @@ def status_text(status: RunStatus) -> str:
         lines.append(f"  pool         {len(members)} members{share}{best}")
     for w in status.workers:
         error = f", last error: {w.last_error}" if w.last_error else ""
+        healed = "".join(f"  {label} {n:,}" for label, n in (("env restarts", w.env_restarts),
+                                                              ("partial blocks dropped", w.discarded)) if n)
         lines.append(
             f"  {w.name:<18} {w.state:<8} pid {w.pid}  cpu {w.cpu_percent:5.1f}%  "
-            f"{w.steps_per_sec:,.0f} steps/s  restarts {w.restarts}{error}"
+            f"{w.steps_per_sec:,.0f} steps/s  restarts {w.restarts}{healed}{error}"
         )
     return "\n".join(lines)
 

@@ -34,6 +34,7 @@ class WorkerHandle:
     steps_per_sec: float = 0.0
     mean_batch: float | None = None
     env_restarts: int = 0  # over all its incarnations
+    discarded: int = 0  # partial trajectory blocks dropped at its restarts
     killed_for_stall: bool = False
     env_error_reported: float = float("-inf")  # when an env restart last made an event
     restart_times: deque[float] = field(default_factory=deque)  # monotonic times of its restarts in the window
@@ -79,6 +80,8 @@ class WorkerHandle:
             self.state = "paused" if self.paused else "running"
         if isinstance(report, Heartbeat) and report.mean_batch is not None:
             self.mean_batch = report.mean_batch
+        if isinstance(report, Heartbeat):
+            self.discarded += report.discarded
         if isinstance(report, Heartbeat | Paused):
             self.steps = report.steps
             mark_time, mark_steps = self._rate_mark
@@ -117,5 +120,5 @@ class WorkerHandle:
         return WorkerStatus(
             name=self.name, kind=self.kind, pid=self.pid, state=self.state, cpu_percent=cpu, steps=self.steps,
             steps_per_sec=self.steps_per_sec, restarts=self.restarts, last_error=self.last_error,
-            mean_batch=self.mean_batch, env_restarts=self.env_restarts,
+            mean_batch=self.mean_batch, env_restarts=self.env_restarts, discarded=self.discarded,
         )

@@ -102,6 +102,7 @@ class Heartbeat:
     env_frames: int | None = None  # learner: its policy's env frames
     env_restarts: int = 0  # rollout workers: envs rebuilt since the last beat after raising
     env_error: str | None = None  # the last such env's error line
+    discarded: int = 0  # a restarted rollout worker: its predecessor's partial trajectory blocks, dropped
 
 
 @dataclass(frozen=True)

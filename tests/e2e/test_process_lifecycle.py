@@ -142,7 +142,8 @@ def test_a_crashed_rollout_worker_is_restarted_and_sigkill_of_the_supervisor_tak
 
     def restarted():
         workers = {w["name"]: w for w in summary(folder)["workers"]}
-        return workers["rollout_0"]["restarts"] == 1 and workers["rollout_0"]["state"] == "running"
+        return (workers["rollout_0"]["restarts"] == 1 and workers["rollout_0"]["state"] == "running"
+                and workers["rollout_0"]["discarded"] > 0)  # the partial blocks it was filling, counted
 
     wait_for(restarted, timeout=30, what="rollout_0 to restart")
     status = summary(folder)

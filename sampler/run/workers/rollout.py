@@ -166,6 +166,7 @@ class RolloutWorker(WorkerBase):
     def _reclaim_buffers(self) -> None:
         """A restarted worker takes back what its predecessor held, but not what a learner holds."""
         mine = self.np.state[self.my_buffers]
+        self.discarded = int((mine == WORKER).sum())  # partial blocks of a dead predecessor: reported, not trained
         self.np.state[self.my_buffers[mine != LEARNER]] = FREE
 
     # ---- the loop --------------------------------------------------------------------------------
@@ -219,6 +220,8 @@ class RolloutWorker(WorkerBase):
         beat: dict = {"episodes": episodes}
         if self.env_failures.new:
             beat["env_restarts"], beat["env_error"] = self.env_failures.take()
+        if self.discarded:
+            beat["discarded"], self.discarded = self.discarded, 0
         if self.pool is not None:
             beat["games"], self.games = self.games, []
             beat["seats"], self.seats = tuple(self.seats), [0, 0]
