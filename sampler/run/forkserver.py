@@ -66,11 +66,15 @@ class WorkerStarter:
         if ctx.get_start_method() == "forkserver":
             # Ctrl+C is the supervisor's to handle: the server starts with SIGINT ignored (a disposition its exec
             # keeps), so a Ctrl+C in the middle of its imports prints no traceback, and its workers inherit it.
+            # Meanwhile SIGINT is blocked here too: a Ctrl+C in that window waits and is delivered after it,
+            # where ignored alone it was lost and the run trained on as if nobody had pressed it.
+            blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
             previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
             try:
                 forkserver.ensure_running()
             finally:
                 signal.signal(signal.SIGINT, previous)
+                signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         return cls(ctx, token)
 
     def end(self) -> None:
