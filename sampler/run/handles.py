@@ -119,6 +119,7 @@ class WorkerHandle:
                 pass
         return WorkerStatus(
             name=self.name, kind=self.kind, pid=self.pid, state=self.state, cpu_percent=cpu, steps=self.steps,
-            steps_per_sec=self.steps_per_sec, restarts=self.restarts, last_error=self.last_error,
+            steps_per_sec=self.steps_per_sec if self.state != "stalled" else 0.0,  # silent: not its last rate
+            restarts=self.restarts, last_error=self.last_error,
             mean_batch=self.mean_batch, env_restarts=self.env_restarts, discarded=self.discarded,
         )
