@@ -405,7 +405,8 @@ def start_stop_cycles(work: Path, trial: int, rng: random.Random) -> Outcome:
 
 def ctrl_c_at_start(work: Path, trial: int, rng: random.Random) -> Outcome:
     """20 starts, each interrupted by Ctrl+C (SIGINT) a random 0-5 s in: each exits as a stop (0 or 130, or
-    killed by the signal before Python started), with no traceback and the run never marked failed."""
+    a Ctrl+C in Python's own start-up, see python_starting), with no traceback and the run never marked failed."""
+    before_sftui = 0
     for i in range(20):
         run = Run(work, f"ctrl_c_{trial}_{i}", rng)
         time.sleep(rng.uniform(0.0, 5.0))
@@ -418,10 +419,18 @@ def ctrl_c_at_start(work: Path, trial: int, rng: random.Random) -> Outcome:
             return Outcome(False, left=run.left(), note=f"Ctrl+C {i + 1} of 20 ignored: the run trained on")
         state = summary(run.folder).get("state")
         left = run.left()
-        # -2: SIGINT came before Python set its handler (the first tens of ms); a shell reports that as 130 too
-        if run.proc.returncode not in (0, 130, -2) or "Traceback" in out or state == "failed" or left:
-            return Outcome(False, left=left, note=f"exit {run.proc.returncode}, state {state}")
-    return Outcome(True, None, None, "")
+        if python_starting(run.proc.returncode, out):
+            before_sftui += 1
+        elif run.proc.returncode not in (0, 130) or "Traceback" in out or state == "failed" or left:
+            return Outcome(False, left=left, note=f"exit {run.proc.returncode}, state {state}: {out[-300:]!r}")
+    return Outcome(True, None, None, f"{before_sftui} in Python's own start-up" if before_sftui else "")
+
+
+def python_starting(code: int | None, out: str) -> bool:
+    """A Ctrl+C in the interpreter's first tens of milliseconds, before sftui's first line runs: killed by the
+    signal before Python set its handler (a shell shows 130), or interrupted while Python imported its `site`
+    module (Python's own fatal error, exit 1)."""
+    return (code == -2 and not out.strip()) or (code == 1 and "Fatal Python error: init_import_site" in out)
 
 
 FAULTS: dict[str, Callable[[Path, int, random.Random], Outcome]] = {

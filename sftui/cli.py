@@ -15,6 +15,7 @@ from typing import Annotated
 
 import typer
 
+from sampler.run import interrupts
 from sftui.control_cli import control_app
 from sftui.options import DetachOpt, ExperimentArg, RestartOpt, SetOpt, TrainDirOpt
 from sftui.sweep_cli import sweep_app
@@ -70,6 +71,10 @@ def _train(raw: dict, set_items: list[str], train_dir, restart: bool, detach: bo
         from sampler.experiment.prepare import prepare
 
         prepared = prepare(raw, set_items, train_dir=train_dir, restart=restart, experiment_default=experiment_default)
+        if detach:
+            interrupts.release()  # the detached run and the app handle their own
+        else:
+            interrupts.raise_if_noted()  # else the supervisor stops at once on one noted from here on
     if prepared.already_finished:
         if starter is not None:
             starter.end()
@@ -111,6 +116,7 @@ def supervise(folder: Path) -> None:
         from sampler.config.build import build_config, read_cfg_file
 
         cfg = build_config(read_cfg_file(folder / "cfg.json"))
+        interrupts.raise_if_noted()
     raise typer.Exit(_supervise(cfg, folder.absolute(), foreground=False, starter=starter))
 
 
@@ -213,9 +219,15 @@ def _open_app(folder: Path | None, experiment: str | None, train_dir: Path) -> N
         typer.echo(message)
 
 
+# These hold Ctrl+C through their start (`_train`); every other command gets it back before it runs.
+TRAINING_COMMANDS = ("run", "train", "supervise")
+
+
 @app.callback(invoke_without_command=True)
 def _no_command(ctx: typer.Context, train_dir: TrainDirOpt = None) -> None:
     """With no command, open the app on the most recent live run (else on the experiment browser)."""
+    if ctx.invoked_subcommand not in TRAINING_COMMANDS:
+        interrupts.release()  # Ctrl+C is Python's again; training holds it until its supervisor takes it over
     if ctx.invoked_subcommand is not None:
         if train_dir:  # `sftui --train-dir D attach X`: D is the default of the command's own --train-dir
             os.environ["SFTUI_TRAIN_DIR"] = train_dir

@@ -27,7 +27,7 @@ from sampler.errors import ControlError, ExperimentError
 from sampler.experiment import checkpoints
 from sampler.experiment.control import ControlServer, socket_path_for
 from sampler.experiment.folders import ExperimentLock, read_json, write_json_atomic
-from sampler.run import forkserver, janitor
+from sampler.run import forkserver, interrupts, janitor
 from sampler.run.clock import RunClock
 from sampler.run.commands import RunCommands
 from sampler.run.evaluation import Evaluator
@@ -116,6 +116,8 @@ class Supervisor(RunCommands, RunReports, RunClock):
             lambda _, context: log.error("%s", context.get("message"), exc_info=context.get("exception")))
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.request_stop, "stopped", f"received {signal.Signals(sig).name}")
+        if interrupts.take():  # a Ctrl+C the command held while it started (sftui.__main__)
+            self.request_stop("stopped", "received SIGINT")
         ticker = None
         try:
             await self._start()
