@@ -1,23 +1,76 @@
-"""TensorBoard scalars under <experiment>/tb/p<k>, written when a policy's learner reports a new version."""
+"""TensorBoard scalars under <experiment>/tb/p<k>, written when a policy's learner reports a new version.
+
+A policy's folder stays bounded however long the run: a new event file starts every hour, and whenever the
+folder grows past CAP_BYTES the files older than the last two are thinned in a background thread, keeping
+every other point of each scalar. The last one to two hours stay at full resolution; older history thins out
+geometrically, as in status.jsonl.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import os
+import threading
 import time
 from pathlib import Path
 
 from sampler.status import RunStatus
 
 REOPEN_EVERY_SEC = 30.0
+CAP_BYTES = 32 * 2**20  # a policy's tb/p<k> is thinned whenever it grows past this
+ROLL_EVERY_SEC = 3600.0  # a new event file each hour
+THINNING = ".thinning.tmp"  # the file a thinned event file is written to, then renamed over it
+
+
+def event_files(folder: Path) -> list[Path]:
+    """The event files of a folder, oldest first (their names start with the time they were opened)."""
+    return sorted(p for p in folder.glob("*tfevents*") if p.is_file())
+
+
+def folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.iterdir() if p.is_file()) if folder.is_dir() else 0
+
+
+def thin_event_file(path: Path) -> None:
+    """Rewrites a closed event file keeping every other point of each scalar (always its first), through a
+    temporary file renamed over it: a full disk or a crash leaves the file as it was."""
+    from tensorboard.backend.event_processing.event_file_loader import RawEventFileLoader
+    from tensorboard.compat.proto.event_pb2 import Event
+    from tensorboard.summary.writer.record_writer import RecordWriter
+
+    seen: dict[str, int] = {}
+    temporary = path.parent / THINNING
+    try:
+        with open(temporary, "wb") as out:
+            writer = RecordWriter(out)
+            for record in RawEventFileLoader(str(path)).Load():
+                values = Event.FromString(record).summary.value
+                if values:
+                    tag = values[0].tag
+                    seen[tag] = seen.get(tag, 0) + 1
+                    if seen[tag] % 2 == 0:
+                        continue
+                writer.write(record)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, path)
+    except OSError:
+        temporary.unlink(missing_ok=True)
 
 
 class TensorboardWriter:
-    def __init__(self, directory: Path, num_policies: int):
-
+    def __init__(self, directory: Path, num_policies: int, cap_bytes: int = CAP_BYTES,
+                 roll_every_sec: float = ROLL_EVERY_SEC):
         self.directory = directory
+        for policy in range(num_policies):  # left by a run that ended in the middle of thinning
+            (directory / f"p{policy}" / THINNING).unlink(missing_ok=True)
         self.writers = [self._open(p) for p in range(num_policies)]
         self.last_version = [-1] * num_policies
         self.resting_until = [0.0] * num_policies  # after a failed write: no new writer before then
+        self.cap_bytes, self.roll_every_sec = cap_bytes, roll_every_sec
+        self.opened_at = [time.monotonic()] * num_policies
+        self.thin_at = [cap_bytes] * num_policies  # raised after each thinning, as status.jsonl's
+        self.thinning: threading.Thread | None = None
 
     def _open(self, policy: int):
         from torch.utils.tensorboard import SummaryWriter
@@ -67,6 +120,26 @@ class TensorboardWriter:
                 self.last_version[policy.policy_id] = -1  # written again next time
                 self._reopen(policy.policy_id)
                 raise
+            self._roll(policy.policy_id)
+
+    def _roll(self, policy: int) -> None:
+        """Every roll_every_sec: a new event file, and the folder thinned if it grew past its threshold."""
+        now = time.monotonic()
+        if now - self.opened_at[policy] < self.roll_every_sec:
+            return
+        self.opened_at[policy] = now
+        self.writers[policy].close()
+        self.writers[policy] = self._open(policy)
+        folder = self.directory / f"p{policy}"
+        if folder_bytes(folder) > self.thin_at[policy] and not (self.thinning and self.thinning.is_alive()):
+            self.thinning = threading.Thread(target=self._thin, args=(policy, folder), name="tb-thinning",
+                                             daemon=True)
+            self.thinning.start()
+
+    def _thin(self, policy: int, folder: Path) -> None:
+        for path in event_files(folder)[:-2]:  # the file just opened and the hour before it stay whole
+            thin_event_file(path)
+        self.thin_at[policy] = max(self.cap_bytes, folder_bytes(folder) + self.cap_bytes // 4)
 
     def write_eval(self, policy: int, mean_return: float, env_frames: int) -> None:
         self.writers[policy].add_scalar("eval/episode_return", mean_return, env_frames)
@@ -74,3 +147,5 @@ class TensorboardWriter:
     def close(self) -> None:
         for writer in self.writers:
             writer.close()
+        if self.thinning is not None:
+            self.thinning.join(timeout=5)  # past that it is cut short: the file it rewrote stays as it was
