@@ -16,6 +16,7 @@ import shutil
 import time
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from algos.spaces import ActionSpec, ObsSpec
@@ -65,6 +66,28 @@ def buffers_per_slot(batch_trajectories: int, num_workers: int, slots_per_worker
     """Enough buffers for the learner to hold a full batch while every slot keeps filling one."""
     per_slot_for_batch = math.ceil(batch_trajectories / max(1, num_workers * slots_per_worker))
     return max(2, per_slot_for_batch + 1) + 1
+
+
+def undelivered(np_: NumpyViews, trajectories: np.ndarray) -> dict[int, list[int]]:
+    """Of a rollout worker's buffers, those handed over (LEARNER) that a learner they were addressed to never took
+    from its queue, by policy: its predecessor died after marking them, maybe before sending them. Sent again;
+    a learner that finds one it holds already, or one released since, drops it (`take`)."""
+    missing: dict[int, list[int]] = {}
+    for traj in trajectories[np_.state[trajectories] == LEARNER]:
+        bits = int(np_.addressed[traj]) & ~int(np_.held[traj])
+        for policy in range(bits.bit_length()):
+            if bits >> policy & 1:
+                missing.setdefault(policy, []).append(int(traj))
+    return missing
+
+
+def take(np_: NumpyViews, bit: int, trajectories) -> list[int]:
+    """A learner takes trajectories from its queue: those addressed to it and neither held nor released since
+    (a copy sent again by a restarted rollout worker is dropped). Callers hold the consumers lock."""
+    taken = np.asarray(trajectories, dtype=np.int64)
+    fresh = taken[(np_.state[taken] == LEARNER) & (np_.addressed[taken] & bit != 0) & (np_.held[taken] & bit == 0)]
+    np_.held[fresh] |= bit
+    return fresh.tolist()
 
 
 def release(np_: NumpyViews, layout: BufferLayout, trajectories) -> tuple[set[int], int]:
@@ -134,6 +157,9 @@ class TrajectoryBuffers:
         # which learners (bit p: policy p's) took the buffer from their queue and have not released it yet: a
         # restarted learner trains on what its dead predecessor held, so no completed block is lost
         self.held = alloc((n,), torch.int64)
+        # which learners (bit p) a trajectory was handed over to and have not released it: with `held`, what a
+        # restarted rollout worker sends again when its predecessor died between marking it and sending it
+        self.addressed = alloc((n,), torch.int64)
         # the step whose actions a trajectory awaits from an inference worker (-1: none): a request that no longer
         # matches (asked again after an inference worker's restart, and answered already) is not acted on twice
         self.awaiting = alloc((n,), torch.int32)
@@ -205,6 +231,7 @@ class NumpyViews:
         self.state = buffers.state.numpy()
         self.consumers = buffers.consumers.numpy()
         self.held = buffers.held.numpy()
+        self.addressed = buffers.addressed.numpy()
         self.awaiting = buffers.awaiting.numpy()
 
 

@@ -27,7 +27,7 @@ from sampler.envs.vector import VectorStep
 from sampler.run.workers.acting import Actor
 from sampler.run.workers.base import WorkerBase, run_worker, setup_process
 from sampler.run.workers.specs import RolloutSpec
-from sampler.shm.buffers import FREE, LEARNER, WORKER
+from sampler.shm.buffers import FREE, LEARNER, WORKER, undelivered
 from sampler.shm.channels import ACTIONS, untagged
 
 POLICY = 0  # batched sampling trains one policy
@@ -52,6 +52,9 @@ class BatchedRolloutWorker(WorkerBase):
             self.actor = Actor(POLICY, spec.local_model(), spec.weights, torch.device("cpu"))
         self.my_buffers = np.arange(layout.worker_range(index).start, layout.worker_range(index).stop)
         self.np.state[self.my_buffers[self.np.state[self.my_buffers] != LEARNER]] = FREE  # a restart reclaims
+        for trajectories in undelivered(self.np, self.my_buffers).values():  # its predecessor died before sending
+            for i in range(0, len(trajectories), CHUNK):
+                self.learner_queue.put(trajectories[i:i + CHUNK])
         seed = ((cfg.run.seed or 0) * 100_003 + index * layout.slots_per_worker) % (2**31 - 1)
         self.env = make_vector_env(cfg, EnvContext(worker_index=index, env_index=0, seed=seed))
         n = self.n = self.env.num_envs
@@ -266,6 +269,7 @@ class BatchedRolloutWorker(WorkerBase):
             return
         trajectories = self.traj[ids]
         self.np.consumers[trajectories] = 1
+        self.np.addressed[trajectories] = 1 << POLICY
         self.np.state[trajectories] = LEARNER
         self.started[ids] = False
         first, last = int(trajectories[0]), int(trajectories[-1])

@@ -40,7 +40,7 @@ from sampler.run.workers.base import WorkerBase, run_worker, setup_process
 from sampler.run.workers.guard import FiniteGuard
 from sampler.run.workers.specs import LearnerSpec
 from sampler.shm import channels
-from sampler.shm.buffers import release
+from sampler.shm.buffers import release, take
 from sampler.status import LAG_HISTOGRAM_EDGES
 
 SNAPSHOT_EVERY_SEC = 10.0  # a restarted learner loses at most about this much training
@@ -285,9 +285,8 @@ class LearnerWorker(WorkerBase):
         while not self.stopping:
             self.wait([reader], timeout=0.1)
             while reader.poll():
-                taken = self.queue.get()
                 with self.consumers_lock:
-                    self.np.held[taken] |= self.bit
+                    taken = take(self.np, self.bit, self.queue.get())
                 self.pending.extend(taken)
             while not self.paused and not self.stopping and len(self.pending) >= self.trajectories_per_batch:
                 batch, self.pending = (self.pending[:self.trajectories_per_batch],
@@ -360,6 +359,7 @@ class LearnerWorker(WorkerBase):
     def _release(self, trajectories: list[int]) -> None:
         with self.consumers_lock:
             self.np.held[trajectories] &= ~self.bit
+            self.np.addressed[trajectories] &= ~self.bit
             owners, _ = release(self.np, self.layout, trajectories)
         for owner in owners:
             self.reply_queues[owner].put(channels.FREE)

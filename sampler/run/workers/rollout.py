@@ -22,7 +22,7 @@ from sampler.run.workers.base import WorkerBase, run_worker, setup_process
 from sampler.run.workers.env_failures import ENV_RESTARTED, EnvFailures
 from sampler.run.workers.specs import RolloutSpec
 from sampler.selfplay.pool import POOL_POLICY, PoolSeating
-from sampler.shm.buffers import FREE, LEARNER, WORKER
+from sampler.shm.buffers import FREE, LEARNER, WORKER, undelivered
 from sampler.shm.channels import ACTIONS, untagged
 
 
@@ -126,6 +126,8 @@ class RolloutWorker(WorkerBase):
         mine = self.np.state[self.my_buffers]
         self.discarded = int((mine == WORKER).sum())  # partial blocks of a dead predecessor: reported, not trained
         self.np.state[self.my_buffers[mine != LEARNER]] = FREE
+        for policy, trajectories in undelivered(self.np, self.my_buffers).items():  # it died before sending them
+            self.learner_queues[policy].put(trajectories)
 
     # ---- the loop --------------------------------------------------------------------------------
 
@@ -345,6 +347,7 @@ class RolloutWorker(WorkerBase):
         by_policy: dict[int, list[int]] = {}
         for i, traj in enumerate(split.traj):
             np_.consumers[traj] = len(split.used_policies[i])
+            np_.addressed[traj] = sum(1 << policy for policy in split.used_policies[i])
             np_.state[traj] = LEARNER if split.used_policies[i] else FREE  # a pool member's alone: no learner
             for policy in split.used_policies[i]:
                 by_policy.setdefault(policy, []).append(int(traj))
