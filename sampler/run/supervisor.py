@@ -45,7 +45,7 @@ from sampler.run.workers.learner import learner_main
 from sampler.run.workers.rollout import rollout_main
 from sampler.selfplay.pbt import Population
 from sampler.selfplay.pool import OpponentPool, check_checkpoints
-from sampler.shm.buffers import LearnerExchange
+from sampler.shm.buffers import LearnerExchange, unlock_after_death
 
 log = logging.getLogger("sftui")
 
@@ -297,6 +297,8 @@ class Supervisor(RunCommands, RunReports, RunClock):
             log.info("restarting %s (%d in the last hour, %d allowed)", handle.name, len(handle.restart_times),
                      self.cfg.run.max_worker_restarts)
             if handle.kind == "learner":
+                if unlock_after_death(self.plan.consumers_lock):
+                    log.info("%s died holding the consumers lock: released", handle.name)
                 self._spawn_learner(handle.policy, handle)
             elif handle.kind == "inference":
                 spec = next(s for s in self.plan.inference_specs() if s.name == handle.name)

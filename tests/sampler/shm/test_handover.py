@@ -2,14 +2,26 @@
 
 The worker marks a block LEARNER and addresses it to its learners, then sends its index. Dead between the two,
 its successor sends again what no addressed learner took; a learner drops a copy of one it holds already, or
-one it released since."""
+one it released since. A learner killed holding the consumers lock does not leave it held."""
 
 from __future__ import annotations
+
+import multiprocessing
+import os
 
 import numpy as np
 
 from algos.spaces import ActionSpec, ObsSpec
-from sampler.shm.buffers import LEARNER, WORKER, BufferLayout, TrajectoryBuffers, release, take, undelivered
+from sampler.shm.buffers import (
+    LEARNER,
+    WORKER,
+    BufferLayout,
+    TrajectoryBuffers,
+    release,
+    take,
+    undelivered,
+    unlock_after_death,
+)
 
 LAYOUT = BufferLayout(num_workers=1, slots_per_worker=2, buffers_per_slot=2, rollout=4)
 
@@ -58,3 +70,23 @@ def test_a_block_for_two_learners_goes_again_only_to_the_one_that_did_not_take_i
     assert undelivered(np_, np.arange(4)) == {1: [3]}
     assert take(np_, 1, [3]) == []  # a late copy to learner 0 is not trained twice
     assert take(np_, 2, [3]) == [3]
+
+
+def _hold_and_die(lock) -> None:
+    lock.acquire()
+    os._exit(9)  # killed holding it
+
+
+def test_the_consumers_lock_of_a_learner_killed_holding_it_is_released():
+    ctx = multiprocessing.get_context("fork")
+    lock = ctx.Lock()
+    assert not unlock_after_death(lock, patience=0.1)  # free: left as it was
+    assert lock.acquire(timeout=0.1)
+    lock.release()
+    dead = ctx.Process(target=_hold_and_die, args=(lock,))
+    dead.start()
+    dead.join()
+    assert not lock.acquire(timeout=0.1)  # stuck: every learner would wait here forever
+    assert unlock_after_death(lock, patience=0.1)
+    assert lock.acquire(timeout=0.1)
+    lock.release()
