@@ -288,8 +288,7 @@ class Supervisor(RunCommands, RunReports, RunClock):
         reason = handle.last_error or processes.describe_exit(handle.process.exitcode)
         log.error("%s (pid %s) died: %s", handle.name, handle.pid, reason)
         self.board.event("worker_died", f"{handle.name} died: {reason}")
-        restartable = (handle.kind == "rollout" or (handle.kind == "learner" and self.plan.snapshots is not None)
-                       or (handle.kind == "inference" and not self.cfg.sampler.batched_sampling))
+        restartable = handle.kind != "learner" or self.plan.snapshots is not None
         if restartable and handle.may_restart(self.cfg.run.max_worker_restarts):
             handle.incarnation += 1
             handle.last_error = reason

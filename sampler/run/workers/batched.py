@@ -24,11 +24,12 @@ import torch
 from sampler.envs.contract import EnvContext
 from sampler.envs.families.registry import make_vector_env
 from sampler.envs.vector import VectorStep
+from sampler.run.messages import Rerequest
 from sampler.run.workers.acting import Actor
 from sampler.run.workers.base import WorkerBase, run_worker, setup_process
 from sampler.run.workers.specs import RolloutSpec
 from sampler.shm.buffers import FREE, LEARNER, WORKER, undelivered
-from sampler.shm.channels import ACTIONS, untagged
+from sampler.shm.channels import ACTIONS, tagged
 
 POLICY = 0  # batched sampling trains one policy
 CHUNK = 256  # trajectory indices per channel message (a message must fit PIPE_BUF)
@@ -43,6 +44,7 @@ class BatchedRolloutWorker(WorkerBase):
         cfg, index, layout = spec.cfg, spec.index, spec.layout
         self.index, self.incarnation, self.cfg = index, spec.incarnation, cfg
         self.buffers, self.np = spec.buffers, spec.buffers.numpy_views()
+        self.commands[Rerequest] = self._on_rerequest
         self.request_queue, self.reply_queue = spec.request_queues[POLICY], spec.reply_queue
         self.learner_queue = spec.learner_queues[POLICY]
         self.rollout = cfg.appo.rollout
@@ -74,7 +76,8 @@ class BatchedRolloutWorker(WorkerBase):
         self.blocked: tuple | None = None  # (ids to act on, ids needing buffers, their obs, their rnn states)
         self.act_ids: np.ndarray | None = None
         self.awaiting: np.ndarray | None = None  # ids whose actions an inference worker computes
-        self.replies_due = 0
+        self.requests: list[tuple] = []  # the pieces of that request, each answered by a reply naming its index
+        self.unanswered: set[int] = set()
         self.send_ids: np.ndarray | None = None  # ids whose actions are written: step them
 
     # ---- buffers ---------------------------------------------------------------------------------
@@ -145,10 +148,13 @@ class BatchedRolloutWorker(WorkerBase):
 
     def _read_replies(self, reader) -> None:
         while reader.poll():
-            for kind, tag, _, _ in self.reply_queue.get_all():
-                if kind == ACTIONS and untagged(tag)[0] == self.incarnation and self.awaiting is not None:
-                    self.replies_due -= 1
-                    if self.replies_due == 0:
+            for kind, tag, piece, _ in self.reply_queue.get_all():
+                if kind == ACTIONS and self.awaiting is not None and piece in self.unanswered:
+                    asked = tagged(self.incarnation, np.asarray(self.requests[piece][3]).flat[0])
+                    if tag != asked:
+                        continue  # a late copy, answered before a restart of either worker
+                    self.unanswered.discard(piece)
+                    if not self.unanswered:
                         self.send_ids, self.awaiting = self.awaiting, None
             # anything else: buffers freed by a learner, found by scanning
 
@@ -259,10 +265,16 @@ class BatchedRolloutWorker(WorkerBase):
             pieces = [(t, range(index.start, index.stop))]
         else:
             pieces = [(t[i:i + CHUNK], self.traj[ids[i:i + CHUNK]].astype(np.int32)) for i in range(0, len(ids), CHUNK)]
-        self.awaiting, self.replies_due = ids, len(pieces)
-        for step, traj in pieces:
-            self.np.awaiting[traj] = step  # what the inference worker checks before acting
-            self.request_queue.put((self.index, self.incarnation, 0, step, traj))
+        self.awaiting, self.unanswered = ids, set(range(len(pieces)))
+        self.requests = [(self.index, self.incarnation, i, step, traj) for i, (step, traj) in enumerate(pieces)]
+        for request in self.requests:
+            self.np.awaiting[request[4]] = request[3]  # what the inference worker checks before acting
+            self.request_queue.put(request)
+
+    def _on_rerequest(self, command: Rerequest) -> None:
+        """The inference worker was restarted: ask again for the pieces it never answered."""
+        for i in sorted(self.unanswered):
+            self.request_queue.put(self.requests[i])
 
     def _hand_over(self, ids: np.ndarray) -> None:
         if not len(ids):

@@ -260,3 +260,32 @@ def test_the_learner_takes_every_core_only_for_batched_sampling_on_cpu():
     assert learner_threads(build_config(batched)) == cores
     assert learner_threads(build_config({**batched, "sampler": {"batched_sampling": False}})) == 1
     assert learner_threads(build_config({**batched, "run": {"device": "cpu", "learner_threads": 3}})) == 3
+
+
+def test_a_killed_inference_worker_of_batched_sampling_is_restarted_and_asked_again(tmp_path):
+    import signal
+
+    from sampler.status import RunStatus
+    from tests.support import popen, summary, wait_for
+
+    folder = tmp_path / "vec"
+    proc = popen("train", "gym_CartPole-v1", "-e", "vec", "--train-dir", str(tmp_path),
+                 "--set", "sampler.batched_sampling=true", "--set", "sampler.inference=process",
+                 "--set", "sampler.num_workers=1", "--set", "sampler.num_envs_per_worker=64",
+                 "--set", "model.encoder_mlp_layers=[32]", "--set", "appo.batch_size=512",
+                 "--set", "run.status_every_sec=0.5")
+    try:
+        def inference():
+            return next((w for w in RunStatus.from_dict(summary(folder)).workers if w.kind == "inference"), None)
+
+        wait_for(lambda: summary(folder).get("env_frames", 0) > 5000 and inference() is not None, timeout=90,
+                 what="the run to train")
+        frames = summary(folder)["env_frames"]
+        os.kill(inference().pid, signal.SIGKILL)
+        # the pieces of the step it never answered are asked for again: the worker steps on
+        wait_for(lambda: inference().restarts == 1 and inference().state == "running"
+                 and summary(folder)["env_frames"] > frames + 20_000, timeout=60, what="training after the restart")
+        assert summary(folder)["state"] == "running"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
