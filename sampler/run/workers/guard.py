@@ -45,15 +45,18 @@ class FiniteGuard:
             return True
         return all(bool(torch.isfinite(t).all()) for t in tensors)
 
-    def keep(self, learner, force: bool = False) -> None:
-        """After a good update: the state is copied at most every GOOD_STATE_EVERY_SEC (with `force`, now)."""
+    def keep(self, learner, force: bool = False) -> bool:
+        """After a good update: the state is copied at most every GOOD_STATE_EVERY_SEC (with `force`, now).
+        Returns whether a new good state was kept (every tensor finite, the optimizer's moments too)."""
         self.broken_in_a_row = 0
         now = time.monotonic()
         if not force and now - self.kept_at < GOOD_STATE_EVERY_SEC:
-            return
+            return False
         state = copy.deepcopy(learner.state_dict())
-        if not checkpoints.non_finite(state):  # the optimizer's moments too
-            self.good, self.kept_at = state, now
+        if checkpoints.non_finite(state):
+            return False
+        self.good, self.kept_at = state, now
+        return True
 
     def roll_back(self, learner) -> str:
         """Restores the last good state (the version still moves forward) and says what it did; raises once

@@ -43,8 +43,6 @@ from sampler.shm import channels
 from sampler.shm.buffers import release, take
 from sampler.status import LAG_HISTOGRAM_EDGES
 
-SNAPSHOT_EVERY_SEC = 10.0  # a restarted learner loses at most about this much training
-
 
 def valid_steps(step: dict[str, torch.Tensor], policy: int, version: int, max_policy_lag: int,
                 min_version: int = 0) -> torch.Tensor:
@@ -78,7 +76,6 @@ class LearnerWorker(WorkerBase):
         self.min_version = 0  # samples acted before this version are not trained on (set by a PBT copy)
         self.queue, self.reply_queues = spec.trajectory_queue, spec.reply_queues
         self.snapshots, self.bit = spec.snapshots, np.int64(1 << policy)
-        self.snapshot_at = float("-inf")
         self.consumers_lock = spec.consumers_lock
         self.folder = Path(spec.folder)
         self.spec_dicts = spec.spec_dicts
@@ -105,12 +102,11 @@ class LearnerWorker(WorkerBase):
             self._resume()
         self.guard = FiniteGuard(policy)
         self.poison_at = int(faults.injected("learner_nan") or -1)  # bench/faults.py
-        self.guard.keep(self.learner, force=True)
         self.weights.publish(policy, self.learner.model.state_dict(), self.learner.version)
         self.trajectories_per_batch = cfg.appo.batch_size * cfg.appo.num_batches_per_epoch // cfg.appo.rollout
         # what a dead predecessor took from the queue and never released: trained on first
         self.pending: list[int] = np.flatnonzero(self.np.held & self.bit).tolist() if spec.restarted else []
-        self._snapshot()
+        self._keep_good(force=True)
         choices = thread_choices(cfg, spec.placement.device, machine.usable_cores())
         self.tuner = ThreadTuner(choices, start=torch.get_num_threads()) if choices else None
         self._tuned: dict[int, float] = {}  # the tuner's rates last reported
@@ -168,16 +164,17 @@ class LearnerWorker(WorkerBase):
         else:
             write_hparams(self.folder, self.policy, self.hyperparameters())
 
-    def _snapshot(self) -> None:
-        """The whole learner state into shared memory (LearnerSnapshots), for a restart after this process dies."""
-        if self.snapshots is None:
+    def _keep_good(self, force: bool = False) -> None:
+        """The guard keeps a good state (every tensor finite) at most every GOOD_STATE_EVERY_SEC; the same copy,
+        checked once, goes into shared memory (LearnerSnapshots) for a restart after this process dies. A
+        restarted learner so never resumes from a state the guard would have refused."""
+        if not self.guard.keep(self.learner, force=force) or self.snapshots is None:
             return
         self.snapshots.write(self.policy, {
-            "learner": self.learner.state_dict(), "policy_env_frames": self.policy_env_frames,
+            "learner": self.guard.good, "policy_env_frames": self.policy_env_frames,
             "elapsed_sec": self.elapsed_sec, "min_version": self.min_version, "hyperparameters": self.hyperparameters(),
             "taken_at": time.time(),
         })
-        self.snapshot_at = time.monotonic()
 
     def _restore_snapshot(self) -> str | None:
         """After a restart: the dead learner's last snapshot, with the version moved past every one it published
@@ -274,6 +271,7 @@ class LearnerWorker(WorkerBase):
         self.learner.load_state_dict(state)
         self.learner.version = self.min_version = version
         self.set_hyperparameters(hyperparameters, f"pbt: copy of p{source}")
+        self._keep_good(force=True)  # a rollback or a restart goes back to the copy, not to what it replaced
         self.weights.publish(self.policy, self.learner.model.state_dict(), self.learner.version)
         self.send(PbtCopied(request=request, version=version, digest_before=before,
                             digest_after=checkpoints.state_digest(self.learner.model.state_dict())))
@@ -293,8 +291,6 @@ class LearnerWorker(WorkerBase):
                                        self.pending[self.trajectories_per_batch:])
                 self._train(batch)
                 self._read_commands()
-            if time.monotonic() - self.snapshot_at >= SNAPSHOT_EVERY_SEC:
-                self._snapshot()
             self.settle_pause(idle=True)
             self.heartbeat(lambda: {"version": self.learner.version, "env_frames": self.policy_env_frames})
 
@@ -342,7 +338,7 @@ class LearnerWorker(WorkerBase):
         elif stats.get("nonfinite_sgd_steps", 0) and not stats.get("num_sgd_steps", 0):
             self.guard.record_broken_batch()
         else:
-            self.guard.keep(self.learner)
+            self._keep_good()
 
     def _roll_back(self, when: str) -> None:
         message = self.guard.roll_back(self.learner)  # raises once rollbacks come too often

@@ -62,3 +62,16 @@ def test_batches_that_never_give_a_finite_loss_fail_the_run():
         keeper.record_broken_batch()
     with pytest.raises(ExperimentError, match="NaN or inf in the env's observations and rewards"):
         keeper.record_broken_batch()
+
+
+def test_a_state_with_non_finite_optimizer_moments_is_never_kept_so_never_snapshot():
+    # the learner writes its restart snapshot from what keep() accepted, and only when it accepted one
+    learner, keeper = Learner(), FiniteGuard(policy=0)
+    learner.model(torch.ones(1, 3)).sum().backward()
+    learner.optimizer.step()
+    assert keeper.keep(learner, force=True)
+    kept = keeper.good
+    learner.optimizer.state[learner.model.weight]["exp_avg_sq"][0, 0] = float("nan")  # weights still finite
+    assert keeper.finite(learner)
+    assert not keeper.keep(learner, force=True)
+    assert keeper.good is kept
