@@ -24,7 +24,7 @@ from sampler.shm.buffers import (
     TrajectoryBuffers,
     check_shared_memory,
 )
-from sampler.shm.channels import MessageChannel, ReplyChannel
+from sampler.shm.channels import MessageChannel, OwnedLock, ReplyChannel
 
 
 @dataclass
@@ -39,7 +39,7 @@ class RunPlan:
     request_queues: list[MessageChannel]  # per policy: action requests to its inference workers
     learner_queues: list[MessageChannel]  # per policy: full trajectories to its learner
     reply_queues: list[ReplyChannel]  # per rollout worker: action answers and freed buffers
-    consumers_lock: Any
+    consumers_lock: OwnedLock
     exchange: LearnerExchange | None = None
     stacks_dir: str = ""  # the experiment's stacks/, set by the supervisor: workers dump their stacks there
     snapshots: LearnerSnapshots | None = None  # each learner's recent state, to restart a dead one from
@@ -66,7 +66,7 @@ class RunPlan:
             request_queues=[MessageChannel(ctx, shared_readers=shared_readers) for _ in range(policies)],
             learner_queues=[MessageChannel(ctx) for _ in range(policies)],
             reply_queues=[ReplyChannel(ctx) for _ in range(cfg.sampler.num_workers)],
-            consumers_lock=ctx.Lock(), exchange=exchange,
+            consumers_lock=OwnedLock(ctx), exchange=exchange,
             snapshots=LearnerSnapshots(policies, LearnerExchange.capacity_for(model()))
             if initial_weights is not None else None,
         )

@@ -45,7 +45,7 @@ from sampler.run.workers.learner import learner_main
 from sampler.run.workers.rollout import rollout_main
 from sampler.selfplay.pbt import Population
 from sampler.selfplay.pool import OpponentPool, check_checkpoints
-from sampler.shm.buffers import LearnerExchange, unlock_after_death
+from sampler.shm.buffers import LearnerExchange
 
 log = logging.getLogger("sftui")
 
@@ -120,8 +120,9 @@ class Supervisor(RunCommands, RunReports, RunClock):
             self.request_stop("stopped", "received SIGINT")
         ticker = None
         try:
-            await self._start()
-            ticker = asyncio.create_task(self._tick_forever())
+            if not self._stop.is_set():  # a Ctrl+C noted while the command started: nothing to start
+                await self._start()
+                ticker = asyncio.create_task(self._tick_forever())
             await self._stop.wait()
         except WorkerDied as e:  # its error is in the log already
             self.final_state, self.error = "failed", str(e)
@@ -287,6 +288,7 @@ class Supervisor(RunCommands, RunReports, RunClock):
         self._kill_orphans()
         reason = handle.last_error or processes.describe_exit(handle.process.exitcode)
         log.error("%s (pid %s) died: %s", handle.name, handle.pid, reason)
+        self._free_locks_of(handle)
         self.board.event("worker_died", f"{handle.name} died: {reason}")
         restartable = handle.kind != "learner" or self.plan.snapshots is not None
         if restartable and handle.may_restart(self.cfg.run.max_worker_restarts):
@@ -296,8 +298,6 @@ class Supervisor(RunCommands, RunReports, RunClock):
             log.info("restarting %s (%d in the last hour, %d allowed)", handle.name, len(handle.restart_times),
                      self.cfg.run.max_worker_restarts)
             if handle.kind == "learner":
-                if unlock_after_death(self.plan.consumers_lock):
-                    log.info("%s died holding the consumers lock: released", handle.name)
                 self._spawn_learner(handle.policy, handle)
             elif handle.kind == "inference":
                 spec = next(s for s in self.plan.inference_specs() if s.name == handle.name)
@@ -316,6 +316,17 @@ class Supervisor(RunCommands, RunReports, RunClock):
         for future in handle.expecting.values():
             if not future.done():
                 future.set_exception(WorkerDied(f"{handle.name} died: {reason}"))
+
+    def _free_locks_of(self, handle: WorkerHandle) -> None:
+        """A learner or inference worker killed inside a lock it shares with its siblings would block them forever."""
+        if handle.kind == "learner":
+            lock = self.plan.consumers_lock
+        elif handle.kind == "inference":
+            lock = self.plan.request_queues[handle.policy]
+        else:
+            return
+        if handle.pid is not None and lock.free_for_dead(handle.pid):
+            log.info("%s died holding a lock it shares with other workers: released", handle.name)
 
     def _alive(self) -> list[WorkerHandle]:
         return [h for h in self.handles if h.alive]

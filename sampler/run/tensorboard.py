@@ -20,11 +20,17 @@ REOPEN_EVERY_SEC = 30.0
 CAP_BYTES = 32 * 2**20  # a policy's tb/p<k> is thinned whenever it grows past this
 ROLL_EVERY_SEC = 3600.0  # a new event file each hour
 THINNING = ".thinning.tmp"  # the file a thinned event file is written to, then renamed over it
+RECORD_FRAMING = 16  # bytes around each record of an event file: its length, and a checksum of each
 
 
 def event_files(folder: Path) -> list[Path]:
-    """The event files of a folder, oldest first (their names start with the time they were opened)."""
-    return sorted(p for p in folder.glob("*tfevents*") if p.is_file())
+    """The event files of a folder, oldest first: their names hold the second they were opened and a counter
+    (`events.out.tfevents.<time>.<host>.<pid>.<n>`), compared as numbers."""
+
+    def key(path: Path) -> tuple:
+        return tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in path.name.split("."))
+
+    return sorted((p for p in folder.glob("*tfevents*") if p.is_file()), key=key)
 
 
 def folder_bytes(folder: Path) -> int:
@@ -40,10 +46,12 @@ def thin_event_file(path: Path) -> None:
 
     seen: dict[str, int] = {}
     temporary = path.parent / THINNING
+    read = 0
     try:
         with open(temporary, "wb") as out:
             writer = RecordWriter(out)
             for record in RawEventFileLoader(str(path)).Load():
+                read += len(record) + RECORD_FRAMING
                 values = Event.FromString(record).summary.value
                 if values:
                     tag = values[0].tag
@@ -53,8 +61,11 @@ def thin_event_file(path: Path) -> None:
                 writer.write(record)
             out.flush()
             os.fsync(out.fileno())
-        os.replace(temporary, path)
-    except OSError:
+        if read == path.stat().st_size:  # a damaged record stops the reader early: such a file stays whole
+            os.replace(temporary, path)
+    except Exception:  # noqa: BLE001 - a file that cannot be thinned stays as it was; the run goes on
+        pass
+    finally:
         temporary.unlink(missing_ok=True)
 
 
@@ -70,7 +81,7 @@ class TensorboardWriter:
         self.cap_bytes, self.roll_every_sec = cap_bytes, roll_every_sec
         self.opened_at = [time.monotonic()] * num_policies
         self.thin_at = [cap_bytes] * num_policies  # raised after each thinning, as status.jsonl's
-        self.thinning: threading.Thread | None = None
+        self.thinning: list[threading.Thread | None] = [None] * num_policies
 
     def _open(self, policy: int):
         from torch.utils.tensorboard import SummaryWriter
@@ -131,10 +142,11 @@ class TensorboardWriter:
         self.writers[policy].close()
         self.writers[policy] = self._open(policy)
         folder = self.directory / f"p{policy}"
-        if folder_bytes(folder) > self.thin_at[policy] and not (self.thinning and self.thinning.is_alive()):
-            self.thinning = threading.Thread(target=self._thin, args=(policy, folder), name="tb-thinning",
-                                             daemon=True)
-            self.thinning.start()
+        busy = self.thinning[policy] is not None and self.thinning[policy].is_alive()
+        if folder_bytes(folder) > self.thin_at[policy] and not busy:
+            self.thinning[policy] = threading.Thread(target=self._thin, args=(policy, folder), daemon=True,
+                                                     name=f"tb-thinning-p{policy}")
+            self.thinning[policy].start()
 
     def _thin(self, policy: int, folder: Path) -> None:
         for path in event_files(folder)[:-2]:  # the file just opened and the hour before it stay whole
@@ -147,5 +159,6 @@ class TensorboardWriter:
     def close(self) -> None:
         for writer in self.writers:
             writer.close()
-        if self.thinning is not None:
-            self.thinning.join(timeout=5)  # past that it is cut short: the file it rewrote stays as it was
+        for thread in self.thinning:
+            if thread is not None:
+                thread.join(timeout=5)  # past that it is cut short: the file it rewrote stays as it was

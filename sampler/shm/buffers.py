@@ -90,17 +90,6 @@ def take(np_: NumpyViews, bit: int, trajectories) -> list[int]:
     return fresh.tolist()
 
 
-def unlock_after_death(lock, patience: float = 1.0) -> bool:
-    """After a learner died: the consumers lock, if it died holding it. Nothing releases a multiprocessing lock
-    for a killed owner, and every learner would wait on it forever. Learners hold it for microseconds, so one
-    not free within `patience` seconds was the dead one's: released here. Returns whether it was."""
-    if lock.acquire(timeout=patience):
-        lock.release()
-        return False
-    lock.release()
-    return True
-
-
 def release(np_: NumpyViews, layout: BufferLayout, trajectories) -> tuple[set[int], int]:
     """One consumer is done with each trajectory; those no one else needs go back to FREE.
 

@@ -6,7 +6,8 @@ of at most PIPE_BUF bytes, which the kernel keeps whole, so writers need no lock
 death can neither corrupt nor block the channel.
 
 - `MessageChannel` carries small pickled messages (requests, trajectory indices). Its readers are
-  inference workers and learners, whose death fails the run anyway; several readers share a lock.
+  inference workers and learners; several readers share an `OwnedLock`, which the supervisor frees for a
+  reader killed while holding it.
 - `ReplyChannel` carries fixed-size frames to one rollout worker. Reads take whole frames only, so
   a restarted worker reading the channel its dead predecessor read never sees half a frame.
 """
@@ -20,12 +21,49 @@ import struct
 
 PIPE_BUF = getattr(select, "PIPE_BUF", 4096)
 _HEADER = struct.Struct("!i")  # the framing multiprocessing.Connection.recv_bytes reads
+INDICES_PER_MESSAGE = 256  # trajectory indices a list sent in one message may hold: it must fit PIPE_BUF
+
+
+class OwnedLock:
+    """A multiprocessing lock that records which process holds it, so that the supervisor can free it for a
+    process killed while holding it: nothing else would, and every other process would wait on it forever."""
+
+    def __init__(self, ctx):
+        self._lock = ctx.Lock()
+        self._holder = ctx.Value("q", 0, lock=False)  # the holder's pid, 0 when free
+
+    def __enter__(self) -> OwnedLock:
+        self._lock.acquire()
+        self._holder.value = os.getpid()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._holder.value = 0
+        self._lock.release()
+
+    def free_for_dead(self, pid: int, patience: float = 1.0) -> bool:
+        """After process `pid` died: releases the lock if it died holding it, and says so. A holder is recorded
+        just after its acquire, so a lock that stays taken for `patience` seconds with no holder recorded was
+        taken by `pid` in that instant; one recorded as another process's is left alone."""
+        if self._holder.value == pid:
+            self._holder.value = 0
+            self._lock.release()
+            return True
+        if self._holder.value != 0:
+            return False
+        if self._lock.acquire(timeout=patience):
+            self._lock.release()
+            return False
+        if self._holder.value != 0:  # a live process took it meanwhile
+            return False
+        self._lock.release()
+        return True
 
 
 class MessageChannel:
     def __init__(self, ctx, shared_readers: bool = False):
         self.reader, self._writer = ctx.Pipe(duplex=False)
-        self._read_lock = ctx.Lock() if shared_readers else None
+        self._read_lock = OwnedLock(ctx) if shared_readers else None
 
     def put(self, message) -> None:
         payload = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
@@ -42,6 +80,10 @@ class MessageChannel:
             return pickle.loads(self.reader.recv_bytes())
         with self._read_lock:
             return pickle.loads(self.reader.recv_bytes())
+
+    def free_for_dead(self, pid: int) -> bool:
+        """After a reader died: the read lock, if it died holding it (OwnedLock.free_for_dead)."""
+        return self._read_lock is not None and self._read_lock.free_for_dead(pid)
 
 
 FREE = 0  # a learner freed some of this worker's trajectory buffers

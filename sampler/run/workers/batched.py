@@ -29,10 +29,10 @@ from sampler.run.workers.acting import Actor
 from sampler.run.workers.base import WorkerBase, run_worker, setup_process
 from sampler.run.workers.specs import RolloutSpec
 from sampler.shm.buffers import FREE, LEARNER, WORKER, undelivered
-from sampler.shm.channels import ACTIONS, tagged
+from sampler.shm.channels import ACTIONS, INDICES_PER_MESSAGE, tagged
 
 POLICY = 0  # batched sampling trains one policy
-CHUNK = 256  # trajectory indices per channel message (a message must fit PIPE_BUF)
+CHUNK = INDICES_PER_MESSAGE  # trajectory indices per channel message
 
 
 class BatchedRolloutWorker(WorkerBase):
@@ -154,6 +154,7 @@ class BatchedRolloutWorker(WorkerBase):
                     if tag != asked:
                         continue  # a late copy, answered before a restart of either worker
                     self.unanswered.discard(piece)
+                    self.np.awaiting[self.requests[piece][4]] = -1  # a copy asked again is not acted on twice
                     if not self.unanswered:
                         self.send_ids, self.awaiting = self.awaiting, None
             # anything else: buffers freed by a learner, found by scanning

@@ -71,7 +71,7 @@ class FiniteGuard:
                 f"{ROLLBACK_WINDOW_SEC / 60:.0f} min, rolled back each time; lower appo.learning_rate (or "
                 "appo.max_grad_norm), or look for NaN or inf in the env's observations and rewards")
         version = learner.version
-        learner.load_state_dict(self.good)
+        learner.load_state_dict(copy.deepcopy(self.good))  # the optimizer would update the kept moments in place
         learner.version = version + 1
         window = f"{ROLLBACK_WINDOW_SEC / 60:.0f} min"
         allowed = f"{len(self.rollbacks)} of {MAX_ROLLBACKS - 1} rollbacks allowed in {window}"

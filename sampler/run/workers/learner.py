@@ -40,7 +40,7 @@ from sampler.run.workers.base import WorkerBase, run_worker, setup_process
 from sampler.run.workers.guard import FiniteGuard
 from sampler.run.workers.specs import LearnerSpec
 from sampler.shm import channels
-from sampler.shm.buffers import release, take
+from sampler.shm.buffers import LEARNER, release, take
 from sampler.status import LAG_HISTOGRAM_EDGES
 
 
@@ -104,8 +104,9 @@ class LearnerWorker(WorkerBase):
         self.poison_at = int(faults.injected("learner_nan") or -1)  # bench/faults.py
         self.weights.publish(policy, self.learner.model.state_dict(), self.learner.version)
         self.trajectories_per_batch = cfg.appo.batch_size * cfg.appo.num_batches_per_epoch // cfg.appo.rollout
-        # what a dead predecessor took from the queue and never released: trained on first
-        self.pending: list[int] = np.flatnonzero(self.np.held & self.bit).tolist() if spec.restarted else []
+        # what a dead predecessor took from the queue and never released, or read from it and died before
+        # marking it held: trained on first (a copy still in the queue is dropped when it comes, see `take`)
+        self.pending: list[int] = self._adopt() if spec.restarted else []
         self._keep_good(force=True)
         choices = thread_choices(cfg, spec.placement.device, machine.usable_cores())
         self.tuner = ThreadTuner(choices, start=torch.get_num_threads()) if choices else None
@@ -146,6 +147,13 @@ class LearnerWorker(WorkerBase):
         shaping = {**self.reward_shaping, **{name: float(value) for name, value in changes.items()}}
         self.buffers.shaping[self.policy] = torch.tensor([shaping[name] for name in names])
         self.reward_shaping = shaping
+
+    def _adopt(self) -> list[int]:
+        with self.consumers_lock:
+            held = self.np.held & self.bit != 0
+            unread = (self.np.state == LEARNER) & (self.np.addressed & self.bit != 0) & ~held
+            self.np.held[unread] |= self.bit
+            return np.flatnonzero(held | unread).tolist()
 
     def _resume(self) -> None:
         latest = checkpoints.load_latest(self.folder, self.policy)
@@ -188,7 +196,7 @@ class LearnerWorker(WorkerBase):
         self.min_version = int(state["min_version"])
         self.policy_env_frames = int(state["policy_env_frames"])
         self.elapsed_sec = float(state["elapsed_sec"])
-        self._apply_hyperparameters(state["hyperparameters"])
+        self._apply_hyperparameters(read_hparams(self.folder, self.policy) or state["hyperparameters"])  # a later `set`
         self.restored_from = "snapshot"
         age = time.time() - float(state["taken_at"])
         return f"restarted from its snapshot of {age:.1f} s before, at {self.policy_env_frames:,} env frames"

@@ -23,7 +23,7 @@ from sampler.run.workers.env_failures import ENV_RESTARTED, EnvFailures
 from sampler.run.workers.specs import RolloutSpec
 from sampler.selfplay.pool import POOL_POLICY, PoolSeating
 from sampler.shm.buffers import FREE, LEARNER, WORKER, undelivered
-from sampler.shm.channels import ACTIONS, untagged
+from sampler.shm.channels import ACTIONS, INDICES_PER_MESSAGE, untagged
 
 
 @dataclass
@@ -127,7 +127,8 @@ class RolloutWorker(WorkerBase):
         self.discarded = int((mine == WORKER).sum())  # partial blocks of a dead predecessor: reported, not trained
         self.np.state[self.my_buffers[mine != LEARNER]] = FREE
         for policy, trajectories in undelivered(self.np, self.my_buffers).items():  # it died before sending them
-            self.learner_queues[policy].put(trajectories)
+            for i in range(0, len(trajectories), INDICES_PER_MESSAGE):
+                self.learner_queues[policy].put(trajectories[i:i + INDICES_PER_MESSAGE])
 
     # ---- the loop --------------------------------------------------------------------------------
 

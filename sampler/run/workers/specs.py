@@ -15,7 +15,7 @@ from torch import nn
 from sampler.config.derived import Placement
 from sampler.config.schema import ExperimentConfig
 from sampler.shm.buffers import BufferLayout, LearnerExchange, LearnerSnapshots, SharedWeights, TrajectoryBuffers
-from sampler.shm.channels import MessageChannel, ReplyChannel
+from sampler.shm.channels import MessageChannel, OwnedLock, ReplyChannel
 
 ModelFactory = Callable[[], nn.Module]
 
@@ -77,7 +77,7 @@ class LearnerSpec:
     model: ModelFactory
     trajectory_queue: MessageChannel
     reply_queues: list[ReplyChannel]
-    consumers_lock: Any  # a multiprocessing Lock around releasing buffers that several learners consume
+    consumers_lock: OwnedLock  # around taking and releasing buffers that several learners consume
     folder: str
     spec_dicts: dict[str, Any]  # the obs, action and model descriptors that checkpoints record
     exchange: LearnerExchange | None = None  # with PBT: whole learner states, copied between policies

@@ -34,33 +34,38 @@ def test_thinning_an_event_file_keeps_every_other_point_of_each_scalar(tmp_path)
 
 
 def test_a_long_run_rolls_its_event_files_and_thins_the_old_ones_past_the_cap(tmp_path):
-    writer = tb.TensorboardWriter(tmp_path, 1, cap_bytes=20_000, roll_every_sec=3600)
-    status = RunStatus(experiment="x", policies=[PolicyStatus()])
-    written = 0
-    for _hour in range(6):
-        for _ in range(100):  # an hour of status ticks
-            written += 1
-            status.env_frames = written * 1000
-            status.policies[0].version = written
-            writer.write(status)
-        writer.opened_at[0] -= 3600  # an hour passes
-        if writer.thinning is not None:
-            writer.thinning.join()  # an hour is long enough to thin
+    # two policies: each folder is thinned, each by its own thread
+    writer = tb.TensorboardWriter(tmp_path, 2, cap_bytes=20_000, roll_every_sec=3600)
+    status = RunStatus(experiment="x", policies=[PolicyStatus(policy_id=0), PolicyStatus(policy_id=1)])
+
+    def write(version: int) -> None:
+        status.env_frames = version * 1000
+        for policy in status.policies:
+            policy.version = version
+        writer.write(status)
+
+    for hour in range(6):
+        for tick in range(100):  # an hour of status ticks
+            write(hour * 100 + tick + 1)
+        writer.opened_at = [t - 3600 for t in writer.opened_at]  # an hour passes
+        for thread in writer.thinning:
+            if thread is not None:
+                thread.join()  # an hour is long enough to thin
     writer.write(status)  # (same version: nothing written, nothing rolled)
-    status.policies[0].version, status.env_frames = 601, 601_000
-    writer.write(status)
+    write(601)
     writer.close()
-    folder = tmp_path / "p0"
-    files = tb.event_files(folder)
-    assert len(files) == 7  # one per hour, and the one opened last
-    steps = _steps(folder)["train/version"]
-    # the last two files (the one opened by the last write is still empty) keep every point
-    assert [s for s in steps if s > 501_000] == list(range(502_000, 601_001, 1000))
-    assert 40 <= len([s for s in steps if 401_000 < s <= 501_000]) <= 60  # the hour before them: half
-    assert len(steps) < written * 0.7  # older hours thinned, some more than once
-    assert steps[0] == 1000  # each scalar keeps its first point
-    hour = files[-2].stat().st_size
-    assert tb.folder_bytes(folder) < 3.5 * hour  # 6 hours written: the two last whole, the rest thinned
+    for policy in (0, 1):
+        folder = tmp_path / f"p{policy}"
+        files = tb.event_files(folder)
+        assert len(files) == 7  # one per hour, and the one opened last
+        steps = _steps(folder)["train/version"]
+        # the last two files (the one opened by the last write is still empty) keep every point
+        assert [s for s in steps if s > 501_000] == list(range(502_000, 601_001, 1000))
+        assert 40 <= len([s for s in steps if 401_000 < s <= 501_000]) <= 60  # the hour before them: half
+        assert len(steps) < 601 * 0.7  # older hours thinned, some more than once
+        assert steps[0] == 1000  # each scalar keeps its first point
+        hour = files[-2].stat().st_size
+        assert tb.folder_bytes(folder) < 3.5 * hour  # 6 hours written: the two last whole, the rest thinned
 
 
 def test_a_thinning_left_unfinished_is_cleared_at_the_next_start(tmp_path):
@@ -68,3 +73,17 @@ def test_a_thinning_left_unfinished_is_cleared_at_the_next_start(tmp_path):
     (tmp_path / "p0" / tb.THINNING).write_bytes(b"half a file")
     tb.TensorboardWriter(tmp_path, 1).close()
     assert not (tmp_path / "p0" / tb.THINNING).exists()
+
+
+def test_an_event_file_with_a_damaged_record_is_not_thinned(tmp_path):
+    writer = SummaryWriter(str(tmp_path))
+    for step in range(100):
+        writer.add_scalar("a", step, step)
+    writer.close()
+    (path,) = tb.event_files(tmp_path)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # the reader stops at the damaged record: thinning would lose what follows
+    path.write_bytes(bytes(data))
+    tb.thin_event_file(path)
+    assert path.read_bytes() == bytes(data)
+    assert not (tmp_path / tb.THINNING).exists()

@@ -2,7 +2,7 @@
 
 The worker marks a block LEARNER and addresses it to its learners, then sends its index. Dead between the two,
 its successor sends again what no addressed learner took; a learner drops a copy of one it holds already, or
-one it released since. A learner killed holding the consumers lock does not leave it held."""
+one it released since. A learner or inference worker killed holding a lock it shares does not leave it held."""
 
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ from sampler.shm.buffers import (
     release,
     take,
     undelivered,
-    unlock_after_death,
 )
+from sampler.shm.channels import OwnedLock
 
 LAYOUT = BufferLayout(num_workers=1, slots_per_worker=2, buffers_per_slot=2, rollout=4)
 
@@ -73,20 +73,26 @@ def test_a_block_for_two_learners_goes_again_only_to_the_one_that_did_not_take_i
 
 
 def _hold_and_die(lock) -> None:
-    lock.acquire()
+    lock.__enter__()
     os._exit(9)  # killed holding it
 
 
-def test_the_consumers_lock_of_a_learner_killed_holding_it_is_released():
+def _take_then_die_before_recording(lock) -> None:
+    lock._lock.acquire()  # the instant between the acquire and recording the holder
+    os._exit(9)
+
+
+def test_a_lock_whose_holder_was_killed_is_freed_and_one_held_by_a_live_process_is_not():
     ctx = multiprocessing.get_context("fork")
-    lock = ctx.Lock()
-    assert not unlock_after_death(lock, patience=0.1)  # free: left as it was
-    assert lock.acquire(timeout=0.1)
-    lock.release()
-    dead = ctx.Process(target=_hold_and_die, args=(lock,))
-    dead.start()
-    dead.join()
-    assert not lock.acquire(timeout=0.1)  # stuck: every learner would wait here forever
-    assert unlock_after_death(lock, patience=0.1)
-    assert lock.acquire(timeout=0.1)
-    lock.release()
+    lock = OwnedLock(ctx)
+    assert not lock.free_for_dead(12345, patience=0.1)  # free: left as it was
+    with lock:
+        assert not lock.free_for_dead(12345, patience=0.1)  # held by this live process: left alone
+    for die in (_hold_and_die, _take_then_die_before_recording):
+        dead = ctx.Process(target=die, args=(lock,))
+        dead.start()
+        dead.join()
+        assert not lock._lock.acquire(timeout=0.1)  # stuck: every sibling would wait here forever
+        assert lock.free_for_dead(dead.pid, patience=0.1)
+        with lock:
+            pass
