@@ -449,6 +449,10 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=RESULTS / "faults.json")
     args = parser.parse_args()
+    # The runs start as a terminal's foreground job does, with SIGINT at its default. Started from a shell's
+    # background job (`bench/faults.py &`), this process ignores SIGINT and its children would inherit that:
+    # a Ctrl+C sent before a run's first line of Python would be dropped by the kernel, which no terminal does.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     rng = random.Random(args.seed)
     rows = []
     started = time.monotonic()
