@@ -423,7 +423,7 @@ def ctrl_c_at_start(work: Path, trial: int, rng: random.Random) -> Outcome:
             before_sftui += 1
         elif run.proc.returncode not in (0, 130) or "Traceback" in out or state == "failed" or left:
             return Outcome(False, left=left, note=f"exit {run.proc.returncode}, state {state}: {out[-300:]!r}")
-    return Outcome(True, None, None, f"{before_sftui} in Python's own start-up" if before_sftui else "")
+    return Outcome(True, note=f"{before_sftui} in Python's own start-up" if before_sftui else "")
 
 
 def python_starting(code: int | None, out: str) -> bool:
@@ -483,7 +483,7 @@ def summarize(fault: str, outcomes: list[Outcome]) -> dict:
     lost = [o.lost_frames for o in outcomes if o.lost_frames is not None]
     recover = [o.recover_sec for o in outcomes if o.recover_sec is not None]
     left = [o.left for o in outcomes if o.left]
-    notes = sorted({o.note for o in outcomes if o.note and not o.survived})
+    notes = sorted({o.note for o in outcomes if o.note})
     return {
         "fault": fault, "trials": len(outcomes), "survived": sum(o.survived for o in outcomes),
         "lost_frames": f"{statistics.fmean(lost):,.0f} (max {max(lost):,})" if lost else "-",
