@@ -130,6 +130,7 @@ class Run:
         self.proc = start(work, name, *extra, **kwargs)
         self.seen: list[psutil.Process] = []
         self.socket: str | None = None
+        self.output = ""  # what it printed, once stopped
 
     def wait_training(self, timeout: float = 90) -> bool:
         ok = bool(wait_for(lambda: training(self.folder, 0), timeout))
@@ -151,10 +152,10 @@ class Run:
             self.remember()
             self.proc.send_signal(signal.SIGTERM)
         try:
-            self.proc.communicate(timeout=timeout)
+            self.output, _ = self.proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            self.proc.communicate()
+            self.output, _ = self.proc.communicate()
         return self.proc.returncode
 
     def left(self) -> str:
@@ -393,7 +394,7 @@ def start_stop_cycles(work: Path, trial: int, rng: random.Random) -> Outcome:
             return Outcome(False, note="never trained")
         run.settle(0.2, 1.5)
         if run.stop() != 0:
-            return Outcome(False, note=f"exit {run.proc.returncode}")
+            return Outcome(False, note=f"exit {run.proc.returncode}: {run.output[-300:]!r}")
         stopped = frames(run.folder)
         left = run.left()
         if left:

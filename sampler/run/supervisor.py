@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import socket
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -129,7 +130,11 @@ class Supervisor(RunCommands, RunReports, RunClock, RunExits):
         finally:
             if ticker is not None:
                 ticker.cancel()
-            await self._shutdown()
+            try:
+                await self._shutdown()
+            except Exception:  # noqa: BLE001 - said in the log, with what was saved before it
+                log.exception("stopping failed after %s", self.final_state)
+                return EXIT_CODES["failed"]
         return EXIT_CODES[self.final_state]
 
     def _setup_logging(self) -> None:
@@ -331,7 +336,10 @@ class Supervisor(RunCommands, RunReports, RunClock, RunExits):
         if self.server is not None:
             await self.server.close()
             self.janitor.stdin.close()
-            self.janitor.wait(timeout=10)
+            try:
+                self.janitor.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                log.warning("the janitor is still cleaning up after 10 s; it finishes on its own")
         self.state = self.final_state
         self.board.event("state", self.state)
         self._publish(persist=True)
