@@ -65,7 +65,8 @@ def shm_mapped(pid: int) -> int:
 
 
 def processes(supervisor: int, folder: Path) -> dict[str, tuple[int, int, int]]:
-    """Each process of the run by name: (resident bytes, open files, /dev/shm bytes mapped)."""
+    """Each process of the run by name, those sharing a name summed: (resident bytes, open files, /dev/shm bytes
+    mapped)."""
     try:
         workers = {w["pid"]: w["name"] for w in json.loads((folder / "summary.json").read_text())["workers"]}
     except (OSError, ValueError, KeyError):
@@ -78,7 +79,9 @@ def processes(supervisor: int, folder: Path) -> dict[str, tuple[int, int, int]]:
     for proc in tree:
         try:
             name = "supervisor" if proc.pid == supervisor else workers.get(proc.pid) or proc_role(proc)
-            found[name] = (proc.memory_info().rss, proc.num_fds(), shm_mapped(proc.pid))
+            measured = (proc.memory_info().rss, proc.num_fds(), shm_mapped(proc.pid))
+            # several processes of one role (an env's engines): summed, not the last one alone
+            found[name] = tuple(a + b for a, b in zip(found.get(name, (0, 0, 0)), measured, strict=True))
         except psutil.NoSuchProcess:
             pass
     return found

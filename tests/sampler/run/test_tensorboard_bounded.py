@@ -17,8 +17,9 @@ def _steps(folder) -> dict[str, list[int]]:
     steps: dict[str, list[int]] = {}
     for path in tb.event_files(folder):
         for record in RawEventFileLoader(str(path)).Load():
-            for value in Event.FromString(record).summary.value:
-                steps.setdefault(value.tag, []).append(Event.FromString(record).step)
+            event = Event.FromString(record)
+            for value in event.summary.value:
+                steps.setdefault(value.tag, []).append(event.step)
     return steps
 
 
