@@ -68,6 +68,14 @@ def buffers_per_slot(batch_trajectories: int, num_workers: int, slots_per_worker
     return max(2, per_slot_for_batch + 1) + 1
 
 
+def reclaim(np_: NumpyViews, trajectories: np.ndarray) -> int:
+    """A restarted rollout worker takes back its predecessor's buffers but those a learner holds (LEARNER).
+    Returns how many partial blocks (WORKER) it was filling: dropped, never trained, and reported."""
+    states = np_.state[trajectories]
+    np_.state[trajectories[states != LEARNER]] = FREE
+    return int((states == WORKER).sum())
+
+
 def undelivered(np_: NumpyViews, trajectories: np.ndarray) -> dict[int, list[int]]:
     """Of a rollout worker's buffers, those handed over (LEARNER) that a learner they were addressed to never took
     from its queue, by policy: its predecessor died after marking them, maybe before sending them. Sent again;

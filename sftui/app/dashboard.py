@@ -171,7 +171,7 @@ class DashboardScreen(Screen):
             if pane is None:
                 pane = PolicyPane(policy.policy_id)
                 container.mount(pane)
-                self.call_after_refresh(pane.show, policy)
+                pane.show(policy)  # kept until its children exist when they do not yet
             else:
                 pane.show(policy)
 

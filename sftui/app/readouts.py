@@ -79,6 +79,11 @@ class PolicyPane(Vertical):
         self.policy_id = policy_id
         self.returns: deque[float] = deque(maxlen=HISTORY)
         self.border_title = f"policy {policy_id}"
+        self.pending: PolicyStatus | None = None  # shown before its children were composed: shown on mount
+
+    def on_mount(self) -> None:
+        if self.pending is not None:
+            self.call_after_refresh(self.show, self.pending)
 
     def compose(self) -> ComposeResult:
         yield Readout(id="summary")
@@ -87,8 +92,10 @@ class PolicyPane(Vertical):
         yield Readout(id="dicts")
 
     def show(self, p: PolicyStatus) -> None:
-        if not self.query("#summary"):  # mounted, its children not composed yet (a busy machine): next refresh
+        if not self.query("#summary"):  # its children are not composed yet (a busy machine): on mount
+            self.pending = p
             return
+        self.pending = None
         if p.episode_return is not None:
             self.returns.append(p.episode_return)
         ret = "-" if p.episode_return is None else f"{p.episode_return:.2f}"

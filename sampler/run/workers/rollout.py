@@ -22,7 +22,7 @@ from sampler.run.workers.base import WorkerBase, run_worker, setup_process
 from sampler.run.workers.env_failures import ENV_RESTARTED, EnvFailures
 from sampler.run.workers.specs import RolloutSpec
 from sampler.selfplay.pool import POOL_POLICY, PoolSeating
-from sampler.shm.buffers import FREE, LEARNER, WORKER, undelivered
+from sampler.shm.buffers import FREE, LEARNER, WORKER, reclaim, undelivered
 from sampler.shm.channels import ACTIONS, INDICES_PER_MESSAGE, untagged
 
 
@@ -123,9 +123,7 @@ class RolloutWorker(WorkerBase):
 
     def _reclaim_buffers(self) -> None:
         """A restarted worker takes back what its predecessor held, but not what a learner holds."""
-        mine = self.np.state[self.my_buffers]
-        self.discarded = int((mine == WORKER).sum())  # partial blocks of a dead predecessor: reported, not trained
-        self.np.state[self.my_buffers[mine != LEARNER]] = FREE
+        self.discarded = reclaim(self.np, self.my_buffers)  # a dead predecessor's partial blocks: reported
         for policy, trajectories in undelivered(self.np, self.my_buffers).items():  # it died before sending them
             for i in range(0, len(trajectories), INDICES_PER_MESSAGE):
                 self.learner_queues[policy].put(trajectories[i:i + INDICES_PER_MESSAGE])

@@ -13,10 +13,12 @@ import numpy as np
 
 from algos.spaces import ActionSpec, ObsSpec
 from sampler.shm.buffers import (
+    FREE,
     LEARNER,
     WORKER,
     BufferLayout,
     TrajectoryBuffers,
+    reclaim,
     release,
     take,
     undelivered,
@@ -46,6 +48,16 @@ def test_a_block_marked_but_never_sent_is_sent_again_by_the_restarted_worker():
     assert undelivered(np_, mine) == {0: [0, 1]}
     assert take(np_, 1, [0, 1]) == [0, 1]  # the learner trains them once they come
     assert undelivered(np_, mine) == {}
+
+
+def test_a_restarted_worker_frees_and_counts_the_partial_blocks_but_leaves_those_handed_over():
+    np_ = _views()
+    mine = np.arange(4)
+    np_.state[[2, 3]] = WORKER  # two partial blocks, being filled when the worker died
+    _hand_over(np_, [0, 1], [0])
+    assert reclaim(np_, mine) == 2
+    assert np_.state[[2, 3]].tolist() == [FREE, FREE] and np_.state[[0, 1]].tolist() == [LEARNER, LEARNER]
+    assert reclaim(np_, mine) == 0  # none left to count
 
 
 def test_a_copy_of_a_block_that_was_in_flight_is_dropped_by_the_learner():
