@@ -307,7 +307,38 @@ class Supervisor(RunCommands, RunReports, RunClock, RunExits):
 
     # ---- stop -----------------------------------------------------------------------------------
 
+    async def _step(self, what: str, step) -> None:
+        try:
+            result = step()
+            if asyncio.iscoroutine(result):
+                await result
+        except Exception:  # noqa: BLE001 - one step's failure must not leave the others undone
+            log.exception("stopping: %s failed", what)
+            self.board.event("error", f"stopping: {what} failed (see log.txt)")
+
+    async def _save_final(self) -> None:
+        try:
+            self._status()  # the policies' returns as they are now, for the last best.pt check
+            for policy in self._improved():
+                await self.save_all(best_policy=policy)
+            paths = await self.save_all()
+        except (ControlError, RuntimeError) as e:
+            log.error("final checkpoint not saved: %s", e)
+            return
+        log.info("saved %s", ", ".join(str(Path(p).relative_to(self.folder)) for p in paths))
+        if self.final_state == "finished":
+            await self.evaluator.final(paths)
+
+    def _end_janitor(self) -> None:
+        self.janitor.stdin.close()
+        try:
+            self.janitor.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            log.warning("the janitor is still cleaning up after 10 s; it finishes on its own")
+
     async def _shutdown(self) -> None:
+        """Saves, stops every process and cleans up. Each step goes on after another's error (logged with its
+        traceback), so a stop always reaches its final state and leaves nothing running."""
         if self.running_since is not None:  # elapsed_sec is training time: the final saves and evaluation are not
             self.elapsed_before, self.running_since = self.elapsed_sec(), None
         self.state = "stopping"
@@ -316,30 +347,17 @@ class Supervisor(RunCommands, RunReports, RunClock, RunExits):
             if handle.kind == "rollout":
                 handle.send(Stop())
         if any(h.kind == "learner" for h in self._alive()):
-            try:
-                self._status()  # the policies' returns as they are now, for the last best.pt check
-                for policy in self._improved():
-                    await self.save_all(best_policy=policy)
-                paths = await self.save_all()
-                log.info("saved %s", ", ".join(str(Path(p).relative_to(self.folder)) for p in paths))
-                if self.final_state == "finished":
-                    await self.evaluator.final(paths)
-            except (ControlError, RuntimeError) as e:
-                log.error("final checkpoint not saved: %s", e)
-        self.evaluator.stop()
+            await self._step("the final checkpoint", self._save_final)
+        await self._step("stopping the evaluation", self.evaluator.stop)
         for handle in self._alive():
             handle.send(Stop())
-        await self._join_all()
-        self.starter.end()  # the fork server, before the janitor looks for what is left of the run
+        await self._step("joining the workers", self._join_all)
+        await self._step("ending the fork server", self.starter.end)  # before the janitor looks for what is left
         if self.pool is not None:
-            self.pool.write()
+            await self._step("writing the opponent pool", self.pool.write)
         if self.server is not None:
-            await self.server.close()
-            self.janitor.stdin.close()
-            try:
-                self.janitor.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                log.warning("the janitor is still cleaning up after 10 s; it finishes on its own")
+            await self._step("closing the control socket", self.server.close)
+            await self._step("ending the janitor", self._end_janitor)
         self.state = self.final_state
         self.board.event("state", self.state)
         self._publish(persist=True)
