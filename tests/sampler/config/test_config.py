@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import pytest
@@ -197,11 +198,16 @@ def test_a_box_action_space_gets_the_continuous_control_defaults_and_set_still_w
     assert pendulum.model.nonlinearity == "tanh" and pendulum.model.encoder_mlp_layers == [64, 64]
     assert pendulum.appo.value_bootstrap and pendulum.appo.num_epochs == 10
     assert pendulum.appo.batch_size * pendulum.appo.num_batches_per_epoch == 4096
+    assert (pendulum.appo.learning_rate, pendulum.appo.batch_size) == (2e-3, 1024)
     cartpole = build_config(CARTPOLE)  # Discrete actions: the family's generic defaults (time-outs bootstrap too)
     assert cartpole.model.nonlinearity == "elu" and cartpole.appo.num_epochs == 1 and cartpole.appo.value_bootstrap
     acrobot = build_config({"env": {"name": "gym_Acrobot-v1"}})  # a tuned id: its own settings over its kind's
     assert (acrobot.appo.num_epochs, acrobot.appo.batch_size, acrobot.appo.num_batches_per_epoch) == (4, 256, 4)
     assert acrobot.model.nonlinearity == "elu" and acrobot.appo.value_bootstrap
+    if importlib.util.find_spec("mujoco") is not None:  # MuJoCo's envs: its own minibatches and learning rate
+        walker = build_config({"env": {"name": "gym_Walker2d-v4"}})
+        assert (walker.appo.learning_rate, walker.appo.batch_size, walker.appo.num_batches_per_epoch) == (3e-4, 256, 16)
+        assert walker.model.nonlinearity == "tanh" and walker.appo.num_epochs == 10
     mine = build_config({"env": {"name": "gym_Pendulum-v1"}, "appo": {"num_epochs": 3}},
                         parse_overrides(["model.nonlinearity=relu"]))
     assert mine.appo.num_epochs == 3 and mine.model.nonlinearity == "relu" and mine.appo.value_bootstrap
