@@ -198,7 +198,7 @@ def test_a_box_action_space_gets_the_continuous_control_defaults_and_set_still_w
     assert pendulum.model.nonlinearity == "tanh" and pendulum.model.encoder_mlp_layers == [64, 64]
     assert pendulum.appo.value_bootstrap and pendulum.appo.num_epochs == 10
     assert pendulum.appo.batch_size * pendulum.appo.num_batches_per_epoch == 4096
-    assert (pendulum.appo.learning_rate, pendulum.appo.batch_size) == (2e-3, 1024)
+    assert (pendulum.appo.learning_rate, pendulum.appo.batch_size) == (3e-4, 1024)
     cartpole = build_config(CARTPOLE)  # Discrete actions: the family's generic defaults (time-outs bootstrap too)
     assert cartpole.model.nonlinearity == "elu" and cartpole.appo.num_epochs == 1 and cartpole.appo.value_bootstrap
     acrobot = build_config({"env": {"name": "gym_Acrobot-v1"}})  # a tuned id: its own settings over its kind's
