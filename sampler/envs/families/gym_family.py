@@ -10,6 +10,7 @@ from typing import Any, Literal
 import gymnasium as gym
 from pydantic import BaseModel, ConfigDict, Field
 
+from sampler.config.keys import deep_merge
 from sampler.envs.contract import EnvContext, GymnasiumAgent
 from sampler.envs.families.atari import gym_ids
 from sampler.envs.families.registry import EnvFamily, register_family
@@ -68,8 +69,8 @@ def _atari_rom(env_id: str) -> str | None:
 # decayed, 2 epochs, KL loss 0.1, rollout 64) -163.7. None kept.
 CONTINUOUS_DEFAULTS = {
     "model": {"nonlinearity": "tanh", "encoder_mlp_layers": [64, 64]},
-    "appo": {"num_epochs": 10, "batch_size": 1024, "num_batches_per_epoch": 4,
-             "value_bootstrap": True, "exploration_loss_coeff": 0.0, "ppo_clip_ratio": 0.2},
+    "appo": {"num_epochs": 10, "batch_size": 1024, "num_batches_per_epoch": 4, "value_bootstrap": True,
+             "exploration_loss_coeff": 0.0, "ppo_clip_ratio": 0.2},
 }
 
 # MuJoCo's locomotion envs (gymnasium.envs.mujoco: Hopper, Walker2d, HalfCheetah, ...) over the continuous ones: four
@@ -86,8 +87,7 @@ def _kind_defaults(env: gym.Env) -> dict:
     if not isinstance(env.action_space, gym.spaces.Box):
         return {}
     if type(env.unwrapped).__module__.startswith("gymnasium.envs.mujoco"):
-        return {section: {**CONTINUOUS_DEFAULTS.get(section, {}), **MUJOCO_DEFAULTS.get(section, {})}
-                for section in {*CONTINUOUS_DEFAULTS, *MUJOCO_DEFAULTS}}
+        return deep_merge(CONTINUOUS_DEFAULTS, MUJOCO_DEFAULTS)
     return CONTINUOUS_DEFAULTS
 
 
@@ -118,8 +118,7 @@ def defaults_by_id(env_name: str) -> dict:
         kind = _kind_defaults(env)
     finally:
         env.close()
-    tuned = TUNED_BY_ID.get(env_id, {})
-    return {section: {**kind.get(section, {}), **tuned.get(section, {})} for section in {*kind, *tuned}}
+    return deep_merge(kind, TUNED_BY_ID.get(env_id, {}))
 
 
 def make(cfg, context: EnvContext) -> GymnasiumAgent:

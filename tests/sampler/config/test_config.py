@@ -204,7 +204,7 @@ def test_a_box_action_space_gets_the_continuous_control_defaults_and_set_still_w
     acrobot = build_config({"env": {"name": "gym_Acrobot-v1"}})  # a tuned id: its own settings over its kind's
     assert (acrobot.appo.num_epochs, acrobot.appo.batch_size, acrobot.appo.num_batches_per_epoch) == (4, 256, 4)
     assert acrobot.model.nonlinearity == "elu" and acrobot.appo.value_bootstrap
-    if importlib.util.find_spec("mujoco") is not None:  # MuJoCo's envs: its own minibatches and learning rate
+    if importlib.util.find_spec("mujoco") is not None:  # MuJoCo's envs: their own minibatches
         walker = build_config({"env": {"name": "gym_Walker2d-v4"}})
         assert (walker.appo.learning_rate, walker.appo.batch_size, walker.appo.num_batches_per_epoch) == (3e-4, 256, 16)
         assert walker.model.nonlinearity == "tanh" and walker.appo.num_epochs == 10
